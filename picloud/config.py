@@ -1,0 +1,149 @@
+"""One typed, frozen Settings object, read once from ``PICLOUD_*`` variables.
+
+Every setting has a default, so ``picloud serve`` works with nothing configured.
+A malformed value is a :class:`~picloud.errors.ConfigError` that names the
+variable, what it expected and what it got. This is the only module that reads
+``os.environ``; everything else receives ``Settings`` explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from picloud.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "PICLOUD_"
+
+Positive = Annotated[int, Meta(gt=0)]
+NonNegative = Annotated[int, Meta(ge=0)]
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything a deployment can configure; field ``x`` is ``PICLOUD_X``."""
+
+    # -- where things are ------------------------------------------------------
+    database_url: str | None = None
+    """Postgres to use; unset means the embedded server under ``data_dir``."""
+    ray_address: str | None = None
+    """Ray cluster to join; unset means a local Ray started by ``serve``."""
+    ray_namespace: str = "picloud"
+    data_dir: str = ".picloud"
+    http_host: str = "127.0.0.1"
+    http_port: Port = 8080
+    domain: str | None = None
+    """When set, ``Host: {slug}.{domain}`` also reaches an app's routes."""
+    log_level: LogLevel = "INFO"
+
+    # -- database ---------------------------------------------------------------
+    db_pool_min: Positive = 2
+    db_pool_max: Positive = 10
+    db_statement_timeout_ms: Positive = 30_000
+    db_idle_in_transaction_timeout_ms: Positive = 10_000
+    event_poll_interval_ms: Positive = 5_000
+    """Backstop poll of log subscribers; LISTEN/NOTIFY wakes them sooner."""
+
+    # -- actors -----------------------------------------------------------------
+    app_hosts: Positive = 2
+    """Number of AppHost Ray actors that share the apps."""
+    app_idle_timeout_s: Positive = 600
+    app_host_max_active: Positive = 2_000
+    """Active apps per host before the least recently used is passivated."""
+    app_snapshot_every: Positive = 500
+    """Take a control-state snapshot after this many events of an app."""
+    host_crash_quarantine_after: Positive = 3
+    """Host crashes an app may cause within the window before it gets its own."""
+    host_crash_window_s: Positive = 600
+
+    # -- HTTP -------------------------------------------------------------------
+    sync_timeout_ms: Positive = 30_000
+    max_request_bytes: Positive = 1 * MIB
+
+    # -- scripts ----------------------------------------------------------------
+    script_max_instructions: Positive = 50_000_000
+    script_timeout_ms: Positive = 5_000
+    """Wall-clock budget of one invocation, checked by the Lua hook and driver."""
+    script_hard_deadline_grace_ms: Positive = 2_000
+    """After timeout + grace the host process is killed (second sandbox layer)."""
+    script_max_memory_bytes: Positive = 32 * MIB
+    script_max_call_depth: Positive = 200
+    script_max_value_bytes: Positive = 1 * MIB
+    script_max_value_depth: Positive = 32
+    script_max_log_bytes: Positive = 64 * KIB
+    script_max_response_bytes: Positive = 4 * MIB
+    script_cache_size: Positive = 256
+    module_cache_size: Positive = 512
+    module_import_depth_max: Positive = 8
+
+    # -- stores -----------------------------------------------------------------
+    kv_max_key_bytes: Positive = 1_024
+    docs_max_in_items: Positive = 100
+    docs_max_limit: Positive = 1_000
+
+    # -- triggers and retention -------------------------------------------------
+    max_trigger_depth: Positive = 8
+    trigger_retry_max_attempts: Positive = 5
+    trigger_retry_base_ms: Positive = 500
+    trigger_retry_max_ms: Positive = 60_000
+    trigger_retry_jitter: Fraction = 0.2
+    dead_letter_retention_days: Positive = 30
+    abandoned_executions_retention_days: Positive = 7
+    retention_sweep_interval_s: Positive = 3_600
+
+    # -- identity -----------------------------------------------------------------
+    session_ttl_s: Positive = 12 * 3600
+    login_max_failures: Positive = 5
+    """Failed logins per user or address before each further try is slowed."""
+    login_throttle_window_s: Positive = 300
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``PICLOUD_*`` variables into :class:`Settings`.
+
+    Raises:
+        ConfigError: an unknown ``PICLOUD_`` variable or a malformed value,
+            naming the variable.
+    """
+    source = os.environ if env is None else env
+    raw = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in source.items()
+        if key.startswith(ENV_PREFIX) and not key.startswith(_NOT_SETTINGS)
+    }
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigError(_explain(str(e), raw)) from e
+
+
+# Variables that share the prefix but are read by tests or tools, not by Settings.
+_NOT_SETTINGS = ("PICLOUD_TEST_", "PICLOUD_BENCH_")
+
+
+def _explain(message: str, raw: Mapping[str, str]) -> str:
+    """Turn msgspec's ``... - at `$.http_port``` into the variable and its value."""
+    text, sep, where = message.rpartition(" - at `$.")
+    if not sep:
+        if message.startswith("Object contains unknown field `"):
+            field = message.split("`")[1]
+            return f"unknown setting {ENV_PREFIX}{field.upper()}"
+        return message
+    field = where.rstrip("`").split(".")[0].split("[")[0]
+    return f"{ENV_PREFIX}{field.upper()}={raw.get(field, '')!r}: {text}"

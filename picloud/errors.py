@@ -1,0 +1,206 @@
+"""The one exception tree of PiCloud.
+
+::
+
+    PiCloudError
+    ├── ConfigError                      a malformed PICLOUD_* setting
+    ├── StoreError                       Postgres, migrations, the event log
+    │   ├── MigrationError               a changed or broken migration
+    │   ├── VersionConflict              append with a stale expected version
+    │   └── StoreUnavailable             the database cannot be reached
+    ├── ScriptError                      the Lua sandbox (picloud.scripting)
+    │   ├── ScriptSyntaxError            found at save time: line and message
+    │   ├── ScriptRuntimeError           raised while a script runs
+    │   │   └── ScriptLimitExceeded      a named limit was hit
+    │   │       └── ScriptTimeout        the time limit (also a TimeoutError)
+    │   └── ModuleError                  require(): unknown, cycle, depth, shape
+    ├── ActorError                       hosting, placement, commands
+    │   ├── ActorUnavailable             the host did not answer
+    │   └── CommandTimeout               the caller's deadline passed
+    ├── AuthError                        identity and access
+    │   ├── Unauthenticated              no or bad credentials (401)
+    │   └── Forbidden                    not allowed (403)
+    └── RequestError                     the caller's mistake (4xx)
+        ├── InvalidInput                 400
+        ├── NotFound                     404
+        ├── MethodNotAllowed             405
+        ├── Conflict                     409
+        └── PayloadTooLarge              413
+
+Every error has a snake_case ``code`` and a human ``message``; the HTTP layer
+maps classes to statuses and renders ``{"error": {"code", "message"}}``.
+Foreign exceptions (asyncpg, Ray, lupa) are translated at one choke point per
+package and never escape it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ActorError",
+    "ActorUnavailable",
+    "AuthError",
+    "CommandTimeout",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "MethodNotAllowed",
+    "MigrationError",
+    "ModuleError",
+    "NotFound",
+    "PayloadTooLarge",
+    "PiCloudError",
+    "RequestError",
+    "ScriptError",
+    "ScriptLimitExceeded",
+    "ScriptRuntimeError",
+    "ScriptSyntaxError",
+    "ScriptTimeout",
+    "StoreError",
+    "StoreUnavailable",
+    "Unauthenticated",
+    "VersionConflict",
+]
+
+
+class PiCloudError(Exception):
+    """Root of every error PiCloud raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # per-instance refinement of the class code
+
+
+class ConfigError(PiCloudError):
+    code = "invalid_setting"
+
+
+# -- store ----------------------------------------------------------------------
+
+
+class StoreError(PiCloudError):
+    code = "store_error"
+
+
+class MigrationError(StoreError):
+    code = "migration_error"
+
+
+class VersionConflict(StoreError):
+    """An append stated an expected stream version that is no longer current."""
+
+    code = "version_conflict"
+
+    def __init__(self, stream: str, expected: int) -> None:
+        super().__init__(f"stream {stream!r} is past version {expected}")
+        self.stream = stream
+        self.expected = expected
+
+
+class StoreUnavailable(StoreError):
+    code = "store_unavailable"
+
+
+# -- scripts ----------------------------------------------------------------------
+
+
+class ScriptError(PiCloudError):
+    code = "script_error"
+
+
+class ScriptSyntaxError(ScriptError):
+    """The source does not compile; ``line`` is 1-based (0 when unknown)."""
+
+    code = "script_syntax_error"
+
+    def __init__(self, message: str, *, line: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class ScriptRuntimeError(ScriptError):
+    code = "script_runtime_error"
+
+
+class ScriptLimitExceeded(ScriptRuntimeError):
+    """A sandbox limit was hit; ``limit`` names it (e.g. ``"instructions"``)."""
+
+    code = "script_limit_exceeded"
+
+    def __init__(self, limit: str, message: str | None = None) -> None:
+        super().__init__(message or f"script exceeded the {limit} limit")
+        self.limit = limit
+
+
+class ScriptTimeout(ScriptLimitExceeded, TimeoutError):
+    code = "script_timeout"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("time", message)
+
+
+class ModuleError(ScriptError):
+    code = "module_error"
+
+
+# -- actors -----------------------------------------------------------------------
+
+
+class ActorError(PiCloudError):
+    code = "actor_error"
+
+
+class ActorUnavailable(ActorError):
+    code = "unavailable"
+
+
+class CommandTimeout(ActorError, TimeoutError):
+    code = "timeout"
+
+
+# -- identity -------------------------------------------------------------------------
+
+
+class AuthError(PiCloudError):
+    code = "auth_error"
+
+
+class Unauthenticated(AuthError):
+    code = "unauthenticated"
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+
+
+# -- the caller's mistakes ---------------------------------------------------------------
+
+
+class RequestError(PiCloudError):
+    code = "bad_request"
+
+
+class InvalidInput(RequestError):
+    code = "invalid_input"
+
+
+class NotFound(RequestError):
+    code = "not_found"
+
+
+class MethodNotAllowed(RequestError):
+    code = "method_not_allowed"
+
+
+class Conflict(RequestError):
+    code = "conflict"
+
+
+class PayloadTooLarge(RequestError):
+    code = "payload_too_large"
