@@ -7,6 +7,7 @@
     ├── StoreError                       Postgres, migrations, the event log
     │   ├── MigrationError               a changed or broken migration
     │   ├── VersionConflict              append with a stale expected version
+    │   ├── UnknownEvent                 a stored event this version cannot decode
     │   └── StoreUnavailable             the database cannot be reached
     ├── ScriptError                      the Lua sandbox (picloud.scripting)
     │   ├── ScriptSyntaxError            found at save time: line and message
@@ -61,6 +62,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "Unauthenticated",
+    "UnknownEvent",
     "VersionConflict",
 ]
 
@@ -101,6 +103,16 @@ class VersionConflict(StoreError):
         super().__init__(f"stream {stream!r} is past version {expected}")
         self.stream = stream
         self.expected = expected
+
+
+class UnknownEvent(StoreError):
+    """A stored event this version of PiCloud cannot decode (a newer one wrote it)."""
+
+    code = "unknown_event"
+
+    def __init__(self, position: int, detail: str) -> None:
+        super().__init__(f"event at position {position} cannot be decoded: {detail}")
+        self.position = position
 
 
 class StoreUnavailable(StoreError):
@@ -179,7 +191,7 @@ class Forbidden(AuthError):
     code = "forbidden"
 
 
-# -- the caller's mistakes ---------------------------------------------------------------
+# -- the caller's mistakes ----------------------------------------------------
 
 
 class RequestError(PiCloudError):

@@ -1,0 +1,270 @@
+"""The event log on Postgres: append, read a stream, read and follow the global order.
+
+Guarantees:
+- ``append`` writes a batch to one stream atomically, at the versions after the
+  expected one; if the stream is not at exactly that version the append fails
+  with :class:`VersionConflict` and writes nothing (optimistic concurrency).
+- The global order is read with the cursor ``(txid, position)`` below the
+  oldest running transaction (DESIGN.md): a reader never skips an event that
+  commits late with a lower position, and sees each committed event once.
+- Appends run in a caller's transaction (``EventLog.transaction``) so
+  projections are written in the same commit as their events.
+- Subscribers are woken after a commit by the :class:`Wakeups` of this process
+  and, across processes, by a coalesced NOTIFY sent outside the append.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import NamedTuple
+
+import asyncpg
+import msgspec
+
+from picloud.errors import InvalidInput, UnknownEvent, VersionConflict
+from picloud.events import (
+    Event,
+    EventMeta,
+    RecordedEvent,
+    decode_event,
+    decode_meta,
+    encode,
+)
+from picloud.store._errors import translate_errors
+from picloud.store.wakeups import Wakeups
+
+__all__ = ["START", "Cursor", "EventLog", "Transaction"]
+
+
+class Cursor(NamedTuple):
+    """A reader's place in the global order: the last ``(txid, position)`` read."""
+
+    txid: int
+    position: int
+
+    def token(self) -> str:
+        return f"{self.txid}.{self.position}"
+
+    @classmethod
+    def parse(cls, token: str) -> Cursor:
+        """Parse ``token()``'s output; raises InvalidInput for anything else."""
+        txid, sep, position = token.partition(".")
+        if not sep or not txid.isdigit() or not position.isdigit():
+            raise InvalidInput(f"malformed event cursor {token!r}")
+        return cls(int(txid), int(position))
+
+
+START = Cursor(0, 0)
+_NO_META = EventMeta()
+
+_APPEND = """
+INSERT INTO events (stream, stream_version, type, data, meta)
+SELECT $1, $2::bigint + u.ord, u.type, u.data, u.meta
+FROM unnest($3::text[], $4::jsonb[], $5::jsonb[])
+     WITH ORDINALITY AS u(type, data, meta, ord)
+WHERE $2::bigint = 0
+   OR EXISTS (SELECT 1 FROM events WHERE stream = $1 AND stream_version = $2::bigint)
+ORDER BY u.ord
+RETURNING position, txid, stream_version, recorded_at
+"""
+
+_READ_STREAM = """
+SELECT position, txid, stream, stream_version, data, meta, recorded_at
+FROM events
+WHERE stream = $1 AND stream_version > $2
+ORDER BY stream_version LIMIT $3
+"""
+
+# The safe global read of DESIGN.md; filters narrow it but never replace the cursor.
+_READ_ALL = """
+SELECT position, txid, stream, stream_version, data, meta, recorded_at
+FROM events
+WHERE (txid, position) > ($1::xid8, $2::bigint)
+  AND txid < pg_snapshot_xmin(pg_current_snapshot())
+  AND ($4::text IS NULL OR stream = $4)
+  AND ($5::text[] IS NULL OR type = ANY($5))
+  AND ($6::bigint IS NULL OR position >= $6)
+ORDER BY txid, position LIMIT $3
+"""
+
+
+class Transaction:
+    """One open transaction of the log; projections use ``conn`` inside it."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.appended = 0
+
+    async def append(
+        self,
+        stream: str,
+        expected_version: int,
+        events: Sequence[Event],
+        meta: EventMeta | Sequence[EventMeta] = _NO_META,
+    ) -> list[RecordedEvent]:
+        """Append ``events`` at versions ``expected_version + 1 …``.
+
+        Raises:
+            VersionConflict: the stream is not at ``expected_version``. The
+                transaction is then aborted; the caller's ``async with`` unwinds.
+        """
+        if not events:
+            return []
+        metas = [meta] * len(events) if isinstance(meta, EventMeta) else list(meta)
+        if len(metas) != len(events):
+            raise ValueError("one meta per event, or one for all")
+        types = [_tag(e) for e in events]
+        try:
+            rows = await self.conn.fetch(
+                _APPEND,
+                stream,
+                expected_version,
+                types,
+                [encode(e) for e in events],
+                [encode(m) for m in metas],
+            )
+        except asyncpg.UniqueViolationError as e:
+            raise VersionConflict(stream, expected_version) from e
+        if len(rows) != len(events):
+            raise VersionConflict(stream, expected_version)
+        self.appended += len(rows)
+        return [
+            RecordedEvent(
+                position=row["position"],
+                txid=row["txid"],
+                stream=stream,
+                version=row["stream_version"],
+                event=event,
+                meta=m,
+                recorded_at=row["recorded_at"],
+            )
+            for row, event, m in zip(rows, events, metas, strict=True)
+        ]
+
+
+class EventLog:
+    """Append to and read from the ``events`` table of one database."""
+
+    def __init__(self, pool: asyncpg.Pool, wakeups: Wakeups | None = None) -> None:
+        self.pool = pool
+        self.wakeups = wakeups or Wakeups()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction for appends and their projections; wakes readers on commit."""
+        with translate_errors("event log transaction"):
+            async with self.pool.acquire() as conn, conn.transaction():
+                tx = Transaction(conn)
+                yield tx
+        if tx.appended:
+            self.wakeups.committed()
+
+    async def append(
+        self,
+        stream: str,
+        expected_version: int,
+        events: Sequence[Event],
+        meta: EventMeta | Sequence[EventMeta] = _NO_META,
+    ) -> list[RecordedEvent]:
+        """Append in a transaction of its own (see :meth:`Transaction.append`)."""
+        async with self.transaction() as tx:
+            return await tx.append(stream, expected_version, events, meta)
+
+    async def stream_version(self, stream: str) -> int:
+        with translate_errors("stream version"):
+            version = await self.pool.fetchval(
+                "SELECT max(stream_version) FROM events WHERE stream = $1", stream
+            )
+        return int(version or 0)
+
+    async def read_stream(
+        self, stream: str, after_version: int = 0, limit: int = 1000
+    ) -> list[RecordedEvent]:
+        """Events of ``stream`` after ``after_version``, in version order."""
+        with translate_errors("read stream"):
+            rows = await self.pool.fetch(_READ_STREAM, stream, after_version, limit)
+        return [_recorded(row) for row in rows]
+
+    async def read_all(  # filters are optional keywords
+        self,
+        cursor: Cursor = START,
+        limit: int = 1000,
+        *,
+        stream: str | None = None,
+        types: Sequence[str] | None = None,
+        from_position: int | None = None,
+    ) -> tuple[list[RecordedEvent], Cursor]:
+        """The next committed events of the global order after ``cursor``.
+
+        Returns the events and the cursor to continue from. Only events of
+        transactions older than every running one are returned, so a later
+        read can never find an event that belongs before this batch.
+        """
+        with translate_errors("read global order"):
+            rows = await self.pool.fetch(
+                _READ_ALL,
+                cursor.txid,
+                cursor.position,
+                limit,
+                stream,
+                list(types) if types is not None else None,
+                from_position,
+            )
+        events = [_recorded(row) for row in rows]
+        if events:
+            cursor = Cursor(events[-1].txid, events[-1].position)
+        return events, cursor
+
+    async def follow(
+        self,
+        cursor: Cursor = START,
+        *,
+        poll_interval: float = 5.0,
+        batch: int = 1000,
+        types: Sequence[str] | None = None,
+    ) -> AsyncGenerator[tuple[list[RecordedEvent], Cursor], None]:
+        """Yield each new batch of the global order, forever.
+
+        Woken by :attr:`wakeups` (local commits and NOTIFY); ``poll_interval``
+        is only the backstop. A batch may be empty only when ``types`` filtered
+        every event out; its cursor still advances.
+        """
+        while True:
+            seen = self.wakeups.generation
+            events, cursor = await self.read_all(cursor, batch, types=types)
+            if events:
+                yield events, cursor
+                if len(events) == batch:
+                    continue
+            await self.wakeups.wait(seen, timeout=poll_interval)
+
+    async def latest_cursor(self) -> Cursor:
+        """A cursor at the end of the safe global order (for readers that start now)."""
+        with translate_errors("latest cursor"):
+            row = await self.pool.fetchrow(
+                "SELECT txid, position FROM events"
+                " WHERE txid < pg_snapshot_xmin(pg_current_snapshot())"
+                " ORDER BY txid DESC, position DESC LIMIT 1"
+            )
+        return START if row is None else Cursor(row["txid"], row["position"])
+
+
+def _tag(event: Event) -> str:
+    return str(type(event).__struct_config__.tag)
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    try:
+        event = decode_event(row["data"])
+    except msgspec.DecodeError as e:
+        raise UnknownEvent(row["position"], str(e)) from e
+    return RecordedEvent(
+        position=row["position"],
+        txid=row["txid"],
+        stream=row["stream"],
+        version=row["stream_version"],
+        event=event,
+        meta=decode_meta(row["meta"]),
+        recorded_at=row["recorded_at"],
+    )

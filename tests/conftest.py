@@ -1,0 +1,113 @@
+"""Session fixtures: one real Postgres (embedded unless PICLOUD_TEST_DATABASE_URL),
+a migrated template database, and a fresh database copied from it per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from picloud.config import Settings
+from picloud.store import (
+    EmbeddedPostgres,
+    EventLog,
+    Wakeups,
+    apply_migrations,
+    create_pool,
+)
+
+TEMPLATE = "picloud_template"
+
+
+def dsn_for(base: str, database: str) -> str:
+    """The same server as ``base``, another database."""
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The DSN of a maintenance database on the session's Postgres server."""
+    url = os.environ.get("PICLOUD_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    embedded = EmbeddedPostgres(
+        Path(tmp_path_factory.mktemp("pg")), cleanup_mode="delete"
+    )
+    yield embedded.start("postgres")
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_server: str) -> str:
+    """A database migrated once; each test gets a copy (CREATE DATABASE … TEMPLATE)."""
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(dsn_for(pg_server, TEMPLATE))
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return TEMPLATE
+
+
+async def create_database(pg_server: str, template: str = "template0") -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    finally:
+        await admin.close()
+    return dsn_for(pg_server, name)
+
+
+async def drop_database(pg_server: str, dsn: str) -> None:
+    name = urlsplit(dsn).path.lstrip("/")
+    admin = await asyncpg.connect(pg_server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database(pg_server: str, template_db: str) -> AsyncIterator[str]:
+    """The DSN of a fresh, migrated database of this test's own."""
+    dsn = await create_database(pg_server, template_db)
+    yield dsn
+    await drop_database(pg_server, dsn)
+
+
+@pytest.fixture
+async def empty_database(pg_server: str) -> AsyncIterator[str]:
+    """The DSN of a fresh database with no migrations applied."""
+    dsn = await create_database(pg_server)
+    yield dsn
+    await drop_database(pg_server, dsn)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(db_pool_min=1, db_pool_max=8)
+
+
+@pytest.fixture
+async def pool(database: str, settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database, settings)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def event_log(pool: asyncpg.Pool) -> EventLog:
+    return EventLog(pool, Wakeups())
