@@ -3,6 +3,7 @@ a migrated template database, and a fresh database copied from it per test."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+import ray
 
 from picloud.config import Settings
 from picloud.store import (
@@ -111,3 +113,17 @@ async def pool(database: str, settings: Settings) -> AsyncIterator[asyncpg.Pool]
 @pytest.fixture
 def event_log(pool: asyncpg.Pool) -> EventLog:
     return EventLog(pool, Wakeups())
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One real local Ray for the whole test session."""
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        namespace="picloud-tests",
+    )
+    yield
+    ray.shutdown()

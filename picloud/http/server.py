@@ -1,0 +1,124 @@
+"""The whole of PiCloud in one object: database, actors and the front door.
+
+``picloud serve`` runs it until a signal; tests start it in-process on a free
+loopback port. Ray must already be initialised (the CLI or a test fixture
+owns that choice); the database is the given DSN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from typing import Any
+
+import ray
+from aiohttp import web
+
+from picloud.actors.control_actor import ControlPlaneClient, start_control_plane
+from picloud.config import Settings
+from picloud.errors import ActorUnavailable, CommandTimeout
+from picloud.http.app import make_app
+from picloud.http.state import Services
+from picloud.store import (
+    EventLog,
+    Wakeups,
+    apply_migrations,
+    bridge_to_postgres,
+    connect,
+)
+from picloud.store import create_pool as create_db_pool
+
+__all__ = ["Server"]
+
+log = logging.getLogger(__name__)
+
+_ACTOR_START_TIMEOUT = 120.0
+
+
+class Server:
+    """Start and stop PiCloud against ``dsn``.
+
+    ``owns_actors``: stop the named actors on :meth:`stop` (a test's private
+    namespace, or a local Ray); leave them running when joining a cluster.
+    """
+
+    def __init__(self, settings: Settings, dsn: str, *, owns_actors: bool) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.owns_actors = owns_actors
+        self.port: int | None = None
+        self._stack = AsyncExitStack()
+        self._actors: list[Any] = []
+        self.services: Services | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.port}"
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        conn = await connect(self.dsn, self.settings)
+        try:
+            applied = await apply_migrations(conn)
+        finally:
+            await conn.close()
+        if applied:
+            log.info("applied migrations %s", applied)
+        control = await self._start_actors()
+        pool = await create_db_pool(self.dsn, self.settings)
+        self._stack.push_async_callback(pool.close)
+        wakeups = Wakeups()
+        await self._stack.enter_async_context(bridge_to_postgres(wakeups, self.dsn))
+        self.services = Services(
+            settings=self.settings,
+            pool=pool,
+            log=EventLog(pool, wakeups),
+            control=control,
+        )
+        await self._serve_http(make_app(self.services))
+
+    async def _start_actors(self) -> ControlPlaneClient:
+        handle = start_control_plane(self.settings, self.dsn)
+        self._actors.append(handle)
+        control = ControlPlaneClient(
+            handle, timeout=self.settings.sync_timeout_ms / 1000
+        )
+        deadline = asyncio.get_running_loop().time() + _ACTOR_START_TIMEOUT
+        while True:
+            try:
+                await control.ping(seconds=10.0)
+            except (ActorUnavailable, CommandTimeout):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+            else:
+                return control
+
+    async def _serve_http(self, app: web.Application) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(
+            runner, self.settings.http_host, self.settings.http_port, reuse_address=True
+        )
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only here
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        log.info("PiCloud listening on %s", self.url)
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+        if self.owns_actors:
+            for handle in self._actors:
+                with contextlib.suppress(Exception):
+                    ray.kill(handle, no_restart=True)
+        self._actors.clear()

@@ -1,0 +1,117 @@
+"""`picloud serve` and `picloud migrate` as a newcomer runs them: real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def picloud_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICLOUD_")}
+    env.update({"PICLOUD_DATA_DIR": str(data_dir), **extra})
+    return env
+
+
+def get_json(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  # loopback URL
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.mark.timeout(240)
+def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "fresh"
+    port = free_port()
+    env = picloud_env(data_dir, PICLOUD_HTTP_PORT=str(port))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "picloud", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                health = get_json(f"http://127.0.0.1:{port}/healthz")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        assert health is not None, "no /healthz answer"
+        status, body = health
+        assert status == 200
+        assert body["status"] == "ok"
+        assert (data_dir / "postgres" / "PG_VERSION").exists()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, output
+    assert f"listening on http://127.0.0.1:{port}" in output
+    assert "PiCloud stopped" in output
+    with pytest.raises(ConnectionRefusedError):  # nothing listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_migrate_applies_once_then_has_nothing_to_do(tmp_path: Path) -> None:
+    env = picloud_env(tmp_path / "data")
+    first = subprocess.run(
+        [sys.executable, "-m", "picloud", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "applied [1," in first.stdout
+    second = subprocess.run(
+        [sys.executable, "-m", "picloud", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "nothing to apply" in second.stdout
+
+
+def test_a_malformed_setting_is_a_clear_error(tmp_path: Path) -> None:
+    env = picloud_env(tmp_path / "data", PICLOUD_HTTP_PORT="eighty")
+    result = subprocess.run(
+        [sys.executable, "-m", "picloud", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "PICLOUD_HTTP_PORT='eighty'" in result.stderr
+    assert "Traceback" not in result.stderr
