@@ -14,7 +14,8 @@
     │   ├── ScriptRuntimeError           raised while a script runs
     │   │   └── ScriptLimitExceeded      a named limit was hit
     │   │       └── ScriptTimeout        the time limit (also a TimeoutError)
-    │   └── ModuleError                  require(): unknown, cycle, depth, shape
+    │   ├── ModuleError                  require(): unknown, cycle, depth, shape
+    │   └── SdkCallError                 an SDK operation refused; fails the Lua call
     ├── ActorError                       hosting, placement, commands
     │   ├── ActorUnavailable             the host did not answer
     │   └── CommandTimeout               the caller's deadline passed
@@ -159,6 +160,12 @@ class ScriptTimeout(ScriptLimitExceeded, TimeoutError):
 
 class ModuleError(ScriptError):
     code = "module_error"
+
+
+class SdkCallError(ScriptError):
+    """Raised by an SDK handler: the script's SDK call fails with this message."""
+
+    code = "sdk_call_error"
 
 
 # -- actors -----------------------------------------------------------------------

@@ -1,0 +1,253 @@
+"""The async driver of one invocation.
+
+The script runs in a Lua coroutine. When it calls an I/O SDK function the
+coroutine yields ``("sdk", count, op, args_json)``; the driver awaits the
+host's :class:`~picloud.scripting.SdkHandler` on the event loop (no thread, no
+blocking) and resumes the coroutine with the answer. A yield that is not an
+SDK request ends the invocation with an error (core.lua). The whole
+invocation, awaits included, is bounded by ``limits.timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from picloud.errors import (
+    ScriptError,
+    ScriptLimitExceeded,
+    ScriptRuntimeError,
+    ScriptTimeout,
+    SdkCallError,
+)
+
+from ._convert import ValueLimitHit, response_from, shape_value
+from ._lua import LuaError, LuaMemoryError
+from .context import CurrentInvocation, InvocationResult, LogLine
+
+if TYPE_CHECKING:
+    from .context import InvocationContext, ModuleSource, SdkHandler
+    from .limits import ScriptLimits
+    from .runtime import AppRuntime, CompiledScript
+
+__all__ = ["Invocation", "logs_of", "run"]
+
+_log = logging.getLogger(__name__)
+MAX_MESSAGE = 2000
+_POSITIONED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:\d+: ")
+_decode_args = msgspec.json.Decoder(list[Any]).decode
+
+
+class Invocation:
+    """The Python side of one running invocation."""
+
+    __slots__ = ("current", "deadline", "handle", "logs", "modules", "script")
+
+    def __init__(self, script: CompiledScript, current: CurrentInvocation,
+                 deadline: float, modules: ModuleSource | None) -> None:  # fmt: skip
+        self.script = script
+        self.current = current
+        self.deadline = deadline
+        self.modules = modules
+        self.logs: list[LogLine] = []
+        self.handle: Any = None
+
+
+class _Stop(Exception):  # noqa: N818 - a signal to end the invocation at a limit
+    def __init__(self, limit: str) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def logs_of(error: BaseException) -> list[LogLine]:
+    """The log lines a failed invocation wrote before ``error`` (else empty)."""
+    logs: list[LogLine] = getattr(error, "logs", [])
+    return logs
+
+
+async def run(
+    rt: AppRuntime,
+    script: CompiledScript,
+    ctx: InvocationContext,
+    sdk: SdkHandler,
+    modules: ModuleSource | None,
+) -> InvocationResult:
+    limits = rt.limits
+    started = time.perf_counter()
+    now = time.monotonic()
+    current = CurrentInvocation(
+        app_id=rt.app_id,
+        invocation_id=ctx.invocation_id,
+        hard_deadline=now + (limits.timeout_ms + limits.hard_deadline_grace_ms) / 1000,
+    )
+    inv = Invocation(script, current, now + limits.timeout_ms / 1000, modules)
+    try:
+        status = _start(rt, inv, ctx)
+        while status[0] == b"sdk":
+            answer = await _answer(rt, inv, sdk, status)
+            status = _call(rt, inv, rt.sandbox.resume, inv.handle, *answer)
+    except _Stop as stop:
+        where = _abort(rt, inv, stop.limit)
+        raise _limit(inv, stop.limit, where) from None
+    except BaseException:
+        _abort(rt, inv, "aborted")
+        raise
+    return _conclude(inv, status, started)
+
+
+def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any, ...]:
+    limits = rt.limits
+    rt.begin()
+    shaped = _shape_ctx(ctx, limits)
+    if not rt.fits(shaped.lua_bytes):
+        raise _Stop("memory")
+    result = _call(
+        rt, inv, rt.sandbox.start, inv.script.fn, shaped.shape, rt.new_table(shaped.vals),
+        limits.max_instructions, inv.deadline, limits.max_memory_bytes,
+        limits.max_call_depth, limits.max_log_bytes, limits.max_value_bytes,
+        limits.max_value_depth, limits.max_response_bytes, limits.module_import_depth_max,
+    )  # fmt: skip
+    inv.handle = result[0]
+    status: tuple[Any, ...] = result[1:]
+    return status
+
+
+def _shape_ctx(ctx: InvocationContext, limits: ScriptLimits) -> Any:
+    value: dict[str, Any] = {
+        "invocation_id": ctx.invocation_id,
+        "app": {"id": ctx.app.id, "slug": ctx.app.slug, "name": ctx.app.name},
+        "trigger_depth": ctx.trigger_depth,
+    }
+    body = b""
+    if (req := ctx.request) is not None:
+        body = req.body
+        value["request"] = {
+            "method": req.method, "path": req.path, "params": req.params,
+            "query": req.query, "headers": req.headers, "body": body,
+        }  # fmt: skip
+    if ctx.event is not None:
+        value["event"] = ctx.event
+    try:
+        return shape_value(
+            value,
+            max_bytes=2 * limits.max_value_bytes + len(body),
+            max_depth=limits.max_value_depth + 2,
+        )
+    except ValueLimitHit as e:
+        raise _Stop(e.limit) from None
+
+
+def _call(rt: AppRuntime, inv: Invocation, fn: Any, *args: Any) -> tuple[Any, ...]:
+    """One step of Lua; :attr:`AppRuntime.current` names ``inv`` meanwhile."""
+    rt.enter(inv)
+    try:
+        result: tuple[Any, ...] = fn(*args)
+    except LuaMemoryError:
+        raise _Stop("memory") from None
+    except LuaError as e:
+        _log.error("sandbox failure in %s: %s", inv.script.name, e)
+        raise ScriptRuntimeError(f"{inv.script.name}: internal error") from None
+    finally:
+        rt.leave()
+    return result
+
+
+async def _answer(
+    rt: AppRuntime, inv: Invocation, sdk: SdkHandler, status: tuple[Any, ...]
+) -> tuple[Any, ...]:
+    """Await one SDK request; the values to resume the coroutine with."""
+    op = status[2].decode()
+    args = _decode_args(status[3])
+    remaining = inv.deadline - time.monotonic()
+    if remaining <= 0:
+        raise _Stop("time")
+    timeout = asyncio.timeout(remaining)
+    try:
+        async with timeout:
+            value = await sdk(op, args)
+    except SdkCallError as e:
+        return (False, e.message.encode()[:MAX_MESSAGE])
+    except TimeoutError:
+        if timeout.expired():
+            raise _Stop("time") from None
+        raise
+    if value is None:
+        return (True,)
+    limits = rt.limits
+    try:
+        shaped = shape_value(value, max_bytes=limits.max_value_bytes, max_depth=limits.max_value_depth)
+    except ValueLimitHit as e:
+        raise _Stop(e.limit) from None
+    if not rt.fits(shaped.lua_bytes):
+        raise _Stop("memory")
+    return (True, shaped.shape, rt.new_table(shaped.vals))
+
+
+def _abort(rt: AppRuntime, inv: Invocation, reason: str) -> str | None:
+    if inv.handle is None:
+        return None
+    handle, inv.handle = inv.handle, None
+    rt.enter(inv)
+    try:
+        where = rt.sandbox.abort(handle, reason.encode())
+    except LuaError:
+        return None
+    finally:
+        rt.leave()
+    return where.decode() if isinstance(where, bytes) else None
+
+
+def _conclude(inv: Invocation, status: tuple[Any, ...], started: float) -> InvocationResult:
+    kind, count = status[0], status[1]
+    name = inv.script.name
+    if kind == b"done":
+        response, value = response_from(status[2:], name)
+        return InvocationResult(
+            response=response,
+            value=value,
+            logs=inv.logs,
+            instructions=count,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+    if kind == b"limit":
+        where = status[3].decode() if isinstance(status[3], bytes) else None
+        raise _limit(inv, status[2].decode(), where)
+    raise _failed(inv, ScriptRuntimeError(_message(name, status[2].decode("utf-8", "replace"))))
+
+
+def _message(name: str, text: str) -> str:
+    if not _POSITIONED.match(text):
+        text = f"{name}: {text}"
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + "..."
+    return text
+
+
+_DETAILS = {
+    "instructions": lambda lim: f"{lim.max_instructions} instructions",
+    "time": lambda lim: f"{lim.timeout_ms} ms",
+    "memory": lambda lim: f"{lim.max_memory_bytes} bytes",
+    "call_depth": lambda lim: f"{lim.max_call_depth} nested calls",
+    "value_bytes": lambda lim: f"{lim.max_value_bytes} bytes",
+    "value_depth": lambda lim: f"{lim.max_value_depth} levels",
+    "log_bytes": lambda lim: f"{lim.max_log_bytes} bytes",
+    "response_bytes": lambda lim: f"{lim.max_response_bytes} bytes",
+}
+
+
+def _limit(inv: Invocation, limit: str, where: str | None) -> ScriptError:
+    limits = inv.script.runtime.limits
+    detail = _DETAILS[limit](limits) if limit in _DETAILS else limit
+    message = f"{where or inv.script.name}: script exceeded the {limit} limit ({detail})"
+    error = ScriptTimeout(message) if limit == "time" else ScriptLimitExceeded(limit, message)
+    return _failed(inv, error)
+
+
+def _failed(inv: Invocation, error: ScriptError) -> ScriptError:
+    error.logs = inv.logs  # type: ignore[attr-defined]  # read through logs_of()
+    return error

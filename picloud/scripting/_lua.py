@@ -1,0 +1,84 @@
+"""Creating a sandboxed ``lupa.lua54`` runtime: the Lua files of this package
+are loaded into a fresh state, which they then strip of its real globals.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, NamedTuple
+
+import lupa.lua54 as lua54
+
+__all__ = ["LuaError", "LuaMemoryError", "Sandbox", "open_sandbox"]
+
+LuaError = lua54.LuaError
+LuaMemoryError = lua54.LuaMemoryError
+
+TICK = 1000
+"""Instructions between two runs of the hook (time, memory, depth checks)."""
+
+_CHUNKS = ("guards", "bridge", "stdlib", "sdk")
+
+
+@functools.cache
+def lua_source(name: str) -> bytes:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_bytes()
+
+
+def _deny_get(obj: object, name: object) -> object:
+    raise AttributeError("no Python attribute is reachable from Lua")
+
+
+def _deny_set(obj: object, name: object, value: object) -> None:
+    raise AttributeError("no Python attribute is reachable from Lua")
+
+
+class Sandbox(NamedTuple):
+    lua: Any
+    """The ``lupa.lua54.LuaRuntime``; only this package touches it."""
+    start: Any
+    resume: Any
+    abort: Any
+    compile: Any
+
+
+def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> Sandbox:
+    """A new Lua state with the sandbox installed and the real globals gone.
+
+    ``host`` maps names to the Python functions core.lua may call.
+    """
+    lua = lua54.LuaRuntime(
+        encoding=None,
+        register_eval=False,
+        register_builtins=False,
+        unpack_returned_tuples=True,
+        max_memory=max_memory,
+        attribute_handlers=(_deny_get, _deny_set),
+    )
+    # Capture `load` before core.lua deletes the globals.
+    loader = lua.eval(b"(function(load) return function(src, name) return load(src, name, 't') end end)(load)")
+
+    def chunk(name: str) -> Any:
+        fn, err = _pair(loader(lua_source(name), f"=sandbox.{name}".encode()))
+        if fn is None:
+            raise LuaError(f"sandbox.{name}: {err!r}")
+        return fn
+
+    internal = chunk("core")(lua.table_from(host), TICK)
+    for name in _CHUNKS:
+        chunk(name)(internal)
+    return Sandbox(
+        lua=lua,
+        start=internal[b"start"],
+        resume=internal[b"resume"],
+        abort=internal[b"abort"],
+        compile=internal[b"compile"],
+    )
+
+
+def _pair(result: Any) -> tuple[Any, Any]:
+    if isinstance(result, tuple):
+        return result[0], result[1] if len(result) > 1 else None
+    return result, None

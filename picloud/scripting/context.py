@@ -1,0 +1,119 @@
+"""The values that go into and come out of an invocation, and the two
+interfaces the host implements for it (the SDK handler and the module source).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "AppInfo",
+    "CurrentInvocation",
+    "InvocationContext",
+    "InvocationResult",
+    "JSONValue",
+    "LogLine",
+    "ModuleSource",
+    "ModuleSpec",
+    "RequestData",
+    "ScriptResponse",
+    "SdkHandler",
+]
+
+JSONValue: TypeAlias = (
+    "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
+)
+
+
+class AppInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """``ctx.app`` in Lua."""
+
+    id: str
+    slug: str
+    name: str
+
+
+class RequestData(msgspec.Struct, frozen=True, kw_only=True):
+    """``ctx.request`` in Lua; ``ctx.request:json()`` decodes ``body``."""
+
+    method: str
+    path: str
+    params: dict[str, str] = msgspec.field(default_factory=dict)
+    query: dict[str, str] = msgspec.field(default_factory=dict)
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    body: bytes = b""
+
+
+class InvocationContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything an invocation knows about why it runs; becomes ``ctx``."""
+
+    invocation_id: str
+    app: AppInfo
+    request: RequestData | None = None
+    event: dict[str, Any] | None = None
+    """JSON-like; ``ctx.event`` in Lua (JSON null becomes ``json.null``)."""
+    trigger_depth: int = 0
+
+
+class ScriptResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The HTTP answer normalised from the script's return value (SPEC.md §1)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    level: str
+    """``debug``, ``info``, ``warn`` or ``error``."""
+    time: float
+    """Unix time in seconds."""
+    message: str
+
+
+class InvocationResult(msgspec.Struct, frozen=True, kw_only=True):
+    response: ScriptResponse
+    value: Any
+    """The script's return value as JSON-like data (what triggers look at)."""
+    logs: list[LogLine]
+    instructions: int
+    duration_ms: float
+
+
+class CurrentInvocation(msgspec.Struct, frozen=True, kw_only=True):
+    """The invocation whose Lua code a runtime is executing right now."""
+
+    app_id: str
+    invocation_id: str
+    hard_deadline: float
+    """``time.monotonic()`` after which the host process must be killed."""
+
+
+class ModuleSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A module script of the app, as ``require`` needs it."""
+
+    name: str
+    version: int
+    source: str
+
+
+class ModuleSource(Protocol):
+    """Resolves ``require(name)`` to the app's own module script, or None."""
+
+    def lookup(self, name: str) -> ModuleSpec | None: ...
+
+
+class SdkHandler(Protocol):
+    """Performs one I/O SDK operation of the invoking app.
+
+    ``op`` is one of ``kv.get kv.set kv.has kv.delete kv.list docs.create
+    docs.get docs.find docs.find_one docs.update docs.delete docs.list
+    dead_letters.list dead_letters.replay dead_letters.resolve``; ``args`` are
+    the Lua arguments as JSON-like values (collection name first). Raise
+    :class:`~picloud.errors.SdkCallError` to fail the Lua call with its
+    message; any other exception aborts the invocation and propagates.
+    """
+
+    async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue: ...

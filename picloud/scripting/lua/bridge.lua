@@ -1,0 +1,256 @@
+-- Values crossing between Lua and Python.
+--
+-- Lua -> Python: `encode` writes JSON text with raw access only (no
+-- metamethod of the script runs), inside the hooked coroutine, and stops at a
+-- size and a nesting limit. Python decodes the text.
+--
+-- Python -> Lua: Python sends a shape string (one byte per node) and a flat
+-- table of the scalar values; `build` rebuilds the value here, inside the
+-- hooked coroutine, so its allocations are ordinary, catchable Lua ones and no
+-- Python object is ever handed over.
+--
+-- JSON mapping: objects are tables with string keys; arrays are sequences;
+-- JSON null is `json.null` (a per-invocation sentinel), so an object keeps a
+-- key whose value is null. An empty table encodes as {} unless marked with
+-- json.array(); json.decode marks the empty arrays it makes, so [] survives a
+-- round trip. A table whose keys are exactly 1..n encodes as an array; any
+-- other table as an object, its integer and float keys written as strings.
+local I = ...
+local R = I.raw
+local next, type, error, tostring = R.next, R.type, R.error, R.tostring
+local rawlen, setmetatable, dgetmetatable = R.rawlen, R.setmetatable, R.dgetmetatable
+local string, math, utf8, table = R.string, R.math, R.utf8, R.table
+local s_format, s_gsub, s_byte, s_find = string.format, string.gsub, string.byte, string.find
+local math_type, huge = math.type, math.huge
+local utf8_len, concat = utf8.len, table.concat
+local kill = I.kill
+
+local NULL_MT = {__metatable = false, __newindex = function() error("json.null is read-only", 2) end,
+                 __tostring = function() return "null" end}
+local ARRAY_MT = {__metatable = false}
+local OBJECT_MT = {__metatable = false}
+function I.new_null() return setmetatable({}, NULL_MT) end
+function I.mark_array(t) return setmetatable(t or {}, ARRAY_MT) end
+function I.mark_object(t) return setmetatable(t or {}, OBJECT_MT) end
+function I.is_null(v) return type(v) == "table" and dgetmetatable(v) == NULL_MT end
+
+-- encode ---------------------------------------------------------------------
+
+local ESC = {['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f',
+             ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\127'] = '\\u007f'}
+for i = 0, 31 do
+  local c = string.char(i)
+  if not ESC[c] then ESC[c] = s_format("\\u%04x", i) end
+end
+
+local buf, n, size, max_size, max_depth, size_limit, fname
+
+local function fail(msg) error(fname .. ": " .. msg, 0) end
+
+local function put(s)
+  size = size + #s
+  if size > max_size then kill(size_limit) end
+  n = n + 1
+  buf[n] = s
+end
+
+local function put_string(s)
+  if size + #s > max_size then kill(size_limit) end
+  if not utf8_len(s) then fail("cannot encode a string that is not valid UTF-8") end
+  put('"')
+  put((s_gsub(s, '[%c"\\]', ESC)))
+  put('"')
+end
+
+local function number_text(v)
+  if math_type(v) == "integer" then return s_format("%d", v) end
+  if v ~= v or v == huge or v == -huge then fail("cannot encode NaN or infinity") end
+  local s = s_format("%.14g", v)
+  if R.tonumber(s) ~= v then s = s_format("%.17g", v) end
+  if not s_find(s, "[%.eEn]") then s = s .. ".0" end
+  return s
+end
+
+local encode_value
+
+local function encode_table(t, depth)
+  if depth > max_depth then kill("value_depth") end
+  local mt = dgetmetatable(t)
+  if mt == NULL_MT then return put("null") end
+  local as_array
+  if mt == ARRAY_MT then
+    as_array = true
+  elseif mt ~= OBJECT_MT then
+    local count, top = 0, 0
+    for k in next, t do
+      count = count + 1
+      if top >= 0 and math_type(k) == "integer" and k > 0 then
+        if k > top then top = k end
+      else
+        top = -1
+      end
+    end
+    as_array = count > 0 and top == count
+  end
+  if as_array then
+    put("[")
+    for i = 1, rawlen(t) do
+      if i > 1 then put(",") end
+      encode_value(R.rawget(t, i), depth + 1)
+    end
+    return put("]")
+  end
+  put("{")
+  local first = true
+  for k, v in next, t do
+    local kt = type(k)
+    if kt == "number" then
+      k = number_text(k)
+    elseif kt ~= "string" then
+      fail("cannot encode a table key of type " .. kt)
+    end
+    if not first then put(",") end
+    first = false
+    put_string(k)
+    put(":")
+    encode_value(v, depth + 1)
+  end
+  put("}")
+end
+
+encode_value = function(v, depth)
+  local t = type(v)
+  if t == "string" then return put_string(v) end
+  if t == "number" then return put(number_text(v)) end
+  if t == "boolean" then return put(v and "true" or "false") end
+  if t == "nil" then return put("null") end
+  if t == "table" then return encode_table(v, depth) end
+  fail("cannot encode a " .. t .. " value")
+end
+
+-- Encode `v` as JSON text of at most `limit` bytes (else the invocation is
+-- killed for `limit_name`) and at most the invocation's nesting depth.
+function I.encode(v, limit, limit_name, what)
+  local inv = I.current()
+  buf, n, size, max_size, size_limit = {}, 0, 0, limit, limit_name
+  max_depth, fname = inv.max_value_depth, what
+  encode_value(v, 1)
+  local text = concat(buf, "", 1, n)
+  buf = nil
+  I.charge(#text)
+  return text
+end
+
+-- What crosses into Python: bounded by the value limits.
+function I.export(v, what)
+  return I.encode(v, I.current().max_value, "value_bytes", what)
+end
+
+-- build ----------------------------------------------------------------------
+
+local shape, vals, pos, vi, null
+local S_, N_, T_, F_, Z_, O_, A_ = s_byte("sntfz{[", 1, 7)
+
+local function node()
+  local c = s_byte(shape, pos)
+  pos = pos + 1
+  if c == S_ or c == N_ then
+    local v = vals[vi]
+    vi = vi + 1
+    return v
+  elseif c == T_ then return true
+  elseif c == F_ then return false
+  elseif c == Z_ then return null
+  end
+  local count = vals[vi]
+  vi = vi + 1
+  local t = {}
+  if c == O_ then
+    for _ = 1, count do
+      local k = vals[vi]
+      vi = vi + 1
+      t[k] = node()
+    end
+  else
+    for i = 1, count do t[i] = node() end
+    if count == 0 then setmetatable(t, ARRAY_MT) end
+  end
+  return t
+end
+
+-- Rebuild a value Python sent as (shape, vals); type checks every scalar so a
+-- Python object could never pass even if Python sent one by mistake.
+function I.build(sh, vs)
+  if type(sh) ~= "string" or type(vs) ~= "table" then error("internal error", 0) end
+  for i = 1, rawlen(vs) do
+    local t = type(vs[i])
+    if t ~= "string" and t ~= "number" then error("internal error", 0) end
+  end
+  shape, vals, pos, vi, null = sh, vs, 1, 1, I.current().null
+  local v = node()
+  shape, vals = nil, nil
+  return v
+end
+
+-- the invocation body ----------------------------------------------------------
+
+local RESPONSE_KEYS = {status = true, headers = true, body = true}
+
+local function is_response(t)
+  if dgetmetatable(t) ~= nil then return false end
+  local k = next(t)
+  if k == nil then return false end
+  repeat
+    if not RESPONSE_KEYS[k] then return false end
+    k = next(t, k)
+  until k == nil
+  return true
+end
+
+-- Turn the script's return value into what the driver hands to Python:
+--   "nil" | "string", s | "json", text | "response", status, headers, body, body_is_json
+local function finish(v)
+  local inv = I.current()
+  local limit = inv.max_response
+  local t = type(v)
+  if v == nil then return "nil" end
+  if t == "string" then
+    if #v > limit then kill("response_bytes") end
+    return "string", v
+  end
+  if t == "table" and is_response(v) then
+    local status, headers, body = R.rawget(v, "status"), R.rawget(v, "headers"), R.rawget(v, "body")
+    if status ~= nil and math_type(status) ~= "integer" then
+      error("the response status must be an integer", 0)
+    end
+    if headers ~= nil and type(headers) ~= "table" then
+      error("the response headers must be a table", 0)
+    end
+    local htext = headers and I.encode(headers, limit, "response_bytes", "response headers") or "{}"
+    if type(body) == "string" then
+      if #body + #htext > limit then kill("response_bytes") end
+      return "response", status or 200, htext, body, false
+    end
+    if body == nil then return "response", status or 200, htext, "", false end
+    return "response", status or 200, htext,
+      I.encode(body, limit - #htext, "response_bytes", "response body"), true
+  end
+  if t == "function" or t == "thread" or t == "userdata" then
+    error("a script cannot return a " .. t .. " value", 0)
+  end
+  return "json", I.encode(v, limit, "response_bytes", "response")
+end
+
+-- The main function of an invocation's coroutine.
+function I.body(fn, env, shape_, vals_)
+  local ctx = I.build(shape_, vals_)
+  local req = ctx.request
+  if type(req) == "table" then
+    local body = req.body
+    local decode = env.json.decode
+    req.json = function() return decode(body) end
+  end
+  env.ctx = ctx
+  return finish((fn(env, ctx)))
+end
+

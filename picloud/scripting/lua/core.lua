@@ -1,0 +1,318 @@
+-- The sandbox core: runs once per LuaRuntime, in the main state, before any
+-- tenant code exists. It captures what the sandbox needs, locks the shared
+-- metatables, deletes every real global, and returns the internal table `I`
+-- through which the other chunks (guards, bridge, stdlib, sdk) and the Python
+-- driver reach the sandbox. `I` itself is never reachable from a script.
+--
+-- Invariants:
+--   * a script only ever runs inside a coroutine that carries `hook`;
+--   * once an invocation is killed, every one of its coroutines errors on its
+--     next instruction, and every place that could catch the error (pcall,
+--     xpcall, coroutine.resume/wrap/close) re-raises it;
+--   * no value crossing from Python is a Python object (see bridge.lua).
+local host, TICK = ...
+
+local next, type, select, error, tostring = next, type, select, error, tostring
+local rawget, rawlen, setmetatable, pcall = rawget, rawlen, setmetatable, pcall
+local load, string, table, math, utf8, os = load, string, table, math, utf8, os
+local coroutine, debug, package, collectgarbage = coroutine, debug, package, collectgarbage
+local sethook, getinfo, dgetmetatable = debug.sethook, debug.getinfo, debug.getmetatable
+local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+local co_status, co_close, co_isyieldable = coroutine.status, coroutine.close, coroutine.isyieldable
+local pack, unpack = table.pack, table.unpack
+local s_sub, s_find, s_match = string.sub, string.find, string.match
+local clock = host.clock
+
+local I = {host = host}
+
+-- Lock the metatables every state shares. Strings index the guarded string
+-- library (set by guards.lua); lupa's Python-object metatable must never be
+-- reachable even if a Python object ever leaked in.
+local string_mt = dgetmetatable("")
+string_mt.__metatable = false
+local registry = debug.getregistry()
+if type(registry.POBJECT) == "table" then registry.POBJECT.__metatable = false end
+function I.set_string_index(lib) string_mt.__index = lib end
+
+-- Everything the other chunks may capture, taken before the globals go.
+I.raw = {
+  next = next, type = type, select = select, error = error, tostring = tostring,
+  tonumber = tonumber, rawget = rawget, rawset = rawset, rawequal = rawequal,
+  rawlen = rawlen, setmetatable = setmetatable, getmetatable = getmetatable,
+  dgetmetatable = dgetmetatable, pcall = pcall, xpcall = xpcall, load = load,
+  assert = assert, ipairs = ipairs, pairs = pairs, string = string, table = table,
+  math = math, utf8 = utf8, os = os, coroutine = coroutine,
+  collectgarbage = collectgarbage, getinfo = getinfo,
+}
+
+-- Delete the real globals, and the library registry `require` would use, so
+-- nothing (python, debug, io, os, package, load, ...) is left to find.
+local G, loaded = _G, package.loaded
+for k in next, loaded do loaded[k] = nil end
+for k in next, G do G[k] = nil end
+
+local KILL = {}          -- the error value of a kill; never reaches a script
+local SDK = {}           -- first value of an SDK yield; never reaches a script
+I.KILL = KILL
+
+local current = nil      -- the invocation whose Lua code is running, or nil
+function I.current() return current end
+
+-- Script chunk names ("=name") known to this runtime: their frames give the
+-- positions in error messages; all other frames are ours and are skipped.
+local SOURCES = {}
+I.SOURCES = SOURCES
+
+local function script_where(co, level)
+  for l = level, level + 300 do
+    local info
+    if co then info = getinfo(co, l, "Sl") else info = getinfo(l, "Sl") end
+    if not info then return nil end
+    if SOURCES[info.source] and info.currentline > 0 then
+      return s_sub(info.source, 2) .. ":" .. info.currentline
+    end
+  end
+  return nil
+end
+I.script_where = script_where
+
+local function gc_kb() return collectgarbage("count") end
+
+local hook
+-- Kill `inv` for `reason`: from now on each of its coroutines errors on every
+-- instruction, so nothing a script does can outlive the kill.
+local function kill(inv, reason)
+  if not inv.killed then
+    inv.killed = reason
+    inv.kill_where = script_where(nil, 2)
+  end
+  for co in next, inv.threads do sethook(co, hook, "", 1) end
+  error(KILL, 0)
+end
+I.kill = function(reason) return kill(current, reason) end
+
+-- The checks of the hook, also run by `charge` after large C-level work.
+local function check(inv)
+  if inv.count > inv.max_count then kill(inv, "instructions") end
+  if clock() > inv.deadline then kill(inv, "time") end
+  if gc_kb() > inv.mem_kb then
+    collectgarbage("collect")
+    if gc_kb() > inv.mem_kb then kill(inv, "memory") end
+  end
+end
+
+hook = function()
+  local inv = current
+  if not inv then return end
+  if inv.killed then error(KILL, 0) end
+  inv.count = inv.count + inv.tick
+  check(inv)
+  if getinfo(inv.depth_level, "") then kill(inv, "call_depth") end
+end
+
+-- Account `n` bytes of work done by a C function the hook cannot see into:
+-- it counts as n/32 instructions, and every 1 MiB of it runs the checks.
+function I.charge(n)
+  local inv = current
+  if not inv then return end
+  inv.count = inv.count + n // 32
+  local p = inv.pending + n
+  if p >= 1048576 then
+    inv.pending = 0
+    check(inv)
+  else
+    inv.pending = p
+  end
+end
+
+-- The soft memory limit, checked before every SDK call so that the hard
+-- limit always leaves lupa room for the values Python hands back.
+function I.memory_check()
+  local inv = current
+  if gc_kb() > inv.mem_kb then
+    collectgarbage("collect")
+    if gc_kb() > inv.mem_kb then kill(inv, "memory") end
+  end
+end
+
+function I.remaining_memory()
+  return (current.mem_kb - gc_kb()) * 1024
+end
+
+-- pcall, xpcall and coroutine functions as scripts see them ----------------
+
+local function rethrow_if_killed(...)
+  local inv = current
+  if inv and inv.killed then error(KILL, 0) end
+  return ...
+end
+
+function I.pcall(f, ...) return rethrow_if_killed(pcall(f, ...)) end
+local raw_xpcall = xpcall
+function I.xpcall(f, h, ...) return rethrow_if_killed(raw_xpcall(f, h, ...)) end
+
+function I.co_create(f)
+  local inv = current
+  local co = co_create(f)
+  sethook(co, hook, "", inv.killed and 1 or inv.tick)
+  inv.threads[co] = true
+  return co
+end
+
+-- An SDK yield from a script's own coroutine is passed up to the driver and
+-- its answer passed back down, so SDK calls work at any coroutine depth.
+local function through(co, ok, first, ...)
+  if ok and first == SDK and co_status(co) == "suspended" then
+    return through(co, co_resume(co, co_yield(SDK, ...)))
+  end
+  return rethrow_if_killed(ok, first, ...)
+end
+
+function I.co_resume(co, ...) return through(co, co_resume(co, ...)) end
+
+local function unwrap(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+
+function I.co_wrap(f)
+  local co = I.co_create(f)
+  return function(...) return unwrap(I.co_resume(co, ...)) end
+end
+
+function I.co_close(co) return rethrow_if_killed(co_close(co)) end
+
+-- The SDK bridge ---------------------------------------------------------------
+
+-- Yield one SDK request to the driver. Returns ok, shape, vals (see bridge.lua)
+-- or false, message.
+function I.sdk_yield(op, payload)
+  if not co_isyieldable() then
+    error(op .. ": cannot be called from a metamethod, iterator or comparator "
+      .. "that a library function calls", 0)
+  end
+  return co_yield(SDK, op, payload)
+end
+
+-- Compiling ------------------------------------------------------------------
+
+local EMPTY = setmetatable({}, {__newindex = function() end, __metatable = false})
+
+-- Compile `src` as script `name`: once as a chunk (syntax errors as Lua
+-- reports them), then wrapped as `function(_ENV, ...)`, so each invocation
+-- runs the same prototype with its own fresh environment. A source that
+-- compiles as a chunk parses to the same block inside the wrapper, so the
+-- wrapper's main function only ever creates the closure.
+function I.compile(name, src)
+  local chunkname = "=" .. name
+  local f, err = load(src, chunkname, "t", EMPTY)
+  if not f then return nil, err end
+  f, err = load("return function(_ENV, ...) " .. src .. "\nend", chunkname, "t", EMPTY)
+  if not f then return nil, err end
+  SOURCES[chunkname] = true
+  return f()
+end
+
+-- Errors ---------------------------------------------------------------------
+
+local MAX_MESSAGE = 2000
+
+-- Turn an error value into text with the script position, never a position
+-- inside the sandbox, and never calling a script's metamethod.
+local function describe(co, e)
+  local msg
+  local t = type(e)
+  if t == "string" then
+    msg = e
+  elseif t == "table" then
+    local m = rawget(e, "message")
+    msg = type(m) == "string" and m or "error object is a table value"
+  else
+    msg = "error object is a " .. t .. " value"
+  end
+  if #msg > MAX_MESSAGE then msg = s_sub(msg, 1, MAX_MESSAGE) .. "..." end
+  -- Drop positions inside the sandbox's own chunks.
+  while s_find(msg, "^sandbox%.%w+:%d+: ") do msg = s_match(msg, "^sandbox%.%w+:%d+: (.*)$") end
+  local chunk = s_match(msg, "^([%w_]+):%d+: ")
+  if chunk and SOURCES["=" .. chunk] then return msg end
+  local where = script_where(co, 0)
+  if where then return where .. ": " .. msg end
+  return msg
+end
+
+-- The driver -------------------------------------------------------------------
+
+local function finish(inv, kind, ...)
+  current = inv
+  co_close(inv.co)         -- runs pending to-be-closed variables, hooked
+  current = nil
+  return kind, inv.count, ...
+end
+
+local function after_resume(inv, ok, ...)
+  current = nil
+  local co = inv.co
+  if inv.killed then return finish(inv, "limit", inv.killed, inv.kill_where) end
+  if not ok then
+    local e = ...
+    if e == "not enough memory" then
+      return finish(inv, "limit", "memory", script_where(co, 0))
+    end
+    if type(e) == "string" and s_find(e, "stack overflow", 1, true) then
+      return finish(inv, "limit", "call_depth", script_where(co, 0))
+    end
+    return finish(inv, "error", describe(co, e))
+  end
+  if co_status(co) == "dead" then return finish(inv, "done", ...) end
+  local first, op, payload = ...
+  if first == SDK then return "sdk", inv.count, op, payload end
+  local where = script_where(co, 0)
+  return finish(inv, "error", (where and where .. ": " or "")
+    .. "coroutine.yield called outside of a coroutine")
+end
+
+local function step(inv, ...)
+  current = inv
+  return after_resume(inv, co_resume(inv.co, ...))
+end
+
+local WEAK_KEYS = {__mode = "k"}
+
+-- Start an invocation of compiled script `fn`. The context arrives as a shape
+-- and values (bridge.lua) and is built inside the hooked coroutine.
+function I.start(fn, shape, vals, max_count, deadline, mem_bytes, max_depth,
+                 max_log, max_value, max_value_depth, max_response, max_import)
+  local inv = {
+    count = 0, tick = TICK, pending = 0, max_count = max_count,
+    deadline = deadline, mem_kb = gc_kb() + mem_bytes / 1024,
+    -- the hook's own frame is level 1 and the coroutine body level 2
+    depth_level = max_depth + 3, killed = false, threads = setmetatable({}, WEAK_KEYS),
+    log_bytes = 0, max_log = max_log, max_value = max_value,
+    max_value_depth = max_value_depth, max_response = max_response,
+    max_import = max_import, modules = {}, importing = {},
+  }
+  if max_count < TICK * 10 then inv.tick = max_count // 10 + 1 end
+  inv.null = I.new_null()
+  local co = co_create(I.body)
+  sethook(co, hook, "", inv.tick)
+  inv.co = co
+  inv.threads[co] = true
+  return inv, step(inv, fn, I.new_env(inv), shape, vals)
+end
+
+function I.resume(inv, ...) return step(inv, ...) end
+
+-- End an invocation from outside (timeout while awaiting I/O, cancellation,
+-- or no memory left for an SDK answer).
+function I.abort(inv, reason)
+  local where = script_where(inv.co, 0)
+  if not inv.killed then inv.killed = reason end
+  for co in next, inv.threads do sethook(co, hook, "", 1) end
+  current = inv
+  pcall(co_close, inv.co)
+  current = nil
+  return where
+end
+
+I.unpack, I.pack = unpack, pack
+return I
