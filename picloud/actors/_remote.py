@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Failure(msgspec.Struct, frozen=True):
-    """A PiCloudError on its way back to the caller."""
+class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failed"):
+    """A PiCloudError on its way back to the caller; ``kind`` is its class name."""
 
     kind: str
     code: str
@@ -35,7 +35,7 @@ class Failure(msgspec.Struct, frozen=True):
 
 
 def failure_of(error: PiCloudError) -> Failure:
-    return Failure(type(error).__name__, error.code, error.message)
+    return Failure(kind=type(error).__name__, code=error.code, message=error.message)
 
 
 def unwrap(result: T | Failure) -> T:

@@ -7,11 +7,12 @@ from typing import Any
 import msgspec
 
 from picloud.events._base import Event, EventMeta
+from picloud.events.app import AppEvent
 from picloud.events.system import SystemEvent
 
 __all__ = ["AnyEvent", "decode_event", "decode_meta", "encode", "event_types"]
 
-AnyEvent = SystemEvent
+AnyEvent = SystemEvent | AppEvent
 
 _encoder = msgspec.json.Encoder()
 _event_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)

@@ -6,6 +6,7 @@ and by ``picloud replay``, so a rebuilt projection equals the live one.
 
 from __future__ import annotations
 
+from picloud.store.projections.app import project_app
 from picloud.store.projections.system import project_system
 
-__all__ = ["project_system"]
+__all__ = ["project_app", "project_system"]

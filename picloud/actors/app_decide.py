@@ -1,0 +1,180 @@
+"""Pure decisions on an app's admin commands: ``decide(state, command) -> events``.
+
+Each function validates the command against the app's control state and
+returns the events that record it, or raises a RequestError naming the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from picloud.actors.protocol import AddRoute, DeleteScript, RemoveRoute, SaveScript
+from picloud.errors import Conflict, InvalidInput, NotFound
+from picloud.events import Event, utcnow
+from picloud.events.app import RouteAdded, RouteRemoved, ScriptDeleted, ScriptSaved
+from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
+from picloud.scripting import validate_source
+from picloud.store.projections.app import path_shape
+from picloud.store.scripts import RouteRecord, ScriptRecord
+
+__all__ = [
+    "METHODS",
+    "decide_add_route",
+    "decide_delete_script",
+    "decide_remove_route",
+    "decide_save_script",
+    "route_record",
+    "script_record",
+]
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_SCRIPT_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+_SEGMENT = re.compile(
+    r"^(?:[A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]{0,63}\})$"
+)
+_MAX_PATH = 512
+_MAX_SOURCE = 256 * 1024
+
+
+def _script(state: AppState, script_id: str) -> ScriptInfo:
+    script = state.scripts.get(script_id)
+    if script is None:
+        raise NotFound(f"no script {script_id[:80]!r} in this app")
+    return script
+
+
+def decide_save_script(state: AppState, command: SaveScript) -> list[Event]:
+    """Create (no ``script_id``) or replace a script; the source must compile."""
+    if len(command.source.encode()) > _MAX_SOURCE:
+        raise InvalidInput(f"source is larger than {_MAX_SOURCE // 1024} KiB")
+    if command.script_id is None:
+        name = command.name or ""
+        if not _SCRIPT_NAME.match(name):
+            raise InvalidInput(
+                f"invalid script name {name[:80]!r}: use a letter or _ then up to 63 "
+                "letters, digits or _"
+            )
+        if name in state.script_names:
+            raise Conflict(f"a script named {name!r} already exists in this app")
+        script_id, version, kind = str(uuid.uuid4()), 1, command.kind
+    else:
+        old = _script(state, command.script_id)
+        if command.name is not None and command.name != old.name:
+            raise InvalidInput("a script cannot be renamed; create a new one")
+        script_id, version, name = old.id, old.version + 1, old.name
+        kind = "module" if old.kind == "module" else "endpoint"
+    validate_source(name, command.source)
+    return [
+        ScriptSaved(
+            at=utcnow(),
+            app_id=state.app_id,
+            script_id=script_id,
+            name=name,
+            kind=kind,
+            source=command.source,
+            version=version,
+        )
+    ]
+
+
+def decide_delete_script(state: AppState, command: DeleteScript) -> list[Event]:
+    """Delete a script and the routes that target it."""
+    script = _script(state, command.script_id)
+    now = utcnow()
+    events: list[Event] = [
+        RouteRemoved(at=now, app_id=state.app_id, route_id=route.id)
+        for route in state.routes.values()
+        if route.script_id == script.id
+    ]
+    events.append(
+        ScriptDeleted(
+            at=now, app_id=state.app_id, script_id=script.id, name=script.name
+        )
+    )
+    return events
+
+
+def normalise_path(path: str) -> str:
+    """Check a route path and drop a trailing slash; raises InvalidInput."""
+    if not path.startswith("/"):
+        raise InvalidInput(f"route path {path[:80]!r} must start with /")
+    if len(path) > _MAX_PATH:
+        raise InvalidInput(f"route path is longer than {_MAX_PATH} characters")
+    trimmed = path.rstrip("/") or "/"
+    segments = trimmed.strip("/").split("/") if trimmed != "/" else []
+    names = []
+    for segment in segments:
+        if not _SEGMENT.match(segment):
+            raise InvalidInput(
+                f"route path segment {segment[:80]!r} is not allowed: use URL-safe "
+                "characters or a {parameter}"
+            )
+        if segment.startswith("{"):
+            names.append(segment[1:-1])
+    if len(names) != len(set(names)):
+        raise InvalidInput(f"route path {path[:80]!r} repeats a parameter name")
+    return trimmed
+
+
+def decide_add_route(state: AppState, command: AddRoute) -> list[Event]:
+    script = _script(state, command.script_id)
+    if script.kind == "module":
+        raise InvalidInput(
+            f"script {script.name!r} is a module; routes can only target endpoints"
+        )
+    method = command.method.upper()
+    if method not in METHODS:
+        raise InvalidInput(
+            f"method {command.method[:20]!r} is not one of {', '.join(sorted(METHODS))}"
+        )
+    path = normalise_path(command.path)
+    shape = path_shape(path)
+    for route in state.routes.values():
+        if route.method == method and path_shape(route.path) == shape:
+            raise Conflict(f"{method} {route.path} is already routed in this app")
+    return [
+        RouteAdded(
+            at=utcnow(),
+            app_id=state.app_id,
+            route_id=str(uuid.uuid4()),
+            script_id=script.id,
+            method=method,
+            path=path,
+            dispatch_mode=command.dispatch_mode,
+        )
+    ]
+
+
+def decide_remove_route(state: AppState, command: RemoveRoute) -> list[Event]:
+    if command.route_id not in state.routes:
+        raise NotFound(f"no route {command.route_id[:80]!r} in this app")
+    return [RouteRemoved(at=utcnow(), app_id=state.app_id, route_id=command.route_id)]
+
+
+def script_record(state: AppState, script: ScriptInfo) -> ScriptRecord:
+    return ScriptRecord(
+        id=script.id,
+        app_id=state.app_id,
+        name=script.name,
+        kind=script.kind,  # type: ignore[arg-type]  # checked on save
+        version=script.version,
+        source=script.source,
+        imports=list(script.imports),
+        used_by=sorted(
+            s.name for s in state.scripts.values() if script.name in s.imports
+        ),
+        created_at=script.created_at,
+        updated_at=script.updated_at,
+    )
+
+
+def route_record(state: AppState, route: RouteInfo) -> RouteRecord:
+    return RouteRecord(
+        id=route.id,
+        app_id=state.app_id,
+        script_id=route.script_id,
+        method=route.method,
+        path=route.path,
+        dispatch_mode=route.dispatch_mode,  # type: ignore[arg-type]  # checked on add
+    )

@@ -1,0 +1,124 @@
+"""Events of an app's own stream ``app-{id}``: scripts, routes, invocations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from picloud.events._base import Event
+
+__all__ = [
+    "AppEvent",
+    "DispatchMode",
+    "ExecutionAbandoned",
+    "ExecutionStatus",
+    "InvocationAccepted",
+    "InvocationRecorded",
+    "LogEntry",
+    "RequestRecord",
+    "RouteAdded",
+    "RouteRemoved",
+    "ScriptDeleted",
+    "ScriptKind",
+    "ScriptSaved",
+]
+
+ScriptKind = Literal["endpoint", "module"]
+DispatchMode = Literal["sync", "async"]
+ExecutionStatus = Literal["ok", "error"]
+
+
+class ScriptSaved(Event, frozen=True, tag="script.saved.v1"):
+    """A script created (version 1) or replaced (the next version)."""
+
+    app_id: str
+    script_id: str
+    name: str
+    kind: ScriptKind
+    source: str
+    version: int
+    imports: list[str] = []
+    """Literal ``require("…")`` names in the source (the import graph's edges)."""
+
+
+class ScriptDeleted(Event, frozen=True, tag="script.deleted.v1"):
+    app_id: str
+    script_id: str
+    name: str
+
+
+class RouteAdded(Event, frozen=True, tag="route.added.v1"):
+    app_id: str
+    route_id: str
+    script_id: str
+    method: str
+    path: str
+    dispatch_mode: DispatchMode = "sync"
+
+
+class RouteRemoved(Event, frozen=True, tag="route.removed.v1"):
+    app_id: str
+    route_id: str
+
+
+class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An HTTP request as a script sees it (``ctx.request``)."""
+
+    method: str
+    path: str
+    params: dict[str, str] = {}
+    query: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    body: bytes = b""
+
+
+class InvocationAccepted(Event, frozen=True, tag="invocation.accepted.v1"):
+    """An async route's request, durable before the caller got 202; run afterwards."""
+
+    app_id: str
+    execution_id: str
+    route_id: str
+    script_id: str
+    request: RequestRecord
+
+
+class LogEntry(msgspec.Struct, frozen=True, kw_only=True):
+    level: str
+    time: datetime
+    message: str
+
+
+class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
+    """One finished (or abandoned) invocation: the execution log's entry."""
+
+    app_id: str
+    execution_id: str
+    script_id: str
+    trigger: str
+    """What started it: ``route:GET /path``, ``async:GET /path``, ``trigger:…``."""
+    status: ExecutionStatus
+    started_at: datetime
+    duration_ms: float
+    error: str | None = None
+    logs: list[LogEntry] = []
+
+
+class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):
+    """A sync caller gave up waiting (504); the invocation may or may not have run."""
+
+    app_id: str
+    execution_id: str
+    reason: str
+
+
+AppEvent = (
+    ScriptSaved
+    | ScriptDeleted
+    | RouteAdded
+    | RouteRemoved
+    | InvocationAccepted
+    | InvocationRecorded
+    | ExecutionAbandoned
+)

@@ -1,0 +1,122 @@
+"""Projections of the app streams: scripts, routes, the execution log."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from picloud.events import RecordedEvent
+from picloud.events.app import (
+    ExecutionAbandoned,
+    InvocationRecorded,
+    RouteAdded,
+    RouteRemoved,
+    ScriptDeleted,
+    ScriptSaved,
+)
+from picloud.store.pool import jsonb
+
+__all__ = ["path_shape", "project_app"]
+
+_PARAM = re.compile(r"\{[^}/]*\}")
+
+_SAVE_SCRIPT = """
+INSERT INTO scripts (id, app_id, name, kind, source, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+ON CONFLICT (id) DO UPDATE
+SET name = $3, kind = $4, source = $5, version = $6, updated_at = $7
+"""
+_ADD_ROUTE = """
+INSERT INTO routes (id, app_id, script_id, method, path, path_shape, dispatch_mode,
+                    created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+"""
+_ADD_EXECUTIONS = """
+INSERT INTO executions (id, app_id, script_id, trigger, status, started_at,
+                        duration_ms, error, logs, position)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::timestamptz[], $7::float8[], $8::text[], $9::jsonb[],
+                     $10::bigint[])
+ON CONFLICT (id) DO NOTHING
+"""
+
+
+def path_shape(path: str) -> str:
+    """``/users/{id}`` → ``/users/{}``: routes with the same shape clash."""
+    return _PARAM.sub("{}", path)
+
+
+async def project_app(
+    conn: asyncpg.Connection, records: Sequence[RecordedEvent]
+) -> None:
+    """Apply app-stream events in order; execution rows go in one statement."""
+    executions: list[tuple[Any, ...]] = []
+    for recorded in records:
+        event = recorded.event
+        if isinstance(event, InvocationRecorded):
+            executions.append(_execution_row(event, recorded.position))
+        else:
+            await _apply_control(conn, recorded)
+    if executions:
+        await conn.execute(_ADD_EXECUTIONS, *zip(*executions, strict=True))
+
+
+async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    match event:
+        case ScriptSaved():
+            await conn.execute(
+                _SAVE_SCRIPT,
+                event.script_id,
+                event.app_id,
+                event.name,
+                event.kind,
+                event.source,
+                event.version,
+                event.at,
+            )
+        case ScriptDeleted():
+            await conn.execute("DELETE FROM scripts WHERE id = $1", event.script_id)
+        case RouteAdded():
+            await conn.execute(
+                _ADD_ROUTE,
+                event.route_id,
+                event.app_id,
+                event.script_id,
+                event.method,
+                event.path,
+                path_shape(event.path),
+                event.dispatch_mode,
+                event.at,
+            )
+        case RouteRemoved():
+            await conn.execute("DELETE FROM routes WHERE id = $1", event.route_id)
+        case ExecutionAbandoned():
+            await conn.execute(
+                "INSERT INTO abandoned_executions (execution_id, app_id, reason,"
+                " abandoned_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                event.execution_id,
+                event.app_id,
+                event.reason,
+                event.at,
+            )
+        case _:
+            pass  # no projection row (e.g. InvocationAccepted lives in control state)
+
+
+def _execution_row(event: InvocationRecorded, position: int) -> tuple[Any, ...]:
+    return (
+        event.execution_id,
+        event.app_id,
+        event.script_id,
+        event.trigger,
+        event.status,
+        event.started_at,
+        event.duration_ms,
+        event.error,
+        jsonb(event.logs),
+        position,
+    )

@@ -1,0 +1,81 @@
+"""Reads of the scripts and routes projections, and their API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from picloud.events.app import DispatchMode, ScriptKind
+from picloud.store._errors import translate_errors
+
+__all__ = [
+    "RouteRecord",
+    "ScriptRecord",
+    "get_route",
+    "get_script",
+    "list_routes",
+    "list_scripts",
+]
+
+
+class ScriptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    app_id: str
+    name: str
+    kind: ScriptKind
+    version: int
+    source: str
+    imports: list[str]
+    used_by: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RouteRecord(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    app_id: str
+    script_id: str
+    method: str
+    path: str
+    dispatch_mode: DispatchMode
+
+
+_SCRIPT = """
+SELECT s.id, s.app_id, s.name, s.kind, s.version, s.source, s.created_at, s.updated_at
+FROM scripts s
+"""
+
+
+def _script(row: asyncpg.Record) -> ScriptRecord:
+    return ScriptRecord(**dict(row), imports=[], used_by=[])
+
+
+async def get_script(db: asyncpg.Pool, script_id: str) -> ScriptRecord | None:
+    with translate_errors("get script"):
+        row = await db.fetchrow(_SCRIPT + " WHERE s.id = $1", script_id)
+    return None if row is None else _script(row)
+
+
+async def list_scripts(db: asyncpg.Pool, app_id: str) -> list[ScriptRecord]:
+    with translate_errors("list scripts"):
+        rows = await db.fetch(_SCRIPT + " WHERE s.app_id = $1 ORDER BY s.name", app_id)
+    return [_script(row) for row in rows]
+
+
+_ROUTE = "SELECT id, app_id, script_id, method, path, dispatch_mode FROM routes"
+
+
+async def get_route(db: asyncpg.Pool, route_id: str) -> RouteRecord | None:
+    with translate_errors("get route"):
+        row = await db.fetchrow(_ROUTE + " WHERE id = $1", route_id)
+    return None if row is None else RouteRecord(**dict(row))
+
+
+async def list_routes(db: asyncpg.Pool, app_id: str) -> list[RouteRecord]:
+    with translate_errors("list routes"):
+        rows = await db.fetch(
+            _ROUTE + " WHERE app_id = $1 ORDER BY path, method", app_id
+        )
+    return [RouteRecord(**dict(row)) for row in rows]
