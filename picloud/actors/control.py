@@ -1,12 +1,17 @@
-"""The ControlPlane: the one writer of the ``system`` stream (apps; identity later).
+"""The ControlPlane: the one writer of the ``system`` stream (apps and identity).
 
 Plain Python, testable without Ray; :mod:`picloud.actors.control_actor` hosts it.
 
 Guarantees:
 - Commands run one at a time, in arrival order.
+- Before deciding, the plane catches up on the stream (one indexed read that
+  finds nothing in the common case), so commands written meanwhile by another
+  process — the CLI's ``admin`` commands — are part of the decision.
 - Each accepted command is appended with the expected stream version and its
-  projection rows in the same transaction; if another process (say, the CLI)
-  wrote the stream meanwhile, the plane reloads and decides again.
+  projection rows in the same transaction; if another process wrote the
+  stream between the catch-up and the append, the plane reloads and decides
+  again.
+- A command that changes nothing (revoking a revoked key) appends nothing.
 - A command with an idempotency key already seen answers the first result
   and appends nothing.
 """
@@ -21,6 +26,11 @@ from typing import Annotated
 
 import msgspec
 
+from picloud.actors.identity import (
+    IdentityCommand,
+    decide_identity,
+    identity_answer,
+)
 from picloud.errors import Conflict, InvalidInput, NotFound, VersionConflict
 from picloud.events import (
     AppCreated,
@@ -28,16 +38,19 @@ from picloud.events import (
     AppUpdated,
     Event,
     EventMeta,
+    MemberSet,
     RecordedEvent,
     utcnow,
 )
 from picloud.events.system_state import AppInfo, SystemState, evolve_system
 from picloud.store import EventLog
 from picloud.store.apps import AppRecord
+from picloud.store.identity import KeyRecord, MemberRecord, UserRecord
 from picloud.store.projections import project_system
 
 __all__ = [
     "SYSTEM_STREAM",
+    "Answer",
     "ControlPlane",
     "CreateApp",
     "DeleteApp",
@@ -60,6 +73,8 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_NAME)]
 class CreateApp(msgspec.Struct, frozen=True, kw_only=True):
     slug: str
     name: Name
+    owner: str | None = None
+    """The user id of the creator, who becomes the app's first owner."""
 
 
 class UpdateApp(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,7 +87,8 @@ class DeleteApp(msgspec.Struct, frozen=True, kw_only=True):
     app: str
 
 
-SystemCommand = CreateApp | UpdateApp | DeleteApp
+SystemCommand = CreateApp | UpdateApp | DeleteApp | IdentityCommand
+Answer = AppRecord | UserRecord | MemberRecord | KeyRecord | None
 
 
 def check_slug(slug: str) -> None:
@@ -96,12 +112,21 @@ def decide_system(state: SystemState, command: SystemCommand) -> list[Event]:
     """The events that ``command`` causes in ``state``; raises RequestErrors."""
     now = utcnow()
     match command:
-        case CreateApp(slug=slug, name=name):
+        case CreateApp(slug=slug, name=name, owner=owner):
             check_slug(slug)
             if slug in state.slugs:
                 raise Conflict(f"an app with slug {slug!r} already exists")
+            if owner is not None and owner not in state.users:
+                raise NotFound(f"no user {owner[:80]!r}")
             app_id = str(uuid.uuid4())
-            return [AppCreated(at=now, app_id=app_id, slug=slug, name=name)]
+            events: list[Event] = [
+                AppCreated(at=now, app_id=app_id, slug=slug, name=name)
+            ]
+            if owner is not None:
+                events.append(
+                    MemberSet(at=now, app_id=app_id, user_id=owner, role="owner")
+                )
+            return events
         case UpdateApp(app=ref, slug=new_slug, name=new_name):
             app = _app(state, ref)
             slug = app.slug if new_slug is None else new_slug
@@ -114,6 +139,8 @@ def decide_system(state: SystemState, command: SystemCommand) -> list[Event]:
         case DeleteApp(app=ref):
             app = _app(state, ref)
             return [AppDeleted(at=now, app_id=app.id, slug=app.slug)]
+        case _:
+            return decide_identity(state, command)
     raise InvalidInput(f"unknown command {type(command).__name__}")
 
 
@@ -156,10 +183,13 @@ class ControlPlane:
         """Decide, append and apply ``command``; return the recorded events."""
         async with self._lock:
             key = meta.idempotency_key
+            await self.catch_up()
             if key is not None and key in self._answers:
                 return self._answers[key]
             for _ in range(_CONFLICT_RETRIES):
                 events = decide_system(self._state, command)
+                if not events:
+                    return []
                 try:
                     recorded = await self._append(events, meta)
                 except VersionConflict:
@@ -191,8 +221,12 @@ class ControlPlane:
             self._answers.popitem(last=False)
 
 
-def answer(state: SystemState, recorded: list[RecordedEvent]) -> AppRecord | None:
-    """The API's answer to a command that recorded ``recorded``: the app now."""
+def answer(
+    state: SystemState, command: SystemCommand, recorded: list[RecordedEvent]
+) -> Answer:
+    """The API's answer to ``command``, which recorded ``recorded``: the thing now."""
+    if not isinstance(command, CreateApp | UpdateApp | DeleteApp):
+        return identity_answer(state, command, [r.event for r in recorded])
     for r in reversed(recorded):
         event = r.event
         if isinstance(event, AppCreated | AppUpdated):

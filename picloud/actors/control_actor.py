@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 
 from picloud.actors._remote import Failure, call_remote, guarded
-from picloud.actors.control import ControlPlane, SystemCommand, answer
+from picloud.actors.control import Answer, ControlPlane, SystemCommand, answer
 from picloud.config import Settings
+from picloud.errors import ActorError
 from picloud.events import EventMeta
 from picloud.store import EventLog, Wakeups, bridge_to_postgres, create_pool
-from picloud.store.apps import AppRecord
 
 __all__ = ["CONTROL_PLANE_NAME", "ControlPlaneClient", "start_control_plane"]
 
 CONTROL_PLANE_NAME = "picloud-control-plane"
+T = TypeVar("T")
 
 
 class _ControlPlaneActor:
@@ -53,11 +54,11 @@ class _ControlPlaneActor:
 
     async def execute(
         self, command: SystemCommand, meta: EventMeta
-    ) -> AppRecord | Failure | None:
-        async def work() -> AppRecord | None:
+    ) -> Answer | Failure:
+        async def work() -> Answer:
             plane = await self._ready()
             recorded = await plane.execute(command, meta)
-            return answer(plane.state, recorded)
+            return answer(plane.state, command, recorded)
 
         return await guarded(work)
 
@@ -88,14 +89,25 @@ class ControlPlaneClient:
         self.handle = handle
         self._timeout = timeout
 
-    async def execute(
-        self, command: SystemCommand, meta: EventMeta
-    ) -> AppRecord | None:
-        result: AppRecord | None = await call_remote(
+    async def execute(self, command: SystemCommand, meta: EventMeta) -> Answer:
+        """Run ``command``; the answer is the changed thing now (None for deletes)."""
+        result: Answer = await call_remote(
             self.handle.execute.remote(command, meta),
             what=f"control plane {type(command).__name__}",
             seconds=self._timeout,
         )
+        return result
+
+    async def execute_as(
+        self, kind: type[T], command: SystemCommand, meta: EventMeta
+    ) -> T:
+        """:meth:`execute` for a command whose answer is a ``kind``."""
+        result = await self.execute(command, meta)
+        if not isinstance(result, kind):
+            raise ActorError(
+                f"control plane answered {type(result).__name__} to "
+                f"{type(command).__name__}, not {kind.__name__}"
+            )
         return result
 
     async def ping(self, seconds: float = 5.0) -> int:

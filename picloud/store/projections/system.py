@@ -1,9 +1,8 @@
-"""The ``apps`` projection of the system stream."""
+"""The projections of the system stream: apps here, identity in :mod:`.identity`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import assert_never
 
 import asyncpg
 
@@ -14,6 +13,7 @@ from picloud.events import (
     RecordedEvent,
     SystemEvent,
 )
+from picloud.store.projections.identity import project_identity
 
 __all__ = ["project_system"]
 
@@ -48,6 +48,7 @@ async def _apply(conn: asyncpg.Connection, event: SystemEvent) -> None:
                 event.at,
             )
         case AppDeleted():
+            # Memberships go with the app (ON DELETE CASCADE).
             await conn.execute("DELETE FROM apps WHERE id = $1", event.app_id)
         case _:
-            assert_never(event)
+            await project_identity(conn, event)
