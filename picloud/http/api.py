@@ -1,9 +1,23 @@
 """Declaring admin API endpoints: one table that routing, OpenAPI and tests read.
 
 Every endpoint states its method, path, body and answer types and the
-capability it needs. The wrapper decodes the JSON body strictly (unknown
-fields and wrong types are a 400 naming the field), checks access, calls the
-handler, and encodes the answer.
+:class:`~picloud.access.Capability` it needs (``needs=None`` only for public
+endpoints: health, the OpenAPI document, login). The wrapper checks access
+first, then decodes the JSON body strictly (unknown fields and wrong types are
+a 400 naming the field), calls the handler, and encodes the answer.
+
+Which app a request acts on, for the capability check:
+
+- a path with an ``{app}`` segment acts on that app (its id or slug);
+- an endpoint that names a thing of an app by its own id
+  (``/api/v1/admin/scripts/{id}``) passes ``app_of=``: an async function of
+  the request answering the id of the app the thing belongs to, or None when
+  there is no such thing (only an instance admin then gets past the check,
+  to the handler's 404; everyone else gets 403, so ids of other apps' things
+  cannot be probed);
+- any other endpoint acts outside apps (creating apps, users, one's account).
+
+See :mod:`picloud.access` for which capability an endpoint should declare.
 """
 
 from __future__ import annotations
@@ -16,10 +30,12 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from picloud.access import Capability
 from picloud.errors import InvalidInput, PayloadTooLarge
 
 __all__ = [
     "ENDPOINTS",
+    "AppOf",
     "Authorize",
     "Endpoint",
     "EndpointTable",
@@ -30,6 +46,7 @@ __all__ = [
 
 Handler = Callable[..., Awaitable[Any]]
 Authorize = Callable[[web.Request, "Endpoint"], Awaitable[None]]
+AppOf = Callable[[web.Request], Awaitable[str | None]]
 H = TypeVar("H", bound=Handler)
 
 _encoder = msgspec.json.Encoder()
@@ -41,16 +58,23 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
-    needs: str | None
+    needs: Capability | None
     """The capability required, or None for a public endpoint (login, health)."""
     body: type[Any] | None
     answer: type[Any] | None
     status: int
     tag: str
+    app_of: AppOf | None = None
+    """How to find the app a request acts on when the path has no ``{app}``."""
 
     @property
     def name(self) -> str:
         return self.handler.__name__
+
+    @property
+    def app_scoped(self) -> bool:
+        """Whether requests act on one app (see the module docstring)."""
+        return self.app_of is not None or "{app}" in self.path
 
 
 class EndpointTable:
@@ -80,15 +104,17 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
     method: str,
     path: str,
     *,
-    needs: str | None,
+    needs: Capability | None,
     summary: str,
     answer: type[Any] | None = None,
     status: int = 200,
     tag: str = "admin",
+    app_of: AppOf | None = None,
 ) -> Callable[[H], H]:
     """Register ``handler(request[, body])`` for ``method path``.
 
     The body type is the annotation of the handler's second parameter, if any.
+    ``app_of`` finds the app of a path without ``{app}`` (module docstring).
     """
 
     def register(handler: H) -> H:
@@ -105,6 +131,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
                 answer=answer,
                 status=status,
                 tag=tag,
+                app_of=app_of,
             )
         )
         return handler
