@@ -41,6 +41,7 @@ _log = logging.getLogger(__name__)
 MAX_MESSAGE = 2000
 _POSITIONED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:\d+: ")
 _decode_args = msgspec.json.Decoder(list[Any]).decode
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 class Invocation:
@@ -88,9 +89,8 @@ async def run(
     inv = Invocation(script, current, now + limits.timeout_ms / 1000, modules)
     try:
         status = _start(rt, inv, ctx)
-        while status[0] == b"sdk":
-            answer = await _answer(rt, inv, sdk, status)
-            status = _call(rt, inv, rt.sandbox.resume, inv.handle, *answer)
+        if status[0] == b"sdk":
+            status = await _serve(rt, inv, sdk, status)
     except _Stop as stop:
         where = _abort(rt, inv, stop.limit)
         raise _limit(inv, stop.limit, where) from None
@@ -103,43 +103,48 @@ async def run(
 def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any, ...]:
     limits = rt.limits
     rt.begin()
-    shaped = _shape_ctx(ctx, limits)
-    if not rt.fits(shaped.lua_bytes):
+    flat, lua_bytes = _ctx_flat(ctx)
+    event_shape = event_vals = None
+    if ctx.event is not None:
+        try:
+            shaped = shape_value(
+                ctx.event, max_bytes=limits.max_value_bytes, max_depth=limits.max_value_depth
+            )
+        except ValueLimitHit as e:
+            raise _Stop(e.limit) from None
+        event_shape, lua_bytes = shaped.shape, lua_bytes + shaped.lua_bytes
+    if not rt.fits(lua_bytes):
         raise _Stop("memory")
+    if event_shape is not None:
+        event_vals = rt.new_table(shaped.vals)
     result = _call(
-        rt, inv, rt.sandbox.start, inv.script.fn, shaped.shape, rt.new_table(shaped.vals),
-        limits.max_instructions, inv.deadline, limits.max_memory_bytes,
-        limits.max_call_depth, limits.max_log_bytes, limits.max_value_bytes,
-        limits.max_value_depth, limits.max_response_bytes, limits.module_import_depth_max,
-    )  # fmt: skip
+        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, rt.new_table(flat),
+        event_shape, event_vals,
+    )
     inv.handle = result[0]
     status: tuple[Any, ...] = result[1:]
     return status
 
 
-def _shape_ctx(ctx: InvocationContext, limits: ScriptLimits) -> Any:
-    value: dict[str, Any] = {
-        "invocation_id": ctx.invocation_id,
-        "app": {"id": ctx.app.id, "slug": ctx.app.slug, "name": ctx.app.name},
-        "trigger_depth": ctx.trigger_depth,
-    }
-    body = b""
-    if (req := ctx.request) is not None:
-        body = req.body
-        value["request"] = {
-            "method": req.method, "path": req.path, "params": req.params,
-            "query": req.query, "headers": req.headers, "body": body,
-        }  # fmt: skip
-    if ctx.event is not None:
-        value["event"] = ctx.event
-    try:
-        return shape_value(
-            value,
-            max_bytes=2 * limits.max_value_bytes + len(body),
-            max_depth=limits.max_value_depth + 2,
-        )
-    except ValueLimitHit as e:
-        raise _Stop(e.limit) from None
+def _ctx_flat(ctx: InvocationContext) -> tuple[list[Any], int]:
+    """``ctx`` as the flat list bridge.lua's build_ctx reads, and its Lua size."""
+    app = ctx.app
+    flat: list[Any] = [
+        ctx.invocation_id.encode(), app.id.encode(), app.slug.encode(), app.name.encode(),
+        ctx.trigger_depth,
+    ]  # fmt: skip
+    req = ctx.request
+    if req is None:
+        flat.append(0)
+        return flat, 2048
+    size = 2048 + len(req.body) + len(req.path)
+    flat += (1, req.method.encode(), req.path.encode(), req.body)
+    for mapping in (req.params, req.query, req.headers):
+        flat.append(len(mapping))
+        for key, value in mapping.items():
+            flat += (key.encode(), value.encode())
+            size += len(key) + len(value)
+    return flat, size + 120 * len(flat)
 
 
 def _call(rt: AppRuntime, inv: Invocation, fn: Any, *args: Any) -> tuple[Any, ...]:
@@ -157,28 +162,51 @@ def _call(rt: AppRuntime, inv: Invocation, fn: Any, *args: Any) -> tuple[Any, ..
     return result
 
 
-async def _answer(
+async def _serve(
     rt: AppRuntime, inv: Invocation, sdk: SdkHandler, status: tuple[Any, ...]
 ) -> tuple[Any, ...]:
-    """Await one SDK request; the values to resume the coroutine with."""
-    op = status[2].decode()
-    args = _decode_args(status[3])
-    remaining = inv.deadline - time.monotonic()
-    if remaining <= 0:
-        raise _Stop("time")
-    timeout = asyncio.timeout(remaining)
+    """Answer SDK requests until the script ends, all within its deadline."""
+    loop = asyncio.get_running_loop()
+    timeout = asyncio.timeout_at(loop.time() + (inv.deadline - time.monotonic()))
+    resume = rt.sandbox.resume
     try:
         async with timeout:
-            value = await sdk(op, args)
-    except SdkCallError as e:
-        return (False, e.message.encode()[:MAX_MESSAGE])
+            while status[0] == b"sdk":
+                answer = await _answer(rt, sdk, status)
+                status = _call(rt, inv, resume, inv.handle, *answer)
     except TimeoutError:
         if timeout.expired():
             raise _Stop("time") from None
         raise
+    return status
+
+
+async def _answer(rt: AppRuntime, sdk: SdkHandler, status: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Await one SDK request; the values to resume the coroutine with."""
+    payload = status[3]
+    if payload is None:
+        args: list[Any] = [arg.decode() for arg in status[4:]]
+    else:
+        args = _decode_args(payload)
+    try:
+        value = await sdk(status[2].decode(), args)
+    except SdkCallError as e:
+        return (False, e.message.encode()[:MAX_MESSAGE])
+    limits = rt.limits
+    kind = type(value)
     if value is None:
         return (True,)
-    limits = rt.limits
+    if kind is str:
+        data = value.encode()
+        if len(data) + 2 > limits.max_value_bytes:
+            raise _Stop("value_bytes")
+        if len(data) > 4096 and not rt.fits(len(data) + 64):
+            raise _Stop("memory")
+        return (True, b"s", data)
+    if kind is bool:
+        return (True, b"t" if value else b"f")
+    if (kind is int and _INT_MIN <= value <= _INT_MAX) or kind is float:
+        return (True, b"n", value)
     try:
         shaped = shape_value(value, max_bytes=limits.max_value_bytes, max_depth=limits.max_value_depth)
     except ValueLimitHit as e:

@@ -42,6 +42,9 @@ class Sandbox(NamedTuple):
     resume: Any
     abort: Any
     compile: Any
+    configure: Any
+    internal: Any
+    """core.lua's table ``I`` (for diagnostics; never handed to a script)."""
 
 
 def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> Sandbox:
@@ -75,6 +78,8 @@ def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> S
         resume=internal[b"resume"],
         abort=internal[b"abort"],
         compile=internal[b"compile"],
+        configure=internal[b"configure"],
+        internal=internal,
     )
 
 

@@ -76,6 +76,12 @@ class AppRuntime:
         self._hard = 64 * MIB + self.headroom
         self._sandbox = open_sandbox(self._host.functions(), max_memory=self._hard)
         self._lua = self._sandbox.lua
+        lim = self.limits
+        self._sandbox.configure(
+            lim.max_instructions, lim.max_memory_bytes, lim.max_call_depth, lim.max_log_bytes,
+            lim.max_value_bytes, lim.max_value_depth, lim.max_response_bytes,
+            lim.module_import_depth_max,
+        )
         self._current: CurrentInvocation | None = None
         self._running: _driver.Invocation | None = None
         self._closed = False

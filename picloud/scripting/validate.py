@@ -46,8 +46,8 @@ def _checker() -> Any:
 def syntax_error(name: str, message: str) -> ScriptSyntaxError:
     """``name:LINE: reason`` from Lua -> a ScriptSyntaxError with ``line``."""
     m = _POSITION.match(message)
-    if m is None:
-        return ScriptSyntaxError(f"{name}: {message}")
+    if m is None:  # e.g. a binary chunk: the problem is at its start
+        return ScriptSyntaxError(f"{name}:1: {message}", line=1)
     return ScriptSyntaxError(f"{name}:{m.group(2)}: {m.group(3)}", line=int(m.group(2)))
 
 

@@ -47,19 +47,18 @@ local buf, n, size, max_size, max_depth, size_limit, fname
 
 local function fail(msg) error(fname .. ": " .. msg, 0) end
 
-local function put(s)
-  size = size + #s
-  if size > max_size then kill(size_limit) end
-  n = n + 1
-  buf[n] = s
-end
-
 local function put_string(s)
-  if size + #s > max_size then kill(size_limit) end
+  local len = #s
+  size = size + len + 2
+  if size > max_size then kill(size_limit) end
   if not utf8_len(s) then fail("cannot encode a string that is not valid UTF-8") end
-  put('"')
-  put((s_gsub(s, '[%c"\\]', ESC)))
-  put('"')
+  if s_find(s, '[%c"\\]') then
+    s = s_gsub(s, '[%c"\\]', ESC)
+    size = size + #s - len
+    if size > max_size then kill(size_limit) end
+  end
+  buf[n + 1], buf[n + 2], buf[n + 3] = '"', s, '"'
+  n = n + 3
 end
 
 local function number_text(v)
@@ -71,36 +70,48 @@ local function number_text(v)
   return s
 end
 
+local function put(s)
+  size = size + #s
+  if size > max_size then kill(size_limit) end
+  n = n + 1
+  buf[n] = s
+end
+
 local encode_value
+
+local function is_array(t, mt)
+  if mt == ARRAY_MT then return true end
+  if mt == OBJECT_MT then return false end
+  local count, top = 0, 0
+  for k in next, t do
+    if math_type(k) ~= "integer" or k < 1 then return false end
+    count = count + 1
+    if k > top then top = k end
+  end
+  return count > 0 and top == count
+end
 
 local function encode_table(t, depth)
   if depth > max_depth then kill("value_depth") end
   local mt = dgetmetatable(t)
   if mt == NULL_MT then return put("null") end
-  local as_array
-  if mt == ARRAY_MT then
-    as_array = true
-  elseif mt ~= OBJECT_MT then
-    local count, top = 0, 0
-    for k in next, t do
-      count = count + 1
-      if top >= 0 and math_type(k) == "integer" and k > 0 then
-        if k > top then top = k end
-      else
-        top = -1
-      end
-    end
-    as_array = count > 0 and top == count
-  end
-  if as_array then
-    put("[")
+  if is_array(t, mt) then
+    n = n + 1
+    buf[n] = "["
     for i = 1, rawlen(t) do
-      if i > 1 then put(",") end
+      if i > 1 then
+        n = n + 1
+        buf[n] = ","
+      end
       encode_value(R.rawget(t, i), depth + 1)
     end
-    return put("]")
+    n = n + 1
+    buf[n] = "]"
+    size = size + 2 + rawlen(t)
+    return
   end
-  put("{")
+  n = n + 1
+  buf[n] = "{"
   local first = true
   for k, v in next, t do
     local kt = type(k)
@@ -109,13 +120,20 @@ local function encode_table(t, depth)
     elseif kt ~= "string" then
       fail("cannot encode a table key of type " .. kt)
     end
-    if not first then put(",") end
+    if not first then
+      n = n + 1
+      buf[n] = ","
+    end
     first = false
     put_string(k)
-    put(":")
+    n = n + 1
+    buf[n] = ":"
+    size = size + 2
     encode_value(v, depth + 1)
   end
-  put("}")
+  n = n + 1
+  buf[n] = "}"
+  size = size + 2
 end
 
 encode_value = function(v, depth)
@@ -123,8 +141,8 @@ encode_value = function(v, depth)
   if t == "string" then return put_string(v) end
   if t == "number" then return put(number_text(v)) end
   if t == "boolean" then return put(v and "true" or "false") end
-  if t == "nil" then return put("null") end
   if t == "table" then return encode_table(v, depth) end
+  if t == "nil" then return put("null") end
   fail("cannot encode a " .. t .. " value")
 end
 
@@ -135,9 +153,10 @@ function I.encode(v, limit, limit_name, what)
   buf, n, size, max_size, size_limit = {}, 0, 0, limit, limit_name
   max_depth, fname = inv.max_value_depth, what
   encode_value(v, 1)
+  if size > max_size then kill(size_limit) end
   local text = concat(buf, "", 1, n)
   buf = nil
-  I.charge(#text)
+  if size > 4096 then I.charge(size) end
   return text
 end
 
@@ -181,7 +200,16 @@ end
 -- Rebuild a value Python sent as (shape, vals); type checks every scalar so a
 -- Python object could never pass even if Python sent one by mistake.
 function I.build(sh, vs)
-  if type(sh) ~= "string" or type(vs) ~= "table" then error("internal error", 0) end
+  local tv = type(vs)
+  if tv ~= "table" then
+    -- a scalar sent on its own: shape is one byte and vs the value
+    local c = s_byte(sh, 1)
+    if c == S_ and tv == "string" or c == N_ and tv == "number" then return vs end
+    if c == T_ then return true elseif c == F_ then return false end
+    if c == Z_ then return I.current().null end
+    error("internal error", 0)
+  end
+  if type(sh) ~= "string" then error("internal error", 0) end
   for i = 1, rawlen(vs) do
     local t = type(vs[i])
     if t ~= "string" and t ~= "number" then error("internal error", 0) end
@@ -241,16 +269,40 @@ local function finish(v)
   return "json", I.encode(v, limit, "response_bytes", "response")
 end
 
--- The main function of an invocation's coroutine.
-function I.body(fn, env, shape_, vals_)
-  local ctx = I.build(shape_, vals_)
-  local req = ctx.request
-  if type(req) == "table" then
-    local body = req.body
-    local decode = env.json.decode
-    req.json = function() return decode(body) end
+local function map(flat, i)
+  local t = {}
+  local n = flat[i]
+  for j = i + 1, i + 2 * n, 2 do t[flat[j]] = flat[j + 1] end
+  return t, i + 2 * n + 1
+end
+
+-- ctx from the flat list Python sends: invocation_id, app id, slug, name,
+-- trigger_depth, has_request, and with a request: method, path, body, then
+-- params, query and headers, each as a count followed by keys and values.
+local function build_ctx(flat, event_shape, event_vals, decode)
+  local ctx = {
+    invocation_id = flat[1], app = {id = flat[2], slug = flat[3], name = flat[4]},
+    trigger_depth = flat[5], request = false, event = false,
+  }
+  if flat[6] == 1 then
+    local body = flat[9]
+    local req = {method = flat[7], path = flat[8], body = body,
+                 json = function() return decode(body) end}
+    local i = 10
+    req.params, i = map(flat, i)
+    req.query, i = map(flat, i)
+    req.headers = map(flat, i)
+    ctx.request = req
+  else
+    ctx.request = nil
   end
+  if event_shape then ctx.event = I.build(event_shape, event_vals) else ctx.event = nil end
+  return ctx
+end
+
+-- The main function of an invocation's coroutine.
+function I.body(fn, env, flat, event_shape, event_vals)
+  local ctx = build_ctx(flat, event_shape, event_vals, I.decode_json)
   env.ctx = ctx
   return finish((fn(env, ctx)))
 end
-

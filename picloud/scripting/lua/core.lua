@@ -184,14 +184,15 @@ function I.co_close(co) return rethrow_if_killed(co_close(co)) end
 
 -- The SDK bridge ---------------------------------------------------------------
 
--- Yield one SDK request to the driver. Returns ok, shape, vals (see bridge.lua)
--- or false, message.
-function I.sdk_yield(op, payload)
+-- Yield one SDK request to the driver: the arguments as JSON text, or (when
+-- `payload` is nil) as the strings that follow. Returns true, shape, vals
+-- (see bridge.lua), or false, message.
+function I.sdk_yield(op, payload, ...)
   if not co_isyieldable() then
     error(op .. ": cannot be called from a metamethod, iterator or comparator "
       .. "that a library function calls", 0)
   end
-  return co_yield(SDK, op, payload)
+  return co_yield(SDK, op, payload, ...)
 end
 
 -- Compiling ------------------------------------------------------------------
@@ -264,8 +265,7 @@ local function after_resume(inv, ok, ...)
     return finish(inv, "error", describe(co, e))
   end
   if co_status(co) == "dead" then return finish(inv, "done", ...) end
-  local first, op, payload = ...
-  if first == SDK then return "sdk", inv.count, op, payload end
+  if (...) == SDK then return "sdk", inv.count, select(2, ...) end
   local where = script_where(co, 0)
   return finish(inv, "error", (where and where .. ": " or "")
     .. "coroutine.yield called outside of a coroutine")
@@ -278,26 +278,34 @@ end
 
 local WEAK_KEYS = {__mode = "k"}
 
--- Start an invocation of compiled script `fn`. The context arrives as a shape
--- and values (bridge.lua) and is built inside the hooked coroutine.
-function I.start(fn, shape, vals, max_count, deadline, mem_bytes, max_depth,
-                 max_log, max_value, max_value_depth, max_response, max_import)
-  local inv = {
-    count = 0, tick = TICK, pending = 0, max_count = max_count,
-    deadline = deadline, mem_kb = gc_kb() + mem_bytes / 1024,
-    -- the hook's own frame is level 1 and the coroutine body level 2
-    depth_level = max_depth + 3, killed = false, threads = setmetatable({}, WEAK_KEYS),
-    log_bytes = 0, max_log = max_log, max_value = max_value,
-    max_value_depth = max_value_depth, max_response = max_response,
-    max_import = max_import, modules = {}, importing = {},
-  }
-  if max_count < TICK * 10 then inv.tick = max_count // 10 + 1 end
-  inv.null = I.new_null()
+local L = {}   -- the runtime's limits (see limits.py), set once by configure
+
+function I.configure(max_count, mem_bytes, max_depth, max_log, max_value,
+                     max_value_depth, max_response, max_import)
+  L.max_count, L.mem_bytes, L.max_depth, L.max_log = max_count, mem_bytes, max_depth, max_log
+  L.max_value, L.max_value_depth, L.max_response = max_value, max_value_depth, max_response
+  L.max_import = max_import
+  L.tick = TICK
+  if max_count < TICK * 10 then L.tick = max_count // 10 + 1 end
+end
+
+-- Start an invocation of compiled script `fn` that must end by `deadline`
+-- (the clock's time). The context arrives flat (see bridge.lua) and is built
+-- inside the hooked coroutine.
+function I.start(fn, deadline, flat, event_shape, event_vals)
   local co = co_create(I.body)
+  local inv = {
+    count = 0, tick = L.tick, pending = 0, max_count = L.max_count, deadline = deadline,
+    mem_kb = gc_kb() + L.mem_bytes / 1024,
+    -- the hook's own frame is level 1 and the coroutine body level 2
+    depth_level = L.max_depth + 3, killed = false,
+    threads = setmetatable({[co] = true}, WEAK_KEYS), log_bytes = 0, max_log = L.max_log,
+    max_value = L.max_value, max_value_depth = L.max_value_depth,
+    max_response = L.max_response, max_import = L.max_import, modules = false,
+    importing = false, co = co, null = I.new_null(), kill_where = false,
+  }
   sethook(co, hook, "", inv.tick)
-  inv.co = co
-  inv.threads[co] = true
-  return inv, step(inv, fn, I.new_env(inv), shape, vals)
+  return inv, step(inv, fn, I.new_env(inv), flat, event_shape, event_vals)
 end
 
 function I.resume(inv, ...) return step(inv, ...) end

@@ -9,7 +9,7 @@ local R = I.raw
 local type, error, select, tostring = R.type, R.error, R.select, R.tostring
 local dgetmetatable, setmetatable = R.dgetmetatable, R.setmetatable
 local string, table, math, utf8 = R.string, R.table, R.math, R.utf8
-local byte, s_rep = string.byte, string.rep
+local byte, rep = string.byte, string.rep
 local math_type = math.type
 local charge, kill = I.charge, I.kill
 
@@ -34,16 +34,16 @@ for _, name in R.ipairs({"byte", "lower", "upper", "reverse", "sub"}) do
   S[name] = charged(string[name])
 end
 
-local raw_format = string.format
+local format = string.format
 function S.format(...)
-  local r = raw_format(...)
+  local r = format(...)
   if #r > BIG then charge(#r) end
   return r
 end
 
-local raw_pack = string.pack
+local pack = string.pack
 function S.pack(...)
-  local r = raw_pack(...)
+  local r = pack(...)
   if #r > BIG then charge(#r) end
   return r
 end
@@ -61,7 +61,7 @@ function S.rep(s, n, sep)
       charge(total)
     end
   end
-  return s_rep(s, n, sep)
+  return rep(s, n, sep)
 end
 
 -- Lua patterns backtrack: a pattern with k quantified items that are followed
@@ -148,23 +148,23 @@ local function pattern_guard(fname, s, p, plain, repeated)
   if cost > BIG then charge(cost // 8) end
 end
 
-local raw_find, raw_match = string.find, string.match
-local raw_gmatch, raw_gsub = string.gmatch, string.gsub
+-- (The locals carry the library's names: argument errors quote them.)
+local find, match, gmatch, gsub = string.find, string.match, string.gmatch, string.gsub
 function S.find(s, p, init, plain)
   pattern_guard("string.find", s, p, plain, false)
-  return raw_find(s, p, init, plain)
+  return find(s, p, init, plain)
 end
 function S.match(s, p, init)
   pattern_guard("string.match", s, p, false, false)
-  return raw_match(s, p, init)
+  return match(s, p, init)
 end
 function S.gmatch(s, p, init)
   pattern_guard("string.gmatch", s, p, false, true)
-  return raw_gmatch(s, p, init)
+  return gmatch(s, p, init)
 end
 function S.gsub(s, p, repl, n)
   pattern_guard("string.gsub", s, p, false, true)
-  return raw_gsub(s, p, repl, n)
+  return gsub(s, p, repl, n)
 end
 
 I.safe_string = setmetatable(S, {__metatable = false})
@@ -174,8 +174,8 @@ I.set_string_index(I.safe_string)
 
 local T = {}
 for k, v in R.next, table do T[k] = v end
-local raw_insert, raw_remove, raw_move = table.insert, table.remove, table.move
-local raw_concat, raw_sort, raw_unpack = table.concat, table.sort, table.unpack
+local insert, remove, move = table.insert, table.remove, table.move
+local concat, sort, unpack = table.concat, table.sort, table.unpack
 
 -- With a __len metamethod, or a length made huge by a sparse table
 -- ({[1]=1, [2]=1, [4]=1, ..., [2^40]=1} has #t == 2^40), table.insert and
@@ -198,7 +198,7 @@ local function length(t, fname)
 end
 
 function T.insert(t, ...)
-  if select("#", ...) ~= 2 or type(t) ~= "table" then return raw_insert(t, ...) end
+  if select("#", ...) ~= 2 or type(t) ~= "table" then return insert(t, ...) end
   local pos, v = ...
   local plain = dgetmetatable(t) == nil
   local e = length(t, "insert") + 1
@@ -206,13 +206,13 @@ function T.insert(t, ...)
   if p < 1 or p > e then
     error("bad argument #2 to 'insert' (position out of bounds)", 2)
   end
-  if plain and e - p <= SHIFT_IN_C then return raw_insert(t, p, v) end
+  if plain and e - p <= SHIFT_IN_C then return insert(t, p, v) end
   for i = e, p + 1, -1 do t[i] = t[i - 1] end
   t[p] = v
 end
 
 function T.remove(t, ...)
-  if type(t) ~= "table" then return raw_remove(t, ...) end
+  if type(t) ~= "table" then return remove(t, ...) end
   local plain = dgetmetatable(t) == nil
   local size = length(t, "remove")
   local pos = ...
@@ -220,7 +220,7 @@ function T.remove(t, ...)
   if pos ~= size and (pos < 1 or pos > size + 1) then
     error("bad argument #2 to 'remove' (position out of bounds)", 2)
   end
-  if plain and size - pos <= SHIFT_IN_C then return raw_remove(t, pos) end
+  if plain and size - pos <= SHIFT_IN_C then return remove(t, pos) end
   local v = t[pos]
   while pos < size do
     t[pos] = t[pos + 1]
@@ -236,21 +236,21 @@ local SLICE = 65536
 function T.move(a1, f, e, t, a2)
   if math_type(f) ~= "integer" or math_type(e) ~= "integer" or math_type(t) ~= "integer"
       or e - f < SLICE then
-    return raw_move(a1, f, e, t, a2)
+    return move(a1, f, e, t, a2)
   end
   local dest = a2 == nil and a1 or a2
   if t > e or t <= f or dest ~= a1 then
     for s = f, e, SLICE do
       local last = s + SLICE - 1
       if last > e then last = e end
-      raw_move(a1, s, last, t + (s - f), a2)
+      move(a1, s, last, t + (s - f), a2)
       charge(SLICE * 64)
     end
   else
     for last = e, f, -SLICE do
       local s = last - SLICE + 1
       if s < f then s = f end
-      raw_move(a1, s, last, t + (s - f), a2)
+      move(a1, s, last, t + (s - f), a2)
       charge(SLICE * 64)
     end
   end
@@ -258,7 +258,7 @@ function T.move(a1, f, e, t, a2)
 end
 
 function T.concat(...)
-  local r = raw_concat(...)
+  local r = concat(...)
   if #r > BIG then charge(#r) end
   return r
 end
@@ -268,7 +268,7 @@ function T.sort(t, comp)
     local n = R.rawlen(t)
     if n > BIG then charge(n * 64) end
   end
-  return raw_sort(t, comp)
+  return sort(t, comp)
 end
 
 function T.unpack(t, i, j)
@@ -276,7 +276,7 @@ function T.unpack(t, i, j)
     local n = j - (i or 1)
     if n > BIG then charge(n * 16) end
   end
-  return raw_unpack(t, i, j)
+  return unpack(t, i, j)
 end
 
 I.safe_table = T

@@ -7,13 +7,29 @@ local I = ...
 local R = I.raw
 local type, error, setmetatable, tostring = R.type, R.error, R.setmetatable, R.tostring
 local math = R.math
+local utf8_len = R.utf8.len
 
-local function request(op, args)
-  I.memory_check()
-  local ok, shape, vals = I.sdk_yield(op, I.export(args, op))
+local function answer(op, ok, shape, vals)
   if ok ~= true then error(op .. ": " .. tostring(shape), 0) end
   if shape == nil then return nil end
   return I.build(shape, vals)
+end
+
+-- A request whose arguments go as JSON (any JSON-like values).
+local function request(op, args)
+  I.memory_check()
+  return answer(op, I.sdk_yield(op, I.export(args, op)))
+end
+
+-- A request whose arguments are all strings: they go as they are.
+local function request_strings(op, a, b)
+  I.memory_check()
+  local max = I.current().max_value
+  if not utf8_len(a) or b and not utf8_len(b) then
+    error(op .. ": the arguments must be valid UTF-8", 0)
+  end
+  if #a > max or b and #b > max then I.kill("value_bytes") end
+  return answer(op, I.sdk_yield(op, nil, a, b))
 end
 
 local function check(cond, op, msg)
@@ -80,7 +96,7 @@ end
 local KV = {}
 function KV.get(self, key)
   local c = handle(self, "kv", "get")
-  return request("kv.get", {c, str(key, "kv.get", "key")})
+  return request_strings("kv.get", c, str(key, "kv.get", "key"))
 end
 function KV.set(self, key, value)
   local c = handle(self, "kv", "set")
@@ -90,11 +106,11 @@ function KV.set(self, key, value)
 end
 function KV.has(self, key)
   local c = handle(self, "kv", "has")
-  return request("kv.has", {c, str(key, "kv.has", "key")}) == true
+  return request_strings("kv.has", c, str(key, "kv.has", "key")) == true
 end
 function KV.delete(self, key)
   local c = handle(self, "kv", "delete")
-  return request("kv.delete", {c, str(key, "kv.delete", "key")})
+  return request_strings("kv.delete", c, str(key, "kv.delete", "key"))
 end
 function KV.list(self, opts)
   local c = handle(self, "kv", "list")
@@ -111,7 +127,7 @@ function DOCS.create(self, data)
 end
 function DOCS.get(self, id)
   local c = handle(self, "docs", "get")
-  return request("docs.get", {c, str(id, "docs.get", "id")})
+  return request_strings("docs.get", c, str(id, "docs.get", "id"))
 end
 function DOCS.find(self, filter)
   local c = handle(self, "docs", "find")
@@ -127,7 +143,7 @@ function DOCS.update(self, id, data)
 end
 function DOCS.delete(self, id)
   local c = handle(self, "docs", "delete")
-  return request("docs.delete", {c, str(id, "docs.delete", "id")})
+  return request_strings("docs.delete", c, str(id, "docs.delete", "id"))
 end
 function DOCS.list(self, opts)
   local c = handle(self, "docs", "list")
@@ -142,9 +158,9 @@ I.LIBS.dead_letters = {
     return request("dead_letters.list", {list_opts(opts, "dead_letters.list", {"cursor", "limit", "resolved"})})
   end,
   replay = function(id)
-    return request("dead_letters.replay", {str(id, "dead_letters.replay", "id")})
+    return request_strings("dead_letters.replay", str(id, "dead_letters.replay", "id"))
   end,
   resolve = function(id)
-    return request("dead_letters.resolve", {str(id, "dead_letters.resolve", "id")})
+    return request_strings("dead_letters.resolve", str(id, "dead_letters.resolve", "id"))
   end,
 }

@@ -201,10 +201,13 @@ local BASE = {
 -- Finalizers would run outside any hook (and at runtime close): refused.
 -- Lua only marks an object for finalization if __gc is present when the
 -- metatable is set, so checking here is enough.
+local make_all
 function BASE.setmetatable(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     error("setmetatable: __gc metamethods are not allowed", 2)
   end
+  local old = type(t) == "table" and raw_getmetatable(t)
+  if old then make_all(t, old) end
   return raw_setmetatable(t, mt)
 end
 
@@ -233,7 +236,12 @@ local function require_module(env, name)
   if type(name) ~= "string" then error("require: the module name must be a string", 2) end
   if LIBS[name] then return env[name] end
   local inv = I.current()
-  local m = inv.modules[name]
+  local loaded = inv.modules
+  if not loaded then
+    loaded = {}
+    inv.modules, inv.importing = loaded, {}
+  end
+  local m = loaded[name]
   if m ~= nil then return m end
   local stack = inv.importing
   for i = 1, #stack do
@@ -260,22 +268,59 @@ local function require_module(env, name)
   m = fn(I.new_env(inv))
   stack[#stack] = nil
   if type(m) ~= "table" then error("require: module '" .. name .. "' must return a table", 2) end
-  inv.modules[name] = m
+  loaded[name] = m
   return m
 end
 
-function I.new_env(inv)
-  local env = {}
-  for k, v in next, BASE do env[k] = v end
-  for name, lib in next, LIBS do
-    local copy = {}
-    for k, v in next, lib do copy[k] = v end
-    env[name] = copy
+-- The environment of one invocation. Base functions are copied in by one
+-- generated, presized table constructor; each library is copied from its
+-- template the first time the invocation reads its name (most scripts touch
+-- a few of the seventeen, and copying all of them was most of the cost of a
+-- small invocation). Once made, a library is an ordinary field of the
+-- environment: assigning nil to it sticks.
+local build_base, BUILDERS
+local LAZY = raw_setmetatable({}, {__mode = "k"})   -- metatables of environments
+
+local function generate(fields, extra)
+  local code = {"local T = ...\nreturn function() return {"}
+  for k in next, fields do code[#code + 1] = k .. " = T." .. k .. "," end
+  code[#code + 1] = (extra or "") .. "} end"
+  return raw_load(concat(code, " "), "=sandbox.env", "t", {})(fields)
+end
+
+local function generate_builders()
+  build_base = generate(BASE, "load = false, require = false, _G = false, ctx = false")
+  BUILDERS = {}
+  for name, lib in next, LIBS do BUILDERS[name] = generate(lib, name == "json" and "null = false") end
+end
+
+-- Make every library of `env` that is not made yet (before a script replaces
+-- the metatable of its environment, which would lose the lazy loader).
+make_all = function(env, mt)
+  if LAZY[mt] then
+    local index = mt.__index
+    for name in next, BUILDERS do index(env, name) end
   end
-  env.json.null = inv.null
+end
+
+function I.new_env(inv)
+  if not build_base then generate_builders() end
+  local env = build_base()
+  local made = {}
+  local mt = {__index = function(t, k)
+    local build = BUILDERS[k]
+    if build == nil or made[k] then return nil end
+    made[k] = true
+    local lib = build()
+    if k == "json" then lib.null = inv.null end
+    R.rawset(t, k, lib)
+    return lib
+  end}
+  LAZY[mt] = true
   env.load = function(chunk, chunkname, mode, e) return sandbox_load(env, chunk, chunkname, mode, e) end
   env.require = function(name) return require_module(env, name) end
   env._G = env
-  return env
+  return raw_setmetatable(env, mt)
 end
 
+I.decode_json = json.decode
