@@ -58,3 +58,9 @@ CREATE TABLE abandoned_executions (
     abandoned_at timestamptz NOT NULL
 );
 CREATE INDEX abandoned_executions_time_idx ON abandoned_executions (abandoned_at);
+
+-- Apps that brought their host down too often: they run on a host of their own.
+CREATE TABLE quarantined_apps (
+    app_id text PRIMARY KEY REFERENCES apps (id) ON DELETE CASCADE,
+    since  timestamptz NOT NULL
+);

@@ -36,13 +36,20 @@ from picloud.actors.protocol import (
     HttpReply,
     Invoke,
     MarkAbandoned,
+    RecordHostKill,
     RemoveRoute,
     Reply,
     RunAccepted,
     SaveScript,
 )
 from picloud.config import Settings
-from picloud.errors import ActorUnavailable, CommandTimeout, InvalidInput, PiCloudError
+from picloud.errors import (
+    ActorUnavailable,
+    CommandTimeout,
+    InvalidInput,
+    NotFound,
+    PiCloudError,
+)
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
 from picloud.events.app import InvocationAccepted
 from picloud.events.app_state import (
@@ -51,8 +58,9 @@ from picloud.events.app_state import (
     encode_snapshot,
     evolve_app,
 )
-from picloud.scripting import AppInfo
+from picloud.scripting import AppInfo, AppRuntime
 from picloud.store import EventLog
+from picloud.store.apps import get_app
 from picloud.store.projections import project_app
 from picloud.store.snapshots import load_snapshot, save_snapshot
 
@@ -118,6 +126,8 @@ class AppActor:
         self._logged_keys: set[str] = set()
         self.last_used = time.monotonic()
         self.closed = False
+        self.gone = False
+        """The app was deleted: every command answers NotFound."""
 
     @property
     def state(self) -> AppState:
@@ -127,10 +137,21 @@ class AppActor:
     def version(self) -> int:
         return self._durable
 
+    @property
+    def runtime(self) -> AppRuntime:
+        return self._invoker.runtime
+
     # -- lifecycle ------------------------------------------------------------------
 
     async def activate(self) -> None:
-        """Load the control state from the newest snapshot and the log's tail."""
+        """Load the control state from the newest snapshot and the log's tail.
+
+        Raises:
+            NotFound: the app was deleted (the actor is then ``gone``).
+        """
+        if await get_app(self._log.pool, self.app.id) is None:
+            self.gone = True
+            raise NotFound(f"no app {self.app.id!r}")
         state, version = AppState(app_id=self.app.id), 0
         snapshot = await load_snapshot(self._log.pool, self.stream)
         if snapshot is not None:
@@ -165,6 +186,9 @@ class AppActor:
         if key is not None and key in self._answers:
             return self._answers[key]
         future: asyncio.Future[Reply] = loop.create_future()
+        if self.gone:
+            future.set_result(failure_of(NotFound(f"no app {self.app.id!r}")))
+            return future
         if self.closed:
             future.set_result(
                 failure_of(ActorUnavailable("the app is being passivated"))
@@ -248,6 +272,14 @@ class AppActor:
                 )
             case RunAccepted():
                 return await self._run_pending(command, meta)
+            case RecordHostKill():
+                events = app_decide.decide_host_kill(
+                    state,
+                    command,
+                    threshold=self._settings.host_crash_quarantine_after,
+                    window_s=self._settings.host_crash_window_s,
+                )
+                return _Outcome(events, meta, _done)
             case Deactivate():
                 return None
         raise InvalidInput(f"unknown command {type(command).__name__}")
@@ -366,7 +398,10 @@ class AppActor:
                 if item.key is not None:
                     self._answers.pop(item.key, None)
                 item.future.set_result(unavailable)
-            await self.activate()
+            try:
+                await self.activate()
+            except NotFound:
+                log.info("app %s was deleted; its actor stops", self.app.id)
 
     async def _snapshot(self) -> None:
         version = self._durable

@@ -9,10 +9,23 @@ from __future__ import annotations
 import re
 import uuid
 
-from picloud.actors.protocol import AddRoute, DeleteScript, RemoveRoute, SaveScript
+from picloud.actors.protocol import (
+    AddRoute,
+    DeleteScript,
+    RecordHostKill,
+    RemoveRoute,
+    SaveScript,
+)
 from picloud.errors import Conflict, InvalidInput, NotFound
 from picloud.events import Event, utcnow
-from picloud.events.app import RouteAdded, RouteRemoved, ScriptDeleted, ScriptSaved
+from picloud.events.app import (
+    AppQuarantined,
+    HostKilled,
+    RouteAdded,
+    RouteRemoved,
+    ScriptDeleted,
+    ScriptSaved,
+)
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
 from picloud.scripting import validate_source
 from picloud.store.projections.app import path_shape
@@ -22,6 +35,7 @@ __all__ = [
     "METHODS",
     "decide_add_route",
     "decide_delete_script",
+    "decide_host_kill",
     "decide_remove_route",
     "decide_save_script",
     "route_record",
@@ -150,6 +164,27 @@ def decide_remove_route(state: AppState, command: RemoveRoute) -> list[Event]:
     if command.route_id not in state.routes:
         raise NotFound(f"no route {command.route_id[:80]!r} in this app")
     return [RouteRemoved(at=utcnow(), app_id=state.app_id, route_id=command.route_id)]
+
+
+def decide_host_kill(
+    state: AppState, command: RecordHostKill, *, threshold: int, window_s: float
+) -> list[Event]:
+    """Record the kill; at the ``threshold``-th in the window, quarantine the app."""
+    now = utcnow()
+    events: list[Event] = [
+        HostKilled(
+            at=now,
+            app_id=state.app_id,
+            host=command.host,
+            execution_id=command.execution_id,
+        )
+    ]
+    recent = [t for t in state.host_kills if (now - t).total_seconds() <= window_s]
+    if not state.quarantined and len(recent) + 1 >= threshold:
+        events.append(
+            AppQuarantined(at=now, app_id=state.app_id, host_kills=len(recent) + 1)
+        )
+    return events
 
 
 def script_record(state: AppState, script: ScriptInfo) -> ScriptRecord:

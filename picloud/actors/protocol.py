@@ -23,6 +23,7 @@ __all__ = [
     "HttpReply",
     "Invoke",
     "MarkAbandoned",
+    "RecordHostKill",
     "RemoveRoute",
     "Reply",
     "ReplyFrame",
@@ -85,6 +86,13 @@ class RunAccepted(_Command, frozen=True, kw_only=True, tag="run_accepted"):
     execution_id: str
 
 
+class RecordHostKill(_Command, frozen=True, kw_only=True, tag="record_host_kill"):
+    """The app's script made the watchdog kill ``host`` (reported after restart)."""
+
+    host: str
+    execution_id: str
+
+
 class Deactivate(_Command, frozen=True, kw_only=True, tag="deactivate"):
     """Passivate the app now (it was deleted or moved to another host)."""
 
@@ -97,6 +105,7 @@ Command = (
     | RemoveRoute
     | MarkAbandoned
     | RunAccepted
+    | RecordHostKill
     | Deactivate
 )
 

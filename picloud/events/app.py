@@ -11,9 +11,11 @@ from picloud.events._base import Event
 
 __all__ = [
     "AppEvent",
+    "AppQuarantined",
     "DispatchMode",
     "ExecutionAbandoned",
     "ExecutionStatus",
+    "HostKilled",
     "InvocationAccepted",
     "InvocationRecorded",
     "LogEntry",
@@ -113,6 +115,21 @@ class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):
     reason: str
 
 
+class HostKilled(Event, frozen=True, tag="app.host_killed.v1"):
+    """A script of this app overran its hard deadline and its host was killed."""
+
+    app_id: str
+    host: str
+    execution_id: str
+
+
+class AppQuarantined(Event, frozen=True, tag="app.quarantined.v1"):
+    """The app brought hosts down too often; it now runs on a host of its own."""
+
+    app_id: str
+    host_kills: int
+
+
 AppEvent = (
     ScriptSaved
     | ScriptDeleted
@@ -121,4 +138,6 @@ AppEvent = (
     | InvocationAccepted
     | InvocationRecorded
     | ExecutionAbandoned
+    | HostKilled
+    | AppQuarantined
 )

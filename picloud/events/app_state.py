@@ -15,6 +15,8 @@ from pyrsistent.typing import PMap, PVector
 
 from picloud.events._base import Event
 from picloud.events.app import (
+    AppQuarantined,
+    HostKilled,
     InvocationAccepted,
     InvocationRecorded,
     RouteAdded,
@@ -62,6 +64,8 @@ class AppState(PClass):
     routes: PMap[str, RouteInfo] = field(initial=pmap())
     pending_async: PMap[str, InvocationAccepted] = field(initial=pmap())
     """Accepted async invocations not yet recorded as run, by execution id."""
+    host_kills: PVector[datetime] = field(initial=pvector())
+    quarantined: bool = field(type=bool, initial=False)
 
     def script_named(self, name: str) -> ScriptInfo | None:
         script_id = self.script_names.get(name)
@@ -107,6 +111,10 @@ def evolve_app(state: AppState, event: Event) -> AppState:
             return state.set(
                 pending_async=state.pending_async.set(event.execution_id, event)
             )
+        case HostKilled():
+            return state.set(host_kills=state.host_kills.append(event.at))
+        case AppQuarantined():
+            return state.set(quarantined=True)
         case InvocationRecorded() if event.execution_id in state.pending_async:
             return state.set(
                 pending_async=state.pending_async.discard(event.execution_id)
@@ -142,6 +150,8 @@ class AppSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     scripts: list[_ScriptSnapshot]
     routes: list[_RouteSnapshot]
     pending_async: list[InvocationAccepted]
+    host_kills: list[datetime] = []
+    quarantined: bool = False
 
 
 _snapshot_decoder = msgspec.json.Decoder(AppSnapshot)
@@ -175,6 +185,8 @@ def encode_snapshot(state: AppState, version: int) -> bytes:
                 for r in state.routes.values()
             ],
             pending_async=list(state.pending_async.values()),
+            host_kills=list(state.host_kills),
+            quarantined=state.quarantined,
         )
     )
 
@@ -212,5 +224,7 @@ def decode_snapshot(app_id: str, data: bytes) -> tuple[AppState, int]:
             }
         ),
         pending_async=pmap({p.execution_id: p for p in snap.pending_async}),
+        host_kills=pvector(snap.host_kills),
+        quarantined=snap.quarantined,
     )
     return state, snap.version

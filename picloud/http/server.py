@@ -13,14 +13,18 @@ import logging
 from contextlib import AsyncExitStack
 from typing import Any
 
+import msgspec
 import ray
 from aiohttp import web
 
 from picloud.actors.control_actor import ControlPlaneClient, start_control_plane
+from picloud.actors.host_pool import HostPool
+from picloud.actors.protocol import Deactivate
 from picloud.config import Settings
 from picloud.errors import ActorUnavailable, CommandTimeout
 from picloud.http.app import make_app
-from picloud.http.state import Services
+from picloud.http.routing import Routing
+from picloud.http.state import BackgroundTasks, Services
 from picloud.store import (
     EventLog,
     Wakeups,
@@ -45,7 +49,10 @@ class Server:
     """
 
     def __init__(self, settings: Settings, dsn: str, *, owns_actors: bool) -> None:
-        self.settings = settings
+        # Actors run in other processes, maybe other machines: no relative paths.
+        self.settings = msgspec.structs.replace(
+            settings, data_dir=str(settings.data_path)
+        )
         self.dsn = dsn
         self.owns_actors = owns_actors
         self.port: int | None = None
@@ -65,6 +72,36 @@ class Server:
             raise
 
     async def _start(self) -> None:
+        await self._migrate()
+        control = await self._start_control_plane()
+        pool = await create_db_pool(self.dsn, self.settings)
+        self._stack.push_async_callback(pool.close)
+        wakeups = Wakeups()
+        await self._stack.enter_async_context(bridge_to_postgres(wakeups, self.dsn))
+        event_log = EventLog(pool, wakeups)
+        routing = Routing()
+        await routing.load(pool)
+        hosts = HostPool(self.settings, self.dsn, quarantined=routing.is_quarantined)
+        self._stack.callback(hosts.close)
+        self._stack.callback(lambda: self._actors.extend(hosts.handles()))
+        await hosts.ready(_ACTOR_START_TIMEOUT)
+        tasks = BackgroundTasks()
+        self._stack.push_async_callback(tasks.close)
+        self.services = Services(
+            settings=self.settings,
+            pool=pool,
+            log=event_log,
+            control=control,
+            hosts=hosts,
+            routing=routing,
+            tasks=tasks,
+        )
+        routing.on_quarantine = lambda app_id: tasks.spawn(_move_out(hosts, app_id))
+        poll = self.settings.event_poll_interval_ms / 1000
+        tasks.spawn(routing.follow(event_log, poll))
+        await self._serve_http(make_app(self.services))
+
+    async def _migrate(self) -> None:
         conn = await connect(self.dsn, self.settings)
         try:
             applied = await apply_migrations(conn)
@@ -72,20 +109,8 @@ class Server:
             await conn.close()
         if applied:
             log.info("applied migrations %s", applied)
-        control = await self._start_actors()
-        pool = await create_db_pool(self.dsn, self.settings)
-        self._stack.push_async_callback(pool.close)
-        wakeups = Wakeups()
-        await self._stack.enter_async_context(bridge_to_postgres(wakeups, self.dsn))
-        self.services = Services(
-            settings=self.settings,
-            pool=pool,
-            log=EventLog(pool, wakeups),
-            control=control,
-        )
-        await self._serve_http(make_app(self.services))
 
-    async def _start_actors(self) -> ControlPlaneClient:
+    async def _start_control_plane(self) -> ControlPlaneClient:
         handle = start_control_plane(self.settings, self.dsn)
         self._actors.append(handle)
         control = ControlPlaneClient(
@@ -122,3 +147,10 @@ class Server:
                 with contextlib.suppress(Exception):
                     ray.kill(handle, no_restart=True)
         self._actors.clear()
+
+
+async def _move_out(hosts: HostPool, app_id: str) -> None:
+    """A quarantined app leaves its shared host (it activates on its own one)."""
+    await hosts.shared_link_for(app_id).call(
+        app_id, Deactivate(), asyncio.get_running_loop().time() + 10.0
+    )

@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from picloud.actors.control_actor import ControlPlaneClient
+from picloud.actors.host_pool import HostPool
 from picloud.config import Settings
 from picloud.events import EventMeta
+from picloud.http.routing import Routing
 from picloud.store import EventLog
 
-__all__ = ["SERVICES", "Services", "command_meta"]
+__all__ = ["ACTOR", "SERVICES", "BackgroundTasks", "Services", "command_meta"]
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundTasks:
+    """Owner of fire-and-forget work started by handlers (e.g. recording a 504)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -22,9 +52,17 @@ class Services:
     pool: asyncpg.Pool
     log: EventLog
     control: ControlPlaneClient
+    hosts: HostPool
+    routing: Routing
+    tasks: BackgroundTasks
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        self.tasks.spawn(work)
 
 
 SERVICES = web.AppKey("services", Services)
+ACTOR = web.RequestKey("actor", str)
+"""Who the request acts as (``user:<id>``, ``key:<id>``), set by the auth check."""
 
 _MAX_KEY = 200
 
@@ -37,7 +75,7 @@ def command_meta(request: web.Request) -> EventMeta:
     """
     key = request.headers.get("Idempotency-Key", "")[:_MAX_KEY] or uuid.uuid4().hex
     return EventMeta(
-        actor=request.get("principal_id"),
+        actor=request.get(ACTOR),
         correlation_id=request.headers.get("X-Request-Id", uuid.uuid4().hex)[:_MAX_KEY],
         idempotency_key=key,
     )

@@ -92,16 +92,25 @@ WHERE stream = $1 AND stream_version > $2
 ORDER BY stream_version LIMIT $3
 """
 
-# The safe global read of DESIGN.md; filters narrow it but never replace the cursor.
+# The safe global read of DESIGN.md. Filters never narrow the scan (that would
+# leave the cursor behind every non-matching event, to be scanned again on
+# the next read); a row that does not match comes back without its payload.
 _READ_ALL = """
-SELECT position, txid, stream, stream_version, data, meta, recorded_at
-FROM events
-WHERE (txid, position) > ($1::xid8, $2::bigint)
-  AND txid < pg_snapshot_xmin(pg_current_snapshot())
-  AND ($4::text IS NULL OR stream = $4)
-  AND ($5::text[] IS NULL OR type = ANY($5))
-  AND ($6::bigint IS NULL OR position >= $6)
-ORDER BY txid, position LIMIT $3
+WITH scanned AS (
+    SELECT position, txid, stream, stream_version, type, recorded_at,
+           ($4::text IS NULL OR stream = $4)
+           AND ($5::text[] IS NULL OR type = ANY($5))
+           AND ($6::bigint IS NULL OR position >= $6) AS matches
+    FROM events
+    WHERE (txid, position) > ($1::xid8, $2::bigint)
+      AND txid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY txid, position LIMIT $3
+)
+SELECT s.position, s.txid, s.stream, s.stream_version, s.recorded_at, s.matches,
+       CASE WHEN s.matches THEN e.data END AS data,
+       CASE WHEN s.matches THEN e.meta END AS meta
+FROM scanned s JOIN events e ON e.position = s.position
+ORDER BY s.txid, s.position
 """
 
 
@@ -220,6 +229,16 @@ class EventLog:
             )
         return int(version or 0)
 
+    async def stream_head(self, stream: str) -> Cursor | None:
+        """The place of the newest event of ``stream`` in the global order."""
+        with translate_errors("stream head"):
+            row = await self.pool.fetchrow(
+                "SELECT txid, position FROM events WHERE stream = $1"
+                " ORDER BY stream_version DESC LIMIT 1",
+                stream,
+            )
+        return None if row is None else Cursor(row["txid"], row["position"])
+
     async def read_stream(
         self, stream: str, after_version: int = 0, limit: int = 1000
     ) -> list[RecordedEvent]:
@@ -239,9 +258,10 @@ class EventLog:
     ) -> tuple[list[RecordedEvent], Cursor]:
         """The next committed events of the global order after ``cursor``.
 
-        Returns the events and the cursor to continue from. Only events of
-        transactions older than every running one are returned, so a later
-        read can never find an event that belongs before this batch.
+        Scans at most ``limit`` events and returns those matching the filters,
+        with the cursor to continue from (past the non-matching ones too).
+        Only events of transactions older than every running one are read, so
+        a later read can never find an event that belongs before this batch.
         """
         with translate_errors("read global order"):
             rows = await self.pool.fetch(
@@ -253,9 +273,9 @@ class EventLog:
                 list(types) if types is not None else None,
                 from_position,
             )
-        events = [_recorded(row) for row in rows]
-        if events:
-            cursor = Cursor(events[-1].txid, events[-1].position)
+        events = [_recorded(row) for row in rows if row["matches"]]
+        if rows:
+            cursor = Cursor(rows[-1]["txid"], rows[-1]["position"])
         return events, cursor
 
     async def follow(
@@ -269,16 +289,16 @@ class EventLog:
         """Yield each new batch of the global order, forever.
 
         Woken by :attr:`wakeups` (local commits and NOTIFY); ``poll_interval``
-        is only the backstop. A batch may be empty only when ``types`` filtered
-        every event out; its cursor still advances.
+        is only the backstop. A batch is empty when ``types`` filtered every
+        scanned event out; its cursor still advances.
         """
         while True:
             seen = self.wakeups.generation
-            events, cursor = await self.read_all(cursor, batch, types=types)
-            if events:
+            events, moved = await self.read_all(cursor, batch, types=types)
+            if moved != cursor:
+                cursor = moved
                 yield events, cursor
-                if len(events) == batch:
-                    continue
+                continue
             await self.wakeups.wait(seen, timeout=poll_interval)
 
     async def latest_cursor(self) -> Cursor:

@@ -10,6 +10,7 @@ import asyncpg
 
 from picloud.events import RecordedEvent
 from picloud.events.app import (
+    AppQuarantined,
     ExecutionAbandoned,
     InvocationRecorded,
     RouteAdded,
@@ -101,6 +102,13 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
                 event.execution_id,
                 event.app_id,
                 event.reason,
+                event.at,
+            )
+        case AppQuarantined():
+            await conn.execute(
+                "INSERT INTO quarantined_apps (app_id, since) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                event.app_id,
                 event.at,
             )
         case _:

@@ -1,0 +1,176 @@
+"""The front door's hot path: ``/apps/{slug}/{path}`` (or ``Host: {slug}.{domain}``)
+→ routing table → the app's actor → the script's answer.
+
+The front door never runs scripts and holds no app data. Unknown app or route
+→ 404, known path with another method → 405 (with ``Allow``), body over the
+limit → 413, the app's actor not answering within ``PICLOUD_SYNC_TIMEOUT_MS``
+→ 504 with the execution id (and the actor records the execution abandoned).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from picloud.actors._remote import Failure, unwrap
+from picloud.actors.protocol import HttpReply, Invoke, MarkAbandoned, Reply
+from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudError
+from picloud.events.app import RequestRecord
+from picloud.http.api import json_response
+from picloud.http.errors import error_body, status_of
+from picloud.http.routing import Match, NoApp
+from picloud.http.state import SERVICES, Services
+
+__all__ = ["EXECUTION_HEADER", "host_routing_middleware", "ingress_routes"]
+
+EXECUTION_HEADER = "X-PiCloud-Execution-Id"
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HOP_BY_HOP = frozenset(
+    {"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade"}
+)
+
+
+async def _handle(request: web.Request, slug: str, path: str) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    match = services.routing.resolve(slug, request.method, path)
+    if isinstance(match, NoApp):
+        raise NotFound(f"no app {slug[:80]!r}")
+    if not isinstance(match, Match):
+        if not match.allowed:
+            raise NotFound(f"app {slug!r} has no route for {path[:200]}")
+        response = json_response(
+            error_body(
+                "method_not_allowed",
+                f"{request.method} is not allowed on {path[:200]}; "
+                f"allowed: {', '.join(match.allowed)}",
+            ),
+            405,
+        )
+        response.headers["Allow"] = ", ".join(match.allowed)
+        return response
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        limit = services.settings.max_request_bytes
+        raise PayloadTooLarge(f"request body larger than {limit} bytes") from e
+    execution_id = str(uuid.uuid4())
+    command = Invoke(
+        execution_id=execution_id,
+        route_id=match.route_id,
+        request=RequestRecord(
+            method=request.method,
+            path=path,
+            params=match.params,
+            query=_first_values(request),
+            headers=_headers(request),
+            body=body,
+        ),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        correlation_id=request.headers.get("X-Request-Id"),
+    )
+    timeout = services.settings.sync_timeout_ms / 1000
+    try:
+        reply = await services.hosts.call(match.app_id, command, timeout)
+    except CommandTimeout:
+        services.background(_mark_abandoned(services, match.app_id, execution_id))
+        message = f"the app did not answer within {timeout:g}s"
+        response = _error(504, "timeout", message, execution_id)
+    else:
+        response = _response(reply, execution_id)
+    response.headers[EXECUTION_HEADER] = execution_id
+    return response
+
+
+def _response(reply: Reply, execution_id: str) -> web.Response:
+    if isinstance(reply, HttpReply):
+        response = web.Response(status=reply.status, body=reply.body)
+        for name, value in reply.headers.items():
+            if _TOKEN.match(name) and name.lower() not in _HOP_BY_HOP and _safe(value):
+                response.headers[name] = value
+        return response
+    if isinstance(reply, Failure):
+        try:
+            unwrap(reply)
+        except PiCloudError as e:
+            return _error(status_of(e), e.code, e.message, execution_id)
+    message = "this Idempotency-Key was already used for a request that ran"
+    return _error(409, "duplicate_request", message, execution_id)
+
+
+def _safe(value: str) -> bool:
+    return "\n" not in value and "\r" not in value
+
+
+def _error(status: int, code: str, message: str, execution_id: str) -> web.Response:
+    body = error_body(code, message)
+    body["error"]["execution_id"] = execution_id
+    return json_response(body, status)
+
+
+async def _mark_abandoned(services: Services, app_id: str, execution_id: str) -> None:
+    command = MarkAbandoned(
+        execution_id=execution_id, idempotency_key=f"abandon-{execution_id}"
+    )
+    reply = await services.hosts.call(
+        app_id, command, services.settings.sync_timeout_ms / 1000
+    )
+    if isinstance(reply, Failure):
+        log.warning(
+            "could not record execution %s as abandoned: %s",
+            execution_id,
+            reply.message,
+        )
+
+
+def _first_values(request: web.Request) -> dict[str, str]:
+    query: dict[str, str] = {}
+    for key, value in request.query.items():
+        query.setdefault(key, value)
+    return query
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+async def ingress(request: web.Request) -> web.StreamResponse:
+    path = "/" + request.match_info.get("path", "")
+    return await _handle(request, request.match_info["slug"], path)
+
+
+def ingress_routes() -> list[web.RouteDef]:
+    return [
+        web.route("*", "/apps/{slug}", ingress, name="ingress_root"),
+        web.route("*", "/apps/{slug}/{path:.*}", ingress, name="ingress"),
+    ]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def host_routing_middleware(domain: str) -> Middleware:
+    """With ``PICLOUD_DOMAIN``, ``Host: {slug}.{domain}`` reaches the app anywhere."""
+    suffix = "." + domain.lower().strip(".")
+
+    @web.middleware
+    async def route_by_host(
+        request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        host = (request.host or "").split(":", 1)[0].lower()
+        if host.endswith(suffix) and len(host) > len(suffix):
+            return await _handle(request, host[: -len(suffix)], request.path)
+        return await handler(request)
+
+    return route_by_host

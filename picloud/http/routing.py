@@ -1,0 +1,244 @@
+"""The front door's routing table: (app slug, method, path) → route, kept current
+from the log.
+
+It starts from the projections, read in one snapshot together with that
+snapshot's oldest running transaction, then follows the global order from
+there. Events that the snapshot already showed may be read again; applying
+them is idempotent, and a route of an app that is gone is ignored, so the
+table converges on the log. ``caught_up`` lets a writer wait until its own
+event is in the table (read-your-writes for the admin API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from picloud.events import AppCreated, AppDeleted, AppUpdated, RecordedEvent
+from picloud.events.app import AppQuarantined, RouteAdded, RouteRemoved
+from picloud.store import Cursor, EventLog
+
+__all__ = ["ROUTING_TYPES", "Match", "Routing"]
+
+log = logging.getLogger(__name__)
+
+ROUTING_TYPES = [
+    "app.created.v1",
+    "app.updated.v1",
+    "app.deleted.v1",
+    "route.added.v1",
+    "route.removed.v1",
+    "app.quarantined.v1",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    id: str
+    method: str
+    path: str
+    segments: tuple[str, ...]
+    dispatch_mode: str
+
+    @property
+    def static(self) -> bool:
+        return not any(s.startswith("{") for s in self.segments)
+
+
+@dataclass
+class _App:
+    id: str
+    slug: str
+    routes: dict[str, _Route] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    app_id: str
+    route_id: str
+    params: dict[str, str]
+    dispatch_mode: str
+
+
+class NoApp:
+    """No app has this slug."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoRoute:
+    """The app has no route for the path (``allowed`` empty) or not for the method."""
+
+    allowed: tuple[str, ...]
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    trimmed = path.strip("/")
+    return tuple(trimmed.split("/")) if trimmed else ()
+
+
+def _bind(route: _Route, segments: tuple[str, ...]) -> dict[str, str] | None:
+    if len(route.segments) != len(segments):
+        return None
+    params: dict[str, str] = {}
+    for pattern, value in zip(route.segments, segments, strict=True):
+        if pattern.startswith("{"):
+            if not value:
+                return None
+            params[pattern[1:-1]] = value
+        elif pattern != value:
+            return None
+    return params
+
+
+class Routing:
+    """The table and its follower; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._by_slug: dict[str, _App] = {}
+        self._by_id: dict[str, _App] = {}
+        self.quarantined: set[str] = set()
+        self.cursor = Cursor(0, 0)
+        self._advanced = asyncio.Condition()
+        self.on_quarantine: Callable[[str], None] = lambda _app_id: None
+
+    # -- lookups ------------------------------------------------------------------
+
+    def is_quarantined(self, app_id: str) -> bool:
+        return app_id in self.quarantined
+
+    def app_id(self, slug: str) -> str | None:
+        app = self._by_slug.get(slug)
+        return None if app is None else app.id
+
+    def resolve(self, slug: str, method: str, path: str) -> Match | NoApp | NoRoute:
+        app = self._by_slug.get(slug)
+        if app is None:
+            return NoApp()
+        segments = _segments(path)
+        allowed: list[str] = []
+        best: tuple[_Route, dict[str, str]] | None = None
+        for route in app.routes.values():
+            params = _bind(route, segments)
+            if params is None:
+                continue
+            if route.method != method:
+                allowed.append(route.method)
+                continue
+            if best is None or (route.static and not best[0].static):
+                best = (route, params)
+        if best is None:
+            return NoRoute(tuple(sorted(set(allowed))))
+        route, params = best
+        return Match(app.id, route.id, params, route.dispatch_mode)
+
+    # -- loading and following ------------------------------------------------------
+
+    async def load(self, pool: asyncpg.Pool) -> None:
+        """Fill the table from the projections; the cursor starts at their snapshot."""
+        async with (
+            pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read"),
+        ):
+            horizon = await conn.fetchval(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())"
+            )
+            apps = await conn.fetch("SELECT id, slug FROM apps")
+            routes = await conn.fetch(
+                "SELECT id, app_id, method, path, dispatch_mode FROM routes"
+            )
+            quarantined = await conn.fetch("SELECT app_id FROM quarantined_apps")
+        for row in apps:
+            self._put_app(row["id"], row["slug"])
+        for row in routes:
+            self._put_route(
+                row["app_id"],
+                row["id"],
+                row["method"],
+                row["path"],
+                row["dispatch_mode"],
+            )
+        self.quarantined = {row["app_id"] for row in quarantined}
+        # Everything below the horizon is in the snapshot; at and above it, maybe.
+        self.cursor = Cursor(int(horizon), 0)
+
+    async def follow(self, event_log: EventLog, poll_interval: float) -> None:
+        """Apply the log's routing events forever (a task root: errors are logged)."""
+        while True:
+            try:
+                async for events, cursor in event_log.follow(
+                    self.cursor, poll_interval=poll_interval, types=ROUTING_TYPES
+                ):
+                    self.apply(events)
+                    async with self._advanced:
+                        self.cursor = cursor
+                        self._advanced.notify_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a task root: keep following after a failure
+                log.exception("routing follower failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def caught_up(self, txid: int, position: int, timeout: float) -> bool:  # noqa: ASYNC109  # a bound on a wait, not a call
+        """Wait until the event at (txid, position) is applied; False on timeout."""
+        target = Cursor(txid, position)
+        try:
+            async with asyncio.timeout(timeout), self._advanced:
+                await self._advanced.wait_for(lambda: self.cursor >= target)
+        except TimeoutError:
+            return False
+        return True
+
+    def apply(self, events: Iterable[RecordedEvent]) -> None:
+        for recorded in events:
+            self._apply(recorded)
+
+    def _apply(self, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        match event:
+            case AppCreated() | AppUpdated():
+                self._put_app(event.app_id, event.slug)
+            case AppDeleted():
+                app = self._by_id.pop(event.app_id, None)
+                if app is not None:
+                    self._by_slug.pop(app.slug, None)
+                self.quarantined.discard(event.app_id)
+            case RouteAdded():
+                self._put_route(
+                    event.app_id,
+                    event.route_id,
+                    event.method,
+                    event.path,
+                    event.dispatch_mode,
+                )
+            case RouteRemoved():
+                app = self._by_id.get(event.app_id)
+                if app is not None:
+                    app.routes.pop(event.route_id, None)
+            case AppQuarantined():
+                if event.app_id in self._by_id and event.app_id not in self.quarantined:
+                    self.quarantined.add(event.app_id)
+                    self.on_quarantine(event.app_id)
+            case _:
+                pass
+
+    def _put_app(self, app_id: str, slug: str) -> None:
+        app = self._by_id.get(app_id)
+        if app is None:
+            app = self._by_id[app_id] = _App(app_id, slug)
+        elif app.slug != slug:
+            self._by_slug.pop(app.slug, None)
+            app.slug = slug
+        self._by_slug[slug] = app
+
+    def _put_route(
+        self, app_id: str, route_id: str, method: str, path: str, dispatch_mode: str
+    ) -> None:
+        app = self._by_id.get(app_id)
+        if app is not None:  # a route of an app deleted since is ignored
+            app.routes[route_id] = _Route(
+                route_id, method, path, _segments(path), dispatch_mode
+            )
