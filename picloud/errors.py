@@ -27,7 +27,8 @@
         ├── NotFound                     404
         ├── MethodNotAllowed             405
         ├── Conflict                     409
-        └── PayloadTooLarge              413
+        ├── PayloadTooLarge              413
+        └── TooManyRequests              429, with the seconds to wait
 
 Every error has a snake_case ``code`` and a human ``message``; the HTTP layer
 maps classes to statuses and renders ``{"error": {"code", "message"}}``.
@@ -62,6 +63,7 @@ __all__ = [
     "ScriptTimeout",
     "StoreError",
     "StoreUnavailable",
+    "TooManyRequests",
     "Unauthenticated",
     "UnknownEvent",
     "VersionConflict",
@@ -223,3 +225,13 @@ class Conflict(RequestError):
 
 class PayloadTooLarge(RequestError):
     code = "payload_too_large"
+
+
+class TooManyRequests(RequestError):
+    """Slow down: try again after ``retry_after`` seconds (login throttling)."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

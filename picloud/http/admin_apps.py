@@ -7,13 +7,17 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from picloud.access import Capability
 from picloud.actors.control import CreateApp, DeleteApp, UpdateApp
 from picloud.errors import InvalidInput, NotFound
 from picloud.http.api import endpoint
+from picloud.http.auth import principal_of, readable_apps
 from picloud.http.state import SERVICES, command_meta
-from picloud.store.apps import AppRecord, get_app, list_apps
+from picloud.store.apps import AppRecord, get_app
 
-__all__ = ["AppList", "CreateAppBody", "UpdateAppBody"]
+__all__ = ["AppList", "CreateAppBody", "UpdateAppBody", "routing_sees_system"]
+
+_ROUTING_WAIT_S = 5.0
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -35,28 +39,35 @@ class AppList(msgspec.Struct, frozen=True):
 @endpoint(
     "POST",
     "/api/v1/admin/apps",
-    needs="app:create",
-    summary="Create an app",
+    needs=Capability.APP_CREATE,
+    summary="Create an app; its creator becomes its owner",
     answer=AppRecord,
     status=201,
 )
-async def create_app(request: web.Request, body: CreateAppBody) -> AppRecord | None:
+async def create_app(request: web.Request, body: CreateAppBody) -> AppRecord:
     services = request.app[SERVICES]
-    command = CreateApp(slug=body.slug, name=body.name)
-    return await services.control.execute(command, command_meta(request))
+    owner = principal_of(request).user_id
+    command = CreateApp(slug=body.slug, name=body.name, owner=owner)
+    app = await services.control.execute_as(AppRecord, command, command_meta(request))
+    await routing_sees_system(request)
+    return app
 
 
 @endpoint(
-    "GET", "/api/v1/admin/apps", needs="app:list", summary="List apps", answer=AppList
+    "GET",
+    "/api/v1/admin/apps",
+    needs=Capability.SIGNED_IN,
+    summary="List the apps the caller may read",
+    answer=AppList,
 )
 async def list_all_apps(request: web.Request) -> AppList:
-    return AppList(items=await list_apps(request.app[SERVICES].pool))
+    return AppList(items=await readable_apps(request))
 
 
 @endpoint(
     "GET",
     "/api/v1/admin/apps/{app}",
-    needs="app:read",
+    needs=Capability.APP_READ,
     summary="Get an app",
     answer=AppRecord,
 )
@@ -67,30 +78,45 @@ async def get_one_app(request: web.Request) -> AppRecord:
 @endpoint(
     "PATCH",
     "/api/v1/admin/apps/{app}",
-    needs="app:write",
+    needs=Capability.APP_WRITE,
     summary="Change an app's slug or name",
     answer=AppRecord,
 )
-async def update_app(request: web.Request, body: UpdateAppBody) -> AppRecord | None:
+async def update_app(request: web.Request, body: UpdateAppBody) -> AppRecord:
     if body.slug is None and body.name is None:
         raise InvalidInput("give a slug, a name, or both")
     app = await app_or_404(request)
     command = UpdateApp(app=app.id, slug=body.slug, name=body.name)
-    return await request.app[SERVICES].control.execute(command, command_meta(request))
+    updated = await request.app[SERVICES].control.execute_as(
+        AppRecord, command, command_meta(request)
+    )
+    await routing_sees_system(request)
+    return updated
 
 
 @endpoint(
     "DELETE",
     "/api/v1/admin/apps/{app}",
-    needs="app:delete",
+    needs=Capability.APP_DELETE,
     summary="Delete an app with its scripts, routes, triggers and data",
     status=204,
 )
 async def delete_app(request: web.Request) -> None:
     app = await app_or_404(request)
-    await request.app[SERVICES].control.execute(
-        DeleteApp(app=app.id), command_meta(request)
-    )
+    services = request.app[SERVICES]
+    await services.control.execute(DeleteApp(app=app.id), command_meta(request))
+    await routing_sees_system(request)
+    services.background(services.hosts.deactivate(app.id))
+
+
+async def routing_sees_system(request: web.Request) -> None:
+    """Wait until this front door's routing table has the system stream's newest
+    event, so the caller's next request is routed by what it just changed."""
+    services = request.app[SERVICES]
+    head = await services.log.stream_head("system")
+    if head is not None:
+        services.log.wakeups.wake()
+        await services.routing.caught_up(head.txid, head.position, _ROUTING_WAIT_S)
 
 
 async def app_or_404(request: web.Request) -> AppRecord:

@@ -5,8 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 # Importing the handler modules registers their endpoints.
-from picloud.http import admin_apps, health  # noqa: F401
+from picloud.http import (  # noqa: F401
+    admin_apps,
+    admin_identity,
+    auth_api,
+    health,
+)
 from picloud.http.api import ENDPOINTS
+from picloud.http.auth import install_auth
 from picloud.http.errors import error_middleware
 from picloud.http.state import SERVICES, Services
 
@@ -19,5 +25,5 @@ def make_app(services: Services) -> web.Application:
         client_max_size=services.settings.max_request_bytes,
     )
     app[SERVICES] = services
-    app.add_routes(ENDPOINTS.routes(authorize=None))
+    app.add_routes(ENDPOINTS.routes(authorize=install_auth(app)))
     return app

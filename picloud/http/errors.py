@@ -9,6 +9,7 @@ never a stack trace.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -30,6 +31,7 @@ _STATUS: list[tuple[type[errors.PiCloudError], int]] = [
     (errors.MethodNotAllowed, 405),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
+    (errors.TooManyRequests, 429),
     (errors.RequestError, 400),
     (errors.ScriptSyntaxError, 400),
     (errors.ModuleError, 400),
@@ -74,7 +76,12 @@ async def error_middleware(
         status = status_of(e)
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.path, e)
-        return json_response(error_body(e.code, e.message), status)
+        response = json_response(error_body(e.code, e.message), status)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="picloud"'
+        if isinstance(e, errors.TooManyRequests):
+            response.headers["Retry-After"] = str(max(1, math.ceil(e.retry_after)))
+        return response
     except web.HTTPException as e:
         if e.status < 400:
             raise

@@ -1,25 +1,42 @@
-"""A real PiCloud server on loopback: real Postgres, real Ray, real aiohttp."""
+"""A real PiCloud server on loopback: real Postgres, real Ray, real aiohttp.
+
+The ``api`` client is an instance admin with an API key of every scope;
+``anon`` sends no credentials; :func:`create_identity` makes more principals.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
 
+from picloud.access import ALL_SCOPES, Scope
+from picloud.actors.identity import CreateApiKey, CreateUser
 from picloud.config import Settings
+from picloud.credentials import hash_password, new_api_key
+from picloud.events import EventMeta
 from picloud.http.server import Server
+from picloud.store.identity import KeyRecord, UserRecord
 
 
 class Api:
     """A thin JSON client: every call answers ``(status, decoded body)``."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.session = session
         self.base = base
+        self.headers = headers or {}
 
     async def call(
         self,
@@ -35,8 +52,9 @@ class Api:
             if raw is not None
             else (None if body is None else msgspec.json.encode(body))
         )
+        sent = {**self.headers, **(headers or {})}
         async with self.session.request(
-            method, self.base + path, data=data, headers=headers
+            method, self.base + path, data=data, headers=sent
         ) as response:
             content = await response.read()
             if response.content_type == "application/json" and content:
@@ -62,7 +80,80 @@ async def server(database: str, ray_session: None) -> AsyncIterator[Server]:
     await server.stop()
 
 
+@dataclass(frozen=True)
+class Identity:
+    """A user made for a test, with the password and (if any) key secret."""
+
+    user_id: str
+    username: str
+    password: str
+    key: str | None = None
+    key_id: str | None = None
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        assert self.key is not None
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def create_identity(
+    server: Server,
+    username: str,
+    *,
+    admin: bool = False,
+    scopes: frozenset[Scope] | None = ALL_SCOPES,
+    app: str | None = None,
+) -> Identity:
+    """A user (and, unless ``scopes`` is None, a key) made through the ControlPlane."""
+    assert server.services is not None
+    control = server.services.control
+    meta = EventMeta(actor="test")
+    password = f"pw-{uuid.uuid4().hex}"
+    hashed = await asyncio.to_thread(hash_password, password)
+    user = await control.execute_as(
+        UserRecord,
+        CreateUser(username=username, password_hash=hashed, admin=admin),
+        meta,
+    )
+    if scopes is None:
+        return Identity(user_id=user.id, username=user.username, password=password)
+    made = new_api_key()
+    key = await control.execute_as(
+        KeyRecord,
+        CreateApiKey(
+            user=user.id,
+            name=f"{username} test key",
+            prefix=made.prefix,
+            secret_hash=made.hash,
+            scopes=tuple(sorted(scopes)),
+            app=app,
+        ),
+        meta,
+    )
+    return Identity(
+        user_id=user.id,
+        username=user.username,
+        password=password,
+        key=made.secret,
+        key_id=key.id,
+    )
+
+
 @pytest.fixture
-async def api(server: Server) -> AsyncIterator[Api]:
+async def admin(server: Server) -> Identity:
+    """An instance admin with a key of every scope, bound to no app."""
+    return await create_identity(server, "admin", admin=True)
+
+
+@pytest.fixture
+async def api(server: Server, admin: Identity) -> AsyncIterator[Api]:
+    """A client signed in as :func:`admin` by its bearer key."""
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, server.url, admin.bearer)
+
+
+@pytest.fixture
+async def anon(server: Server) -> AsyncIterator[Api]:
+    """A client without credentials."""
     async with aiohttp.ClientSession() as session:
         yield Api(session, server.url)

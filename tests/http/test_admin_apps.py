@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from picloud.events import AppCreated, AppDeleted, AppUpdated
+from picloud.events import (
+    ApiKeyCreated,
+    AppCreated,
+    AppDeleted,
+    AppUpdated,
+    MemberSet,
+    UserCreated,
+)
 from picloud.http.server import Server
 from picloud.store import START
 from tests.http.conftest import Api
@@ -62,8 +69,16 @@ async def test_app_lifecycle_answers_the_resulting_state_and_records_events(
 
     assert server.services is not None
     events, _ = await server.services.log.read_all(START, stream="system")
-    assert [type(r.event) for r in events] == [AppCreated, AppUpdated, AppDeleted]
-    assert all(r.event.app_id == app["id"] for r in events)  # type: ignore[attr-defined]  # app events
+    # The fixture's admin and key come first; the creator becomes the owner.
+    assert [type(r.event) for r in events] == [
+        UserCreated,
+        ApiKeyCreated,
+        AppCreated,
+        MemberSet,
+        AppUpdated,
+        AppDeleted,
+    ]
+    assert all(r.event.app_id == app["id"] for r in events[2:])  # type: ignore[attr-defined]  # app events
 
 
 async def test_bad_input_gets_a_4xx_json_error_and_changes_nothing(api: Api) -> None:
