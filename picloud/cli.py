@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from picloud._cli_admin import add_admin_commands, run_admin, warn_if_no_admin
 from picloud.config import Settings, load_settings
 from picloud.errors import PiCloudError
 from picloud.store import EmbeddedPostgres, apply_migrations, connect
@@ -64,6 +65,8 @@ async def _run_until_signal(server: Server) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    if server.services is not None:
+        await warn_if_no_admin(server.services.pool, log.warning)
     try:
         await stop.wait()
         log.info("stopping")
@@ -91,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="run PiCloud (embedded Postgres and local Ray by default)"
     )
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+    add_admin_commands(commands)
     return parser
 
 
@@ -101,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
     logging.basicConfig(
-        level=settings.log_level,
+        # Admin commands print their answer; the embedded server's chatter is noise.
+        level="WARNING" if args.command == "admin" else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -109,5 +114,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _serve(settings)
         elif args.command == "migrate":
             _migrate(settings)
+        elif args.command == "admin":
+            run_admin(args, settings, database)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
