@@ -14,17 +14,25 @@ pytestmark = [pytest.mark.ray, pytest.mark.server]
 
 
 async def make_app(api: Api, slug: str) -> dict[str, Any]:
-    status, app = await api.call("POST", "/api/v1/admin/apps", {"slug": slug, "name": slug})
+    status, app = await api.call(
+        "POST", "/api/v1/admin/apps", {"slug": slug, "name": slug}
+    )
     assert status == 201, app
-    return app
+    made: dict[str, Any] = app
+    return made
 
 
-async def make_script(api: Api, slug: str, source: str, name: str = "main", **extra: Any) -> dict[str, Any]:
+async def make_script(
+    api: Api, slug: str, source: str, name: str = "main", **extra: Any
+) -> dict[str, Any]:
     status, script = await api.call(
-        "POST", f"/api/v1/admin/apps/{slug}/scripts", {"name": name, "source": source, **extra}
+        "POST",
+        f"/api/v1/admin/apps/{slug}/scripts",
+        {"name": name, "source": source, **extra},
     )
     assert status == 201, script
-    return script
+    made: dict[str, Any] = script
+    return made
 
 
 async def make_route(
@@ -32,7 +40,9 @@ async def make_route(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     script = await make_script(api, slug, source, route.pop("name", "main"))
     status, created = await api.call(
-        "POST", f"/api/v1/admin/scripts/{script['id']}/routes", {"method": method, "path": path, **route}
+        "POST",
+        f"/api/v1/admin/scripts/{script['id']}/routes",
+        {"method": method, "path": path, **route},
     )
     assert status == 201, created
     return script, created
@@ -50,24 +60,35 @@ async def test_request_parts_reach_the_script(api: Api) -> None:
     """
     await make_route(api, "echo", source, "POST", "/things/{id}")
     status, body = await api.call(
-        "POST", "/apps/echo/things/42?q=hi&q=ignored", {"a": [1, 2]}, headers={"X-Agent": "t"}
+        "POST",
+        "/apps/echo/things/42?q=hi&q=ignored",
+        {"a": [1, 2]},
+        headers={"X-Agent": "t"},
     )
     assert status == 200, body
     assert body == {
-        "method": "POST", "path": "/things/42", "id": "42", "q": "hi", "agent": "t",
-        "body": {"a": [1, 2]}, "app": "echo",
+        "method": "POST",
+        "path": "/things/42",
+        "id": "42",
+        "q": "hi",
+        "agent": "t",
+        "body": {"a": [1, 2]},
+        "app": "echo",
     }
     assert api.last_headers[EXECUTION_HEADER]
 
 
 async def test_each_response_form(api: Api) -> None:
     await make_app(api, "forms")
-    await make_route(api, "forms", 'return {ok = true, n = 3}', path="/table", name="t")
+    await make_route(api, "forms", "return {ok = true, n = 3}", path="/table", name="t")
     await make_route(api, "forms", 'return "plain words"', path="/string", name="s")
     await make_route(
-        api, "forms",
-        'return {status = 201, headers = {["X-Made"] = "yes", ["Content-Type"] = "text/csv"}, body = "a,b"}',
-        path="/full", name="f",
+        api,
+        "forms",
+        'return {status = 201, body = "a,b",'
+        ' headers = {["X-Made"] = "yes", ["Content-Type"] = "text/csv"}}',
+        path="/full",
+        name="f",
     )
     await make_route(api, "forms", "return nil", path="/nothing", name="n")
     assert await api.call("GET", "/apps/forms/table") == (200, {"ok": True, "n": 3})
@@ -101,16 +122,22 @@ async def test_body_over_the_limit_is_413(api: Api) -> None:
     assert await api.call("POST", "/apps/big/", raw=b"12345") == (200, 5)
 
 
-async def test_script_error_is_500_with_execution_id_and_the_detail_in_the_log(api: Api) -> None:
+async def test_script_error_is_500_with_execution_id_and_the_detail_in_the_log(
+    api: Api,
+) -> None:
     await make_app(api, "oops")
-    await make_route(api, "oops", 'log.warn("about to fail")\nerror("secret detail")', path="/")
+    await make_route(
+        api, "oops", 'log.warn("about to fail")\nerror("secret detail")', path="/"
+    )
     status, body = await api.call("GET", "/apps/oops/")
     assert status == 500
     execution_id = body["error"]["execution_id"]
     assert execution_id == api.last_headers[EXECUTION_HEADER]
     assert "secret detail" not in str(body)
     assert "Traceback" not in str(body)
-    status, log = await api.call("GET", "/api/v1/admin/apps/oops/executions?status=error")
+    status, log = await api.call(
+        "GET", "/api/v1/admin/apps/oops/executions?status=error"
+    )
     assert status == 200
     [entry] = log["items"]
     assert entry["id"] == execution_id
@@ -125,7 +152,9 @@ async def test_a_script_update_takes_effect_on_the_next_request(api: Api) -> Non
     await make_app(api, "live")
     script, _ = await make_route(api, "live", 'return "v1"', path="/")
     assert await api.call("GET", "/apps/live/") == (200, "v1")
-    status, updated = await api.call("PUT", f"/api/v1/admin/scripts/{script['id']}", {"source": 'return "v2"'})
+    status, updated = await api.call(
+        "PUT", f"/api/v1/admin/scripts/{script['id']}", {"source": 'return "v2"'}
+    )
     assert (status, updated["version"]) == (200, 2)
     assert await api.call("GET", "/apps/live/") == (200, "v2")
 
@@ -160,40 +189,118 @@ async def test_two_apps_with_the_same_route_are_independent(api: Api) -> None:
 
 async def test_script_and_route_admin_errors(api: Api) -> None:
     await make_app(api, "adm")
-    module = await make_script(api, "adm", "local M = {}\nreturn M", name="util", kind="module")
+    module = await make_script(
+        api, "adm", "local M = {}\nreturn M", name="util", kind="module"
+    )
     endpoint = await make_script(api, "adm", 'return "x"', name="ep")
     cases: list[tuple[str, str, Any, int, str]] = [
-        ("POST", "/api/v1/admin/apps/adm/scripts", {"name": "bad", "source": "return {"}, 400, "script_syntax_error"),
-        ("POST", "/api/v1/admin/apps/adm/scripts", {"name": "1x", "source": "return 1"}, 400, "invalid_input"),
-        ("POST", "/api/v1/admin/apps/adm/scripts", {"name": "ep", "source": "return 1"}, 409, "conflict"),
-        ("POST", "/api/v1/admin/apps/adm/scripts", {"name": "k", "source": "return 1", "kind": "lib"}, 400, "invalid_input"),
-        ("POST", "/api/v1/admin/apps/nope/scripts", {"name": "k", "source": "return 1"}, 404, "not_found"),
-        ("PUT", f"/api/v1/admin/scripts/{endpoint['id']}", {"source": "if then"}, 400, "script_syntax_error"),
+        (
+            "POST",
+            "/api/v1/admin/apps/adm/scripts",
+            {"name": "bad", "source": "return {"},
+            400,
+            "script_syntax_error",
+        ),
+        (
+            "POST",
+            "/api/v1/admin/apps/adm/scripts",
+            {"name": "1x", "source": "return 1"},
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/api/v1/admin/apps/adm/scripts",
+            {"name": "ep", "source": "return 1"},
+            409,
+            "conflict",
+        ),
+        (
+            "POST",
+            "/api/v1/admin/apps/adm/scripts",
+            {"name": "k", "source": "return 1", "kind": "lib"},
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/api/v1/admin/apps/nope/scripts",
+            {"name": "k", "source": "return 1"},
+            404,
+            "not_found",
+        ),
+        (
+            "PUT",
+            f"/api/v1/admin/scripts/{endpoint['id']}",
+            {"source": "if then"},
+            400,
+            "script_syntax_error",
+        ),
         ("GET", "/api/v1/admin/scripts/nope", None, 404, "not_found"),
-        ("POST", f"/api/v1/admin/scripts/{module['id']}/routes", {"method": "GET", "path": "/m"}, 400, "invalid_input"),
-        ("POST", f"/api/v1/admin/scripts/{endpoint['id']}/routes", {"method": "GET", "path": "x"}, 400, "invalid_input"),
-        ("POST", f"/api/v1/admin/scripts/{endpoint['id']}/routes", {"method": "GET", "path": "/e", "dispatch_mode": "later"}, 400, "invalid_input"),
+        (
+            "POST",
+            f"/api/v1/admin/scripts/{module['id']}/routes",
+            {"method": "GET", "path": "/m"},
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            f"/api/v1/admin/scripts/{endpoint['id']}/routes",
+            {"method": "GET", "path": "x"},
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            f"/api/v1/admin/scripts/{endpoint['id']}/routes",
+            {"method": "GET", "path": "/e", "dispatch_mode": "later"},
+            400,
+            "invalid_input",
+        ),
         ("DELETE", "/api/v1/admin/routes/nope", None, 404, "not_found"),
     ]
     for method, path, body, expected, code in cases:
         status, answer = await api.call(method, path, body)
-        assert (status, answer["error"]["code"]) == (expected, code), (method, path, answer)
-    status, answer = await api.call("POST", "/api/v1/admin/apps/adm/scripts", {"name": "bad", "source": "local x = 1\nreturn {"})
+        assert (status, answer["error"]["code"]) == (expected, code), (
+            method,
+            path,
+            answer,
+        )
+    status, answer = await api.call(
+        "POST",
+        "/api/v1/admin/apps/adm/scripts",
+        {"name": "bad", "source": "local x = 1\nreturn {"},
+    )
     assert "line 2" in answer["error"]["message"] or ":2:" in answer["error"]["message"]
     first = {"method": "GET", "path": "/users/{id}"}
-    status, _ = await api.call("POST", f"/api/v1/admin/scripts/{endpoint['id']}/routes", first)
+    status, _ = await api.call(
+        "POST", f"/api/v1/admin/scripts/{endpoint['id']}/routes", first
+    )
     assert status == 201
     clash = {"method": "GET", "path": "/users/{name}"}
-    status, answer = await api.call("POST", f"/api/v1/admin/scripts/{endpoint['id']}/routes", clash)
+    status, answer = await api.call(
+        "POST", f"/api/v1/admin/scripts/{endpoint['id']}/routes", clash
+    )
     assert (status, answer["error"]["code"]) == (409, "conflict")
     status, listed = await api.call("GET", "/api/v1/admin/apps/adm/scripts")
     assert sorted(s["name"] for s in listed["items"]) == ["ep", "util"]
-    assert {s["name"]: s["kind"] for s in listed["items"]} == {"ep": "endpoint", "util": "module"}
+    assert {s["name"]: s["kind"] for s in listed["items"]} == {
+        "ep": "endpoint",
+        "util": "module",
+    }
 
 
 async def test_async_route_answers_202_then_runs(api: Api) -> None:
     await make_app(api, "later")
-    await make_route(api, "later", 'log.info("ran with " .. ctx.request.body)\nreturn 1', "POST", "/job", dispatch_mode="async")
+    await make_route(
+        api,
+        "later",
+        'log.info("ran with " .. ctx.request.body)\nreturn 1',
+        "POST",
+        "/job",
+        dispatch_mode="async",
+    )
     status, body = await api.call("POST", "/apps/later/job", raw=b"payload")
     assert status == 202
     execution_id = body["execution_id"]
@@ -210,20 +317,31 @@ async def test_async_route_answers_202_then_runs(api: Api) -> None:
 
 async def test_executions_are_paginated_and_filtered(api: Api) -> None:
     await make_app(api, "pages")
-    await make_route(api, "pages", 'if ctx.request.query.fail then error("no") end return 1', path="/")
+    await make_route(
+        api,
+        "pages",
+        'if ctx.request.query.fail then error("no") end return 1',
+        path="/",
+    )
     for n in range(7):
         await api.call("GET", "/apps/pages/" + ("?fail=1" if n % 3 == 0 else ""))
     seen: list[str] = []
     cursor = ""
     while True:
-        status, page = await api.call("GET", f"/api/v1/admin/apps/pages/executions?limit=3&cursor={cursor}")
+        status, page = await api.call(
+            "GET", f"/api/v1/admin/apps/pages/executions?limit=3&cursor={cursor}"
+        )
         assert status == 200
         seen += [item["id"] for item in page["items"]]
         if page["cursor"] is None:
             break
         cursor = page["cursor"]
     assert len(seen) == len(set(seen)) == 7
-    _, errors = await api.call("GET", "/api/v1/admin/apps/pages/executions?status=error")
+    _, errors = await api.call(
+        "GET", "/api/v1/admin/apps/pages/executions?status=error"
+    )
     assert len(errors["items"]) == 3
-    status, body = await api.call("GET", "/api/v1/admin/apps/pages/executions?status=weird")
+    status, body = await api.call(
+        "GET", "/api/v1/admin/apps/pages/executions?status=weird"
+    )
     assert (status, body["error"]["code"]) == (400, "invalid_input")

@@ -1,0 +1,109 @@
+"""AppHost in-process (no Ray): the channel, activation, passivation, LRU cap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from picloud.actors._remote import Failure
+from picloud.actors.app_host import AppHost
+from picloud.actors.channel import ChannelClient, open_channel
+from picloud.actors.protocol import AddRoute, Done, HttpReply, Invoke, SaveScript
+from picloud.config import Settings
+from picloud.events.app import RequestRecord
+from picloud.store import EventLog
+from tests.actors.test_app_actor import make_app
+
+
+@pytest.fixture
+def host_settings() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def host(
+    database: str, host_settings: dict[str, Any], tmp_path: Any
+) -> AsyncIterator[AppHost]:
+    settings = Settings(data_dir=str(tmp_path), db_pool_max=4, **host_settings)
+    host = AppHost("test-host", settings, database)
+    await host.start()
+    yield host
+    await host.stop()
+
+
+@pytest.fixture
+async def channel(host: AppHost) -> AsyncIterator[ChannelClient]:
+    assert host.address is not None
+    client = await open_channel(*host.address)
+    yield client
+    client.close()
+
+
+async def routed_app(
+    event_log: EventLog, channel: ChannelClient, slug: str
+) -> tuple[str, str]:
+    app = await make_app(event_log, slug)
+    saved = await channel.call(
+        app.id, SaveScript(name="s", source="return ctx.app.slug"), 10
+    )
+    assert isinstance(saved, Done), saved
+    added = await channel.call(
+        app.id, AddRoute(script_id=saved.result["id"], method="GET", path="/"), 10
+    )
+    assert isinstance(added, Done), added
+    return app.id, added.result["id"]
+
+
+def get(route_id: str, n: int) -> Invoke:
+    return Invoke(
+        execution_id=f"x{n}",
+        route_id=route_id,
+        request=RequestRecord(method="GET", path="/"),
+    )
+
+
+async def test_calls_over_the_channel_reach_the_app(
+    event_log: EventLog, channel: ChannelClient
+) -> None:
+    app_id, route_id = await routed_app(event_log, channel, "one")
+    replies = await asyncio.gather(
+        *(channel.call(app_id, get(route_id, n), 10) for n in range(50))
+    )
+    assert all(isinstance(r, HttpReply) and r.body == b"one" for r in replies)
+
+
+async def test_unknown_app_is_not_found(channel: ChannelClient) -> None:
+    reply = await channel.call("no-such-app", get("r", 1), 10)
+    assert isinstance(reply, Failure)
+    assert reply.code == "not_found"
+
+
+@pytest.mark.parametrize("host_settings", [{"app_host_max_active": 2}])
+async def test_least_recently_used_app_is_passivated_over_the_cap(
+    event_log: EventLog, host: AppHost, channel: ChannelClient
+) -> None:
+    apps = [await routed_app(event_log, channel, f"lru-{n}") for n in range(3)]
+    assert host.stats()["active_apps"] == [apps[1][0], apps[2][0]]
+    reply = await channel.call(apps[0][0], get(apps[0][1], 9), 10)  # activates again
+    assert isinstance(reply, HttpReply)
+    assert reply.body == b"lru-0"
+    assert host.stats()["active_apps"] == [apps[2][0], apps[0][0]]
+
+
+@pytest.mark.parametrize("host_settings", [{"app_idle_timeout_s": 1}])
+async def test_idle_apps_are_passivated_and_come_back(
+    event_log: EventLog, host: AppHost, channel: ChannelClient
+) -> None:
+    app_id, route_id = await routed_app(event_log, channel, "idle")
+    assert host.stats()["active_apps"] == [app_id]
+    for _ in range(40):
+        await asyncio.sleep(0.1)
+        if not host.stats()["active_apps"]:
+            break
+    assert host.stats()["active_apps"] == []
+    reply = await channel.call(app_id, get(route_id, 2), 10)
+    assert isinstance(reply, HttpReply)
+    assert reply.body == b"idle"
