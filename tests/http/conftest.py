@@ -37,6 +37,7 @@ class Api:
         self.session = session
         self.base = base
         self.headers = headers or {}
+        self.last_headers: dict[str, str] = {}
 
     async def call(
         self,
@@ -57,6 +58,7 @@ class Api:
             method, self.base + path, data=data, headers=sent
         ) as response:
             content = await response.read()
+            self.last_headers = dict(response.headers)
             if response.content_type == "application/json" and content:
                 return response.status, msgspec.json.decode(content)
             return response.status, content.decode(errors="replace")
@@ -73,8 +75,16 @@ def server_settings(**overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def server(database: str, ray_session: None) -> AsyncIterator[Server]:
-    server = Server(server_settings(), database, owns_actors=True)
+def server_overrides() -> dict[str, Any]:
+    """Settings for the test's server; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def server(
+    database: str, ray_session: None, server_overrides: dict[str, Any]
+) -> AsyncIterator[Server]:
+    server = Server(server_settings(**server_overrides), database, owns_actors=True)
     await server.start()
     yield server
     await server.stop()
