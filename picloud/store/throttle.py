@@ -59,11 +59,12 @@ async def take_attempt(
     """Count one attempt for every ``(subject, free)``; 0.0 or the seconds to wait."""
     with translate_errors("login throttle"):
         async with pool.acquire() as conn, conn.transaction():
-            now: datetime = await conn.fetchval("SELECT now()")
-            # Lock in a fixed order so two logins cannot deadlock.
+            # Lock in a fixed order so two logins cannot deadlock; read the
+            # clock once the locks are held, so the decision is about now.
             rows = {}
             for subject, _ in sorted(subjects):
-                rows[subject] = await _locked_row(conn, subject, now)
+                rows[subject] = await _locked_row(conn, subject)
+            now: datetime = await conn.fetchval("SELECT clock_timestamp()")
             updates: list[tuple[str, Attempts]] = []
             for subject, free in subjects:
                 new, wait = step(rows[subject], now=now, free=free, window_s=window_s)
@@ -82,14 +83,12 @@ async def take_attempt(
     return 0.0
 
 
-async def _locked_row(
-    conn: asyncpg.Connection, subject: str, now: datetime
-) -> Attempts | None:
+async def _locked_row(conn: asyncpg.Connection, subject: str) -> Attempts | None:
     inserted = await conn.fetchval(
         "INSERT INTO login_throttle (subject, attempts, last_attempt_at)"
-        " VALUES ($1, 0, $2) ON CONFLICT (subject) DO NOTHING RETURNING 1",
+        " VALUES ($1, 0, clock_timestamp()) ON CONFLICT (subject) DO NOTHING"
+        " RETURNING 1",
         subject,
-        now,
     )
     if inserted:
         return None
