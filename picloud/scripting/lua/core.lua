@@ -13,7 +13,7 @@
 local host, TICK = ...
 
 local next, type, select, error, tostring = next, type, select, error, tostring
-local rawget, rawlen, setmetatable, pcall = rawget, rawlen, setmetatable, pcall
+local rawget, rawlen, setmetatable, pcall, xpcall = rawget, rawlen, setmetatable, pcall, xpcall
 local load, string, table, math, utf8, os = load, string, table, math, utf8, os
 local coroutine, debug, package, collectgarbage = coroutine, debug, package, collectgarbage
 local sethook, getinfo, dgetmetatable = debug.sethook, debug.getinfo, debug.getmetatable
@@ -148,8 +148,21 @@ local function rethrow_if_killed(...)
 end
 
 function I.pcall(f, ...) return rethrow_if_killed(pcall(f, ...)) end
-local raw_xpcall = xpcall
-function I.xpcall(f, h, ...) return rethrow_if_killed(raw_xpcall(f, h, ...)) end
+
+-- Lua calls a message handler where the error was raised: for the kill that
+-- is inside the hook, where hooks are off, so the script's handler must not
+-- run then (it could loop unhooked). Other errors are raised by ordinary
+-- code and the handler runs hooked.
+function I.xpcall(f, h, ...)
+  if type(h) ~= "function" then
+    error("bad argument #2 to 'xpcall' (function expected, got " .. type(h) .. ")", 2)
+  end
+  return rethrow_if_killed(xpcall(f, function(e)
+    local inv = current
+    if inv and inv.killed then return e end
+    return h(e)
+  end, ...))
+end
 
 function I.co_create(f)
   local inv = current
@@ -180,7 +193,12 @@ function I.co_wrap(f)
   return function(...) return unwrap(I.co_resume(co, ...)) end
 end
 
-function I.co_close(co) return rethrow_if_killed(co_close(co)) end
+-- A coroutine killed inside the hook died with hooks off; closing it would
+-- run its __close handlers unhooked. After a kill nothing is closed.
+function I.co_close(co)
+  rethrow_if_killed()
+  return rethrow_if_killed(co_close(co))
+end
 
 -- The SDK bridge ---------------------------------------------------------------
 
@@ -244,9 +262,13 @@ end
 -- The driver -------------------------------------------------------------------
 
 local function finish(inv, kind, ...)
-  current = inv
-  co_close(inv.co)         -- runs pending to-be-closed variables, hooked
-  current = nil
+  if not inv.killed then
+    -- run pending to-be-closed variables, hooked (after a kill they would
+    -- run with hooks off, see I.co_close)
+    current = inv
+    co_close(inv.co)
+    current = nil
+  end
   return kind, inv.count, ...
 end
 
@@ -316,9 +338,6 @@ function I.abort(inv, reason)
   local where = script_where(inv.co, 0)
   if not inv.killed then inv.killed = reason end
   for co in next, inv.threads do sethook(co, hook, "", 1) end
-  current = inv
-  pcall(co_close, inv.co)
-  current = nil
   return where
 end
 
