@@ -76,6 +76,8 @@ def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
     assert process.returncode == 0, output
     assert f"listening on http://127.0.0.1:{port}" in output
     assert "PiCloud stopped" in output
+    # A fresh instance says how to make the first admin (there is no default one).
+    assert "picloud admin create-user NAME --admin" in output
     with pytest.raises(ConnectionRefusedError):  # nothing listens any more
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
