@@ -62,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     app_idle_timeout_s: Positive = 600
     app_host_max_active: Positive = 2_000
     """Active apps per host before the least recently used is passivated."""
+    app_kv_cache_entries: Positive = 512
+    """Durable KV values an active app keeps in memory (small values only)."""
     app_snapshot_every: Positive = 500
     """Take a control-state snapshot after this many events of an app."""
     host_crash_quarantine_after: Positive = 3

@@ -17,19 +17,23 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from picloud.access import SCRIPT_DEFAULT, Capability
 from picloud.actors import app_decide
 from picloud.actors._remote import failure_of
+from picloud.actors.app_data import AppData, KvIntent, Staged
 from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import (
     AddRoute,
     Command,
+    DataOp,
     Deactivate,
     DeleteScript,
     Done,
@@ -42,6 +46,7 @@ from picloud.actors.protocol import (
     RunAccepted,
     SaveScript,
 )
+from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.errors import (
     ActorUnavailable,
@@ -49,9 +54,10 @@ from picloud.errors import (
     InvalidInput,
     NotFound,
     PiCloudError,
+    SdkCallError,
 )
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
-from picloud.events.app import InvocationAccepted
+from picloud.events.app import InvocationAccepted, InvocationRecorded
 from picloud.events.app_state import (
     AppState,
     decode_snapshot,
@@ -72,6 +78,14 @@ _REMEMBERED_KEYS = 4_096
 _MAX_PENDING = 2_000  # commands waiting for the next append
 _READ_BATCH = 1_000
 _NO_DEADLINE = 365 * 86_400.0
+_DATA_ADMIN = frozenset(
+    {
+        Capability.KV_READ,
+        Capability.KV_WRITE,
+        Capability.DOCS_READ,
+        Capability.DOCS_WRITE,
+    }
+)
 
 
 def app_stream(app_id: str) -> str:
@@ -80,12 +94,17 @@ def app_stream(app_id: str) -> str:
 
 @dataclass
 class _Outcome:
-    """What one command produced: events to append and how to reply once durable."""
+    """What one command produced: events to append and how to reply once durable.
 
-    events: list[Event]
+    ``events`` may hold KvIntents (resolved to KvSet at append time); ``staged``
+    is the command's data writes, visible to later commands at once.
+    """
+
+    events: Sequence[Event | KvIntent]
     meta: EventMeta
     reply: Reply | Callable[[list[RecordedEvent]], Reply]
     after_commit: Callable[[], None] | None = None
+    staged: Staged | None = None
 
 
 @dataclass
@@ -93,6 +112,7 @@ class _Pending:
     outcome: _Outcome
     future: asyncio.Future[Reply]
     key: str | None
+    ticket: int | None
 
 
 @dataclass
@@ -114,6 +134,10 @@ class AppActor:
         self._log = log
         self._settings = settings
         self._invoker = invoker
+        self._data = AppData(
+            app.id, log.pool, cache_entries=settings.app_kv_cache_entries
+        )
+        self._granted = SCRIPT_DEFAULT
         self._state = AppState(app_id=app.id)
         self._version = 0  # includes the events not yet durable
         self._durable = 0
@@ -240,48 +264,34 @@ class AppActor:
             future.set_result(reply([]) if callable(reply) else reply)
             return
         for event in outcome.events:
-            self._state = evolve_app(self._state, event)
+            if not isinstance(event, KvIntent):
+                self._state = evolve_app(self._state, event)
         self._version += len(outcome.events)
-        self._pending.append(_Pending(outcome, future, key))
+        ticket = None if outcome.staged is None else self._data.stage(outcome.staged)
+        self._pending.append(_Pending(outcome, future, key, ticket))
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _decide(self, command: Command, deadline: float) -> _Outcome | None:
         meta = EventMeta(actor=command.actor, idempotency_key=command.idempotency_key)
-        state = self._state
         match command:
             case Invoke():
                 return await self._invoke(command, deadline, meta)
-            case SaveScript():
-                events = app_decide.decide_save_script(state, command)
-                return _Outcome(events, meta, self._entity_reply(events))
-            case DeleteScript():
-                return _Outcome(
-                    app_decide.decide_delete_script(state, command), meta, _done
-                )
-            case AddRoute():
-                events = app_decide.decide_add_route(state, command)
-                return _Outcome(events, meta, self._entity_reply(events))
-            case RemoveRoute():
-                return _Outcome(
-                    app_decide.decide_remove_route(state, command), meta, _done
-                )
-            case MarkAbandoned():
-                return _Outcome(
-                    self._invoker.abandoned(command.execution_id), meta, _done
-                )
+            case DataOp():
+                return await self._data_op(command, meta)
             case RunAccepted():
                 return await self._run_pending(command, meta)
-            case RecordHostKill():
-                events = app_decide.decide_host_kill(
-                    state,
-                    command,
-                    threshold=self._settings.host_crash_quarantine_after,
-                    window_s=self._settings.host_crash_window_s,
-                )
+            case MarkAbandoned():
+                events = self._invoker.abandoned(command.execution_id)
                 return _Outcome(events, meta, _done)
             case Deactivate():
                 return None
+            case SaveScript() | AddRoute():
+                events = app_decide.decide_admin(self._state, command, self._settings)
+                return _Outcome(events, meta, self._entity_reply(events))
+            case DeleteScript() | RemoveRoute() | RecordHostKill():
+                events = app_decide.decide_admin(self._state, command, self._settings)
+                return _Outcome(events, meta, _done)
         raise InvalidInput(f"unknown command {type(command).__name__}")
 
     def _entity_reply(
@@ -334,8 +344,38 @@ class AppActor:
                 _accepted(command.execution_id),
                 after_commit=lambda: self._run_accepted(accepted),
             )
-        recorded, reply = await self._invoker.run_route(self._state, route, command)
-        return _Outcome([recorded], meta, reply)
+        access = self._access()
+        recorded, reply = await self._invoker.run_route(
+            self._state, route, command, access
+        )
+        return self._with_writes(recorded, access, meta, reply)
+
+    async def _data_op(self, command: DataOp, meta: EventMeta) -> _Outcome:
+        """An admin's KV or document operation, through the SDK's own code."""
+        access = DataAccess(self._data, granted=_DATA_ADMIN, settings=self._settings)
+        try:
+            result = await access(command.op, command.args)
+        except SdkCallError as e:
+            raise InvalidInput(e.message) from None
+        events = access.staged.events
+        reply = functools.partial(_done, result=result)
+        return _Outcome(events, meta, reply, staged=access.staged if events else None)
+
+    def _access(self) -> DataAccess:
+        return DataAccess(self._data, granted=self._granted, settings=self._settings)
+
+    def _with_writes(
+        self,
+        recorded: InvocationRecorded,
+        access: DataAccess,
+        meta: EventMeta,
+        reply: Reply | Callable[[list[RecordedEvent]], Reply],
+    ) -> _Outcome:
+        """The invocation's outcome: its writes only if it succeeded (atomicity)."""
+        if recorded.status != "ok" or not access.staged.events:
+            return _Outcome([recorded], meta, reply)
+        events: list[Event | KvIntent] = [*access.staged.events, recorded]
+        return _Outcome(events, meta, reply, staged=access.staged)
 
     def _run_accepted(self, accepted: InvocationAccepted) -> None:
         """Queue the run of an async invocation that is durably accepted."""
@@ -349,8 +389,9 @@ class AppActor:
         if accepted is None:
             return None  # already run (a duplicate from a re-activation)
         meta = EventMeta(correlation_id=accepted.execution_id)
-        recorded = await self._invoker.run_accepted(self._state, accepted)
-        return _Outcome([recorded], meta, _done)
+        access = self._access()
+        recorded = await self._invoker.run_accepted(self._state, accepted, access)
+        return self._with_writes(recorded, access, meta, _done)
 
     # -- appends ------------------------------------------------------------------
 
@@ -363,10 +404,11 @@ class AppActor:
             self._flusher = None
 
     async def _append(self, batch: list[_Pending]) -> None:
-        events = [e for p in batch for e in p.outcome.events]
+        items = [e for p in batch for e in p.outcome.events]
         metas = [p.outcome.meta for p in batch for _ in p.outcome.events]
         try:
             async with self._log.transaction() as tx:
+                events = await self._data.resolve(tx.conn, items)
                 recorded = await tx.append(self.stream, self._durable, events, metas)
                 await project_app(tx.conn, recorded)
         except PiCloudError as e:
@@ -376,6 +418,7 @@ class AppActor:
             await self._recover(batch, e)
             return
         self._durable += len(events)
+        self._data.committed([p.ticket for p in batch if p.ticket is not None])
         start = 0
         for item in batch:
             count = len(item.outcome.events)
@@ -398,6 +441,7 @@ class AppActor:
                 if item.key is not None:
                     self._answers.pop(item.key, None)
                 item.future.set_result(unavailable)
+            self._data.reset()
             try:
                 await self.activate()
             except NotFound:

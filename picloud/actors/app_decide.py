@@ -16,6 +16,7 @@ from picloud.actors.protocol import (
     RemoveRoute,
     SaveScript,
 )
+from picloud.config import Settings
 from picloud.errors import Conflict, InvalidInput, NotFound
 from picloud.events import Event, utcnow
 from picloud.events.app import (
@@ -33,7 +34,9 @@ from picloud.store.scripts import RouteRecord, ScriptRecord
 
 __all__ = [
     "METHODS",
+    "AdminCommand",
     "decide_add_route",
+    "decide_admin",
     "decide_delete_script",
     "decide_host_kill",
     "decide_remove_route",
@@ -185,6 +188,31 @@ def decide_host_kill(
             AppQuarantined(at=now, app_id=state.app_id, host_kills=len(recent) + 1)
         )
     return events
+
+
+AdminCommand = SaveScript | DeleteScript | AddRoute | RemoveRoute | RecordHostKill
+
+
+def decide_admin(
+    state: AppState, command: AdminCommand, settings: Settings
+) -> list[Event]:
+    """The events of one admin command on the app's scripts, routes or hosting."""
+    match command:
+        case SaveScript():
+            return decide_save_script(state, command)
+        case DeleteScript():
+            return decide_delete_script(state, command)
+        case AddRoute():
+            return decide_add_route(state, command)
+        case RemoveRoute():
+            return decide_remove_route(state, command)
+        case RecordHostKill():
+            return decide_host_kill(
+                state,
+                command,
+                threshold=settings.host_crash_quarantine_after,
+                window_s=settings.host_crash_window_s,
+            )
 
 
 def script_record(state: AppState, script: ScriptInfo) -> ScriptRecord:

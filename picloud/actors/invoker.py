@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
 from picloud.actors.protocol import HttpReply, Invoke
-from picloud.errors import ScriptError, SdkCallError
+from picloud.errors import ScriptError
 from picloud.events import Event, utcnow
 from picloud.events.app import (
     ExecutionAbandoned,
@@ -30,24 +32,30 @@ from picloud.scripting import (
     AppRuntime,
     CompiledScript,
     InvocationContext,
-    JSONValue,
     LogLine,
     RequestData,
     ScriptLimits,
+    SdkHandler,
     logs_of,
 )
 
-__all__ = ["Invoker"]
+__all__ = ["Invoker", "Job"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One run of a script: why (``trigger``), with what request or event."""
+
+    script_id: str
+    execution_id: str
+    trigger: str
+    request: RequestRecord | None = None
+    event: dict[str, Any] | None = None
+    depth: int = 0
+
 
 _JSON = {"Content-Type": "application/json"}
 _encode = msgspec.json.encode
-
-
-class _NoStores:
-    """The SDK before the stores exist: every I/O call fails with a clear message."""
-
-    async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue:
-        raise SdkCallError(f"{op} is not available in this version of PiCloud")
 
 
 class Invoker:
@@ -58,7 +66,6 @@ class Invoker:
         self.runtime = AppRuntime(app.id, limits)
         self._cache_size = cache_size
         self._compiled: OrderedDict[str, tuple[int, CompiledScript]] = OrderedDict()
-        self._sdk = _NoStores()
 
     def close(self) -> None:
         self._compiled.clear()
@@ -77,25 +84,33 @@ class Invoker:
         return compiled
 
     async def run_route(
-        self, state: AppState, route: RouteInfo, command: Invoke
+        self, state: AppState, route: RouteInfo, command: Invoke, sdk: SdkHandler
     ) -> tuple[InvocationRecorded, HttpReply]:
         """Run a sync route's script; the event to record and the caller's reply."""
-        trigger = f"route:{route.method} {route.path}"
-        recorded, response = await self._run(
-            state, route.script_id, command.execution_id, trigger, command.request
+        job = Job(
+            script_id=route.script_id,
+            execution_id=command.execution_id,
+            trigger=f"route:{route.method} {route.path}",
+            request=command.request,
         )
+        recorded, response = await self.run(state, job, sdk)
         if response is None:
             return recorded, _script_failed(command.execution_id)
         return recorded, response
 
     async def run_accepted(
-        self, state: AppState, accepted: InvocationAccepted
+        self, state: AppState, accepted: InvocationAccepted, sdk: SdkHandler
     ) -> InvocationRecorded:
         route = state.routes.get(accepted.route_id)
-        trigger = f"async:{route.method} {route.path}" if route else "async:(removed)"
-        recorded, _ = await self._run(
-            state, accepted.script_id, accepted.execution_id, trigger, accepted.request
+        job = Job(
+            script_id=accepted.script_id,
+            execution_id=accepted.execution_id,
+            trigger=f"async:{route.method} {route.path}"
+            if route
+            else "async:(removed)",
+            request=accepted.request,
         )
+        recorded, _ = await self.run(state, job, sdk)
         return recorded
 
     def abandoned(
@@ -110,27 +125,25 @@ class Invoker:
             )
         ]
 
-    async def _run(
-        self,
-        state: AppState,
-        script_id: str,
-        execution_id: str,
-        trigger: str,
-        request: RequestRecord | None,
+    async def run(
+        self, state: AppState, job: Job, sdk: SdkHandler
     ) -> tuple[InvocationRecorded, HttpReply | None]:
+        """Run ``job``; the event recording it, and the HTTP answer if it succeeded."""
         started_at, started = utcnow(), time.perf_counter()
-        script = state.scripts.get(script_id)
+        script = state.scripts.get(job.script_id)
         response: HttpReply | None = None
         error: str | None = "the script no longer exists"
         logs: list[LogLine] = []
         if script is not None:
             ctx = InvocationContext(
-                invocation_id=execution_id, app=self.app, request=_request_data(request)
+                invocation_id=job.execution_id,
+                app=self.app,
+                request=_request_data(job.request),
+                event=job.event,
+                trigger_depth=job.depth,
             )
             try:
-                result = await self.runtime.invoke(
-                    self.compiled(script), ctx, self._sdk
-                )
+                result = await self.runtime.invoke(self.compiled(script), ctx, sdk)
             except ScriptError as e:
                 error, logs = e.message, logs_of(e)
             else:
@@ -140,9 +153,9 @@ class Invoker:
         recorded = InvocationRecorded(
             at=utcnow(),
             app_id=self.app.id,
-            execution_id=execution_id,
-            script_id=script_id,
-            trigger=trigger,
+            execution_id=job.execution_id,
+            script_id=job.script_id,
+            trigger=job.trigger,
             status="ok" if error is None else "error",
             started_at=started_at,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),

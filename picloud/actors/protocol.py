@@ -17,6 +17,7 @@ __all__ = [
     "AddRoute",
     "Call",
     "Command",
+    "DataOp",
     "Deactivate",
     "DeleteScript",
     "Done",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
+class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
     idempotency_key: str | None = None
     actor: str | None = None
     """The principal on whose behalf the command runs (for event metadata)."""
@@ -74,6 +75,14 @@ class RemoveRoute(_Command, frozen=True, kw_only=True, tag="remove_route"):
     route_id: str
 
 
+class DataOp(_Command, frozen=True, kw_only=True, tag="data_op"):
+    """An admin read-write of the app's KV or documents: an SDK ``op`` with its
+    ``args``, run with the same semantics as from a script."""
+
+    op: str
+    args: list[Any]
+
+
 class MarkAbandoned(_Command, frozen=True, kw_only=True, tag="mark_abandoned"):
     """The caller of a sync request gave up waiting (the front door answered 504)."""
 
@@ -103,6 +112,7 @@ Command = (
     | DeleteScript
     | AddRoute
     | RemoveRoute
+    | DataOp
     | MarkAbandoned
     | RunAccepted
     | RecordHostKill

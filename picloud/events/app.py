@@ -10,14 +10,21 @@ import msgspec
 from picloud.events._base import Event
 
 __all__ = [
+    "JSON_NULL",
     "AppEvent",
     "AppQuarantined",
+    "DataEvent",
     "DispatchMode",
+    "DocCreated",
+    "DocDeleted",
+    "DocUpdated",
     "ExecutionAbandoned",
     "ExecutionStatus",
     "HostKilled",
     "InvocationAccepted",
     "InvocationRecorded",
+    "KvDeleted",
+    "KvSet",
     "LogEntry",
     "RequestRecord",
     "RouteAdded",
@@ -115,6 +122,54 @@ class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):
     reason: str
 
 
+JSON_NULL = msgspec.Raw(b"null")
+"""A KV value is never JSON null, so a null ``prev`` means "did not exist"."""
+
+
+class KvSet(Event, frozen=True, tag="kv.set.v1"):
+    """A KV entry written; ``prev`` is its value before (null: it did not exist)."""
+
+    app_id: str
+    collection: str
+    key: str
+    value: msgspec.Raw
+    prev: msgspec.Raw = JSON_NULL
+
+
+class KvDeleted(Event, frozen=True, tag="kv.deleted.v1"):
+    app_id: str
+    collection: str
+    key: str
+    prev: msgspec.Raw
+
+
+class DocCreated(Event, frozen=True, tag="doc.created.v1"):
+    app_id: str
+    collection: str
+    doc_id: str
+    data: msgspec.Raw
+
+
+class DocUpdated(Event, frozen=True, tag="doc.updated.v1"):
+    """A document's data replaced; ``prev_data`` is what it held before."""
+
+    app_id: str
+    collection: str
+    doc_id: str
+    data: msgspec.Raw
+    prev_data: msgspec.Raw
+
+
+class DocDeleted(Event, frozen=True, tag="doc.deleted.v1"):
+    app_id: str
+    collection: str
+    doc_id: str
+    prev_data: msgspec.Raw
+
+
+DataEvent = KvSet | KvDeleted | DocCreated | DocUpdated | DocDeleted
+
+
 class HostKilled(Event, frozen=True, tag="app.host_killed.v1"):
     """A script of this app overran its hard deadline and its host was killed."""
 
@@ -140,4 +195,9 @@ AppEvent = (
     | ExecutionAbandoned
     | HostKilled
     | AppQuarantined
+    | KvSet
+    | KvDeleted
+    | DocCreated
+    | DocUpdated
+    | DocDeleted
 )

@@ -8,6 +8,7 @@ from aiohttp.typedefs import Middleware
 # Importing the handler modules registers their endpoints.
 from picloud.http import (  # noqa: F401
     admin_apps,
+    admin_data,
     admin_identity,
     admin_scripts,
     auth_api,

@@ -11,6 +11,7 @@ import asyncpg
 from picloud.events import RecordedEvent
 from picloud.events.app import (
     AppQuarantined,
+    DataEvent,
     ExecutionAbandoned,
     InvocationRecorded,
     RouteAdded,
@@ -19,6 +20,7 @@ from picloud.events.app import (
     ScriptSaved,
 )
 from picloud.store.pool import jsonb
+from picloud.store.projections.data import project_data
 
 __all__ = ["path_shape", "project_app"]
 
@@ -53,16 +55,22 @@ def path_shape(path: str) -> str:
 async def project_app(
     conn: asyncpg.Connection, records: Sequence[RecordedEvent]
 ) -> None:
-    """Apply app-stream events in order; execution rows go in one statement."""
+    """Apply app-stream events in order; execution rows and data writes are
+    batched (neither depends on the control events of the same batch)."""
     executions: list[tuple[Any, ...]] = []
+    data: list[DataEvent] = []
     for recorded in records:
         event = recorded.event
         if isinstance(event, InvocationRecorded):
             executions.append(_execution_row(event, recorded.position))
+        elif isinstance(event, DataEvent):
+            data.append(event)
         else:
             await _apply_control(conn, recorded)
     if executions:
         await conn.execute(_ADD_EXECUTIONS, *zip(*executions, strict=True))
+    if data:
+        await project_data(conn, data)
 
 
 async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> None:

@@ -1,0 +1,179 @@
+"""An app's data as its actor sees it: durable rows, plus writes not yet durable.
+
+Reads go through three layers, newest first: the writes of commands whose
+append is still pending (group commit: later commands must see them), a small
+LRU cache of durable KV values (the actor is the only writer of its app, so
+the cache cannot go stale), and the projection tables.
+
+``kv.set`` does not read the previous value when it runs: its event is staged
+as a :class:`KvIntent`, and :meth:`AppData.resolve` fills in ``prev`` inside the
+append's transaction with one query for the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import msgspec
+
+from picloud.events import Event
+from picloud.events.app import JSON_NULL, DataEvent, KvDeleted, KvSet
+from picloud.store.docs import DocRow, docs_get
+from picloud.store.kv import kv_get_many
+
+__all__ = ["AppData", "KvIntent", "Staged"]
+
+KvKey = tuple[str, str]
+DocKey = tuple[str, str]
+_CACHEABLE_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True)
+class KvIntent:
+    """A ``kv.set`` whose event (with ``prev``) is made at append time."""
+
+    event: KvSet
+
+
+@dataclass
+class Staged:
+    """The data writes of one command, in call order, and their final values."""
+
+    events: list[DataEvent | KvIntent] = field(default_factory=list)
+    kv: dict[KvKey, bytes | None] = field(default_factory=dict)
+    docs: dict[DocKey, DocRow | None] = field(default_factory=dict)
+
+
+class AppData:
+    """The layered data of one app; see the module docstring."""
+
+    def __init__(self, app_id: str, pool: asyncpg.Pool, *, cache_entries: int) -> None:
+        self.app_id = app_id
+        self._pool = pool
+        self._cache_entries = cache_entries
+        self._kv_cache: OrderedDict[KvKey, bytes | None] = OrderedDict()
+        self._kv_pending: dict[KvKey, tuple[bytes | None, int]] = {}
+        self._docs_pending: dict[DocKey, tuple[DocRow | None, int]] = {}
+        self._staged: dict[int, Staged] = {}
+        self._seq = 0
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def kv_read(self, collection: str, key: str) -> bytes | None:
+        k = (collection, key)
+        pending = self._kv_pending.get(k)
+        if pending is not None:
+            return pending[0]
+        if k in self._kv_cache:
+            self._kv_cache.move_to_end(k)
+            return self._kv_cache[k]
+        value = (await kv_get_many(self._pool, self.app_id, [k])).get(k)
+        self._cache(k, value)
+        return value
+
+    async def doc_read(self, collection: str, doc_id: str) -> DocRow | None:
+        pending = self._docs_pending.get((collection, doc_id))
+        if pending is not None:
+            return pending[0]
+        return await docs_get(self._pool, self.app_id, collection, doc_id)
+
+    def kv_pending_in(self, collection: str) -> dict[str, bytes | None]:
+        return {k: v for (c, k), (v, _) in self._kv_pending.items() if c == collection}
+
+    def docs_pending_in(self, collection: str) -> dict[str, DocRow | None]:
+        return {
+            i: d for (c, i), (d, _) in self._docs_pending.items() if c == collection
+        }
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    # -- the write path ---------------------------------------------------------------
+
+    def stage(self, staged: Staged) -> int:
+        """Make a command's writes visible to later commands; returns its ticket."""
+        self._seq += 1
+        for k, value in staged.kv.items():
+            self._kv_pending[k] = (value, self._seq)
+        for d, doc in staged.docs.items():
+            self._docs_pending[d] = (doc, self._seq)
+        self._staged[self._seq] = staged
+        return self._seq
+
+    def committed(self, tickets: Sequence[int]) -> None:
+        """The commands with these tickets are durable: their values become cache."""
+        for ticket in tickets:
+            staged = self._staged.pop(ticket, None)
+            if staged is None:
+                continue
+            for k, value in staged.kv.items():
+                if self._kv_pending.get(k, (None, -1))[1] == ticket:
+                    del self._kv_pending[k]
+                    self._cache(k, value)
+            for d in staged.docs:
+                if self._docs_pending.get(d, (None, -1))[1] == ticket:
+                    del self._docs_pending[d]
+
+    def reset(self) -> None:
+        """Forget everything not read from the log again (after a failed append)."""
+        self._kv_cache.clear()
+        self._kv_pending.clear()
+        self._docs_pending.clear()
+        self._staged.clear()
+
+    async def resolve(
+        self, conn: asyncpg.Connection, items: Sequence[Event | KvIntent]
+    ) -> list[Event]:
+        """Turn intents into KvSet events with ``prev``, in order, in ``conn``'s
+        transaction (so the previous values are the committed ones)."""
+        firsts = _keys_first_written_by_intent(items)
+        current: dict[KvKey, bytes | None] = {}
+        if firsts:
+            found = await kv_get_many(conn, self.app_id, firsts)
+            current = {k: found.get(k) for k in firsts}
+        events: list[Event] = []
+        for item in items:
+            if isinstance(item, KvIntent):
+                event = item.event
+                k = (event.collection, event.key)
+                prev = current.get(k)
+                current[k] = bytes(event.value)
+                events.append(
+                    msgspec.structs.replace(
+                        event, prev=JSON_NULL if prev is None else msgspec.Raw(prev)
+                    )
+                )
+            else:
+                if isinstance(item, KvSet | KvDeleted):
+                    current[item.collection, item.key] = (
+                        bytes(item.value) if isinstance(item, KvSet) else None
+                    )
+                events.append(item)
+        return events
+
+    def _cache(self, k: KvKey, value: bytes | None) -> None:
+        if value is not None and len(value) > _CACHEABLE_BYTES:
+            self._kv_cache.pop(k, None)
+            return
+        self._kv_cache[k] = value
+        self._kv_cache.move_to_end(k)
+        while len(self._kv_cache) > self._cache_entries:
+            self._kv_cache.popitem(last=False)
+
+
+def _keys_first_written_by_intent(items: Sequence[Event | KvIntent]) -> list[KvKey]:
+    seen: set[KvKey] = set()
+    firsts: list[KvKey] = []
+    for item in items:
+        event = item.event if isinstance(item, KvIntent) else item
+        if isinstance(event, KvSet | KvDeleted):
+            k = (event.collection, event.key)
+            if k not in seen:
+                seen.add(k)
+                if isinstance(item, KvIntent):
+                    firsts.append(k)
+    return firsts

@@ -1,0 +1,366 @@
+"""The I/O SDK of one invocation: ``kv`` and ``docs`` of the invoking app.
+
+Guarantees (SPEC.md §3):
+- Isolation: the app is the invocation's; no argument names another app.
+- Atomicity: writes are buffered here and become events only if the
+  invocation succeeds; a failed invocation writes nothing.
+- Read-your-writes: every read (get, has, list, find) sees this invocation's
+  writes, then the writes of earlier commands not yet durable, then the
+  projections.
+- Every call is checked against the capabilities the invocation runs with,
+  and every argument is validated with a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from picloud.access import Capability, check_sdk_call
+from picloud.actors.app_data import AppData, KvIntent, Staged
+from picloud.config import Settings
+from picloud.errors import InvalidInput, SdkCallError
+from picloud.events import utcnow
+from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
+from picloud.scripting import JSONValue
+from picloud.store.docs import DocRow, docs_find, docs_list
+from picloud.store.docs_query import matches, parse_query, sort_key
+from picloud.store.kv import kv_list
+from picloud.store.paging import decode_cursor, encode_cursor
+
+__all__ = ["DataAccess", "check_collection", "new_doc_id"]
+
+_COLLECTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_DEFAULT_PAGE = 100
+_MAX_PAGE = 1_000
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+def check_collection(name: object) -> str:
+    if not isinstance(name, str) or not _COLLECTION.match(name):
+        raise SdkCallError(
+            f"invalid collection name {str(name)[:80]!r}: use 1-64 letters, digits, "
+            "_ . or -, starting with a letter, digit or _"
+        )
+    return name
+
+
+def new_doc_id() -> str:
+    """Time-ordered: millisecond clock then randomness (creation order sorts)."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def envelope(row: DocRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "data": _decode(row.data),
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+class DataAccess:
+    """One invocation's view of its app's data; an :class:`SdkHandler`."""
+
+    def __init__(
+        self, data: AppData, *, granted: frozenset[Capability], settings: Settings
+    ) -> None:
+        self._data = data
+        self._granted = granted
+        self._settings = settings
+        self.staged = Staged()
+        self._ops: dict[str, Callable[[list[Any]], Awaitable[JSONValue]]] = {
+            "kv.get": self._kv_get,
+            "kv.set": self._kv_set,
+            "kv.has": self._kv_has,
+            "kv.delete": self._kv_delete,
+            "kv.list": self._kv_list,
+            "docs.create": self._doc_create,
+            "docs.get": self._doc_get,
+            "docs.update": self._doc_update,
+            "docs.delete": self._doc_delete,
+            "docs.find": self._doc_find,
+            "docs.find_one": self._doc_find_one,
+            "docs.list": self._doc_list,
+        }
+
+    async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue:
+        check_sdk_call(self._granted, op)
+        handler = self._ops.get(op)
+        if handler is None:
+            raise SdkCallError(f"{op} is not available yet")
+        try:
+            return await handler(args)
+        except InvalidInput as e:  # a malformed filter: the script's mistake
+            raise SdkCallError(e.message) from None
+
+    # -- KV -------------------------------------------------------------------------
+
+    def _key(self, args: list[Any]) -> tuple[str, str]:
+        collection = check_collection(args[0] if args else None)
+        key = args[1] if len(args) > 1 else None
+        if not isinstance(key, str) or not key:
+            raise SdkCallError("a key must be a non-empty string")
+        if len(key.encode()) > self._settings.kv_max_key_bytes:
+            raise SdkCallError(
+                f"key is longer than {self._settings.kv_max_key_bytes} bytes"
+            )
+        return collection, key
+
+    async def _kv_value(self, k: tuple[str, str]) -> bytes | None:
+        if k in self.staged.kv:
+            return self.staged.kv[k]
+        return await self._data.kv_read(*k)
+
+    async def _kv_get(self, args: list[Any]) -> JSONValue:
+        value = await self._kv_value(self._key(args))
+        return None if value is None else _decode(value)
+
+    async def _kv_has(self, args: list[Any]) -> JSONValue:
+        return await self._kv_value(self._key(args)) is not None
+
+    async def _kv_set(self, args: list[Any]) -> JSONValue:
+        k = self._key(args)
+        if len(args) < 3 or args[2] is None:
+            raise SdkCallError("kv set needs a value, not nil or null (use delete)")
+        value = _encode(args[2])
+        self._check_size(value)
+        event = KvSet(
+            at=utcnow(),
+            app_id=self._data.app_id,
+            collection=k[0],
+            key=k[1],
+            value=msgspec.Raw(value),
+        )
+        self.staged.events.append(KvIntent(event))
+        self.staged.kv[k] = value
+        return None
+
+    async def _kv_delete(self, args: list[Any]) -> JSONValue:
+        k = self._key(args)
+        prev = await self._kv_value(k)
+        if prev is None:
+            return False
+        self.staged.events.append(
+            KvDeleted(
+                at=utcnow(),
+                app_id=self._data.app_id,
+                collection=k[0],
+                key=k[1],
+                prev=msgspec.Raw(prev),
+            )
+        )
+        self.staged.kv[k] = None
+        return True
+
+    async def _kv_list(self, args: list[Any]) -> JSONValue:
+        collection = check_collection(args[0] if args else None)
+        opts = _options(args, 1, {"prefix", "cursor", "limit"})
+        prefix = opts.get("prefix") or ""
+        if not isinstance(prefix, str):
+            raise SdkCallError("prefix must be a string")
+        after, limit = decode_cursor(opts.get("cursor")), _limit(opts.get("limit"))
+        overlay = self._data.kv_pending_in(collection)
+        overlay.update(
+            {k: v for (c, k), v in self.staged.kv.items() if c == collection}
+        )
+        overlay = {
+            k: v for k, v in overlay.items() if k > after and k.startswith(prefix)
+        }
+        rows = await kv_list(
+            self._data.pool,
+            self._data.app_id,
+            collection,
+            prefix=prefix,
+            after=after,
+            limit=limit + 1 + len(overlay),
+        )
+        merged = {k: v for k, v in rows if k not in overlay}
+        merged.update({k: v for k, v in overlay.items() if v is not None})
+        keys = sorted(merged)[: limit + 1]
+        page, more = keys[:limit], len(keys) > limit
+        items = [{"key": k, "value": _decode(merged[k])} for k in page]
+        return _page(items, page[-1] if more and page else None)
+
+    # -- docs -----------------------------------------------------------------------
+
+    def _doc_key(self, args: list[Any]) -> tuple[str, str]:
+        collection = check_collection(args[0] if args else None)
+        doc_id = args[1] if len(args) > 1 else None
+        if not isinstance(doc_id, str) or not doc_id:
+            raise SdkCallError("a document id must be a non-empty string")
+        return collection, doc_id
+
+    async def _doc(self, d: tuple[str, str]) -> DocRow | None:
+        if d in self.staged.docs:
+            return self.staged.docs[d]
+        return await self._data.doc_read(*d)
+
+    def _data_arg(self, args: list[Any], index: int) -> bytes:
+        data = args[index] if len(args) > index else None
+        if not isinstance(data, dict):
+            raise SdkCallError("document data must be a table with string keys")
+        value = _encode(data)
+        self._check_size(value)
+        return value
+
+    async def _doc_create(self, args: list[Any]) -> JSONValue:
+        collection = check_collection(args[0] if args else None)
+        data = self._data_arg(args, 1)
+        now = utcnow()
+        row = DocRow(new_doc_id(), data, now, now)
+        self.staged.events.append(
+            DocCreated(
+                at=now,
+                app_id=self._data.app_id,
+                collection=collection,
+                doc_id=row.id,
+                data=msgspec.Raw(data),
+            )
+        )
+        self.staged.docs[collection, row.id] = row
+        return envelope(row)
+
+    async def _doc_get(self, args: list[Any]) -> JSONValue:
+        row = await self._doc(self._doc_key(args))
+        return None if row is None else envelope(row)
+
+    async def _doc_update(self, args: list[Any]) -> JSONValue:
+        d = self._doc_key(args)
+        data = self._data_arg(args, 2)
+        old = await self._doc(d)
+        if old is None:
+            return None
+        now = utcnow()
+        row = DocRow(old.id, data, old.created_at, now)
+        self.staged.events.append(
+            DocUpdated(
+                at=now,
+                app_id=self._data.app_id,
+                collection=d[0],
+                doc_id=d[1],
+                data=msgspec.Raw(data),
+                prev_data=msgspec.Raw(old.data),
+            )
+        )
+        self.staged.docs[d] = row
+        return envelope(row)
+
+    async def _doc_delete(self, args: list[Any]) -> JSONValue:
+        d = self._doc_key(args)
+        old = await self._doc(d)
+        if old is None:
+            return False
+        self.staged.events.append(
+            DocDeleted(
+                at=utcnow(),
+                app_id=self._data.app_id,
+                collection=d[0],
+                doc_id=d[1],
+                prev_data=msgspec.Raw(old.data),
+            )
+        )
+        self.staged.docs[d] = None
+        return True
+
+    def _docs_overlay(self, collection: str) -> dict[str, DocRow | None]:
+        overlay = self._data.docs_pending_in(collection)
+        overlay.update(
+            {i: r for (c, i), r in self.staged.docs.items() if c == collection}
+        )
+        return overlay
+
+    async def _find(self, args: list[Any], *, one: bool) -> list[DocRow]:
+        collection = check_collection(args[0] if args else None)
+        raw = args[1] if len(args) > 1 and args[1] is not None else {}
+        if one and isinstance(raw, dict):
+            raw = {**raw, "$limit": 1}
+        query = parse_query(
+            raw,
+            max_in=self._settings.docs_max_in_items,
+            max_limit=self._settings.docs_max_limit,
+        )
+        overlay = self._docs_overlay(collection)
+        rows = await docs_find(
+            self._data.pool, self._data.app_id, collection, query, extra=len(overlay)
+        )
+        found = [r for r in rows if r.id not in overlay]
+        found += [
+            r
+            for r in overlay.values()
+            if r is not None and matches(query, _decode(r.data))
+        ]
+        key = sort_key(query)
+        found.sort(key=lambda r: key(r.id, _decode(r.data)))
+        return found[: query.limit]
+
+    async def _doc_find(self, args: list[Any]) -> JSONValue:
+        return [envelope(r) for r in await self._find(args, one=False)]
+
+    async def _doc_find_one(self, args: list[Any]) -> JSONValue:
+        rows = await self._find(args, one=True)
+        return envelope(rows[0]) if rows else None
+
+    async def _doc_list(self, args: list[Any]) -> JSONValue:
+        collection = check_collection(args[0] if args else None)
+        opts = _options(args, 1, {"cursor", "limit"})
+        after, limit = decode_cursor(opts.get("cursor")), _limit(opts.get("limit"))
+        overlay = {i: r for i, r in self._docs_overlay(collection).items() if i > after}
+        rows = await docs_list(
+            self._data.pool,
+            self._data.app_id,
+            collection,
+            after=after,
+            limit=limit + 1 + len(overlay),
+        )
+        merged = {r.id: r for r in rows if r.id not in overlay}
+        merged.update({i: r for i, r in overlay.items() if r is not None})
+        ids = sorted(merged)[: limit + 1]
+        page, more = ids[:limit], len(ids) > limit
+        return _page(
+            [envelope(merged[i]) for i in page], page[-1] if more and page else None
+        )
+
+    def _check_size(self, value: bytes) -> None:
+        if len(value) > self._settings.script_max_value_bytes:
+            raise SdkCallError(
+                f"value is larger than {self._settings.script_max_value_bytes} bytes"
+            )
+
+
+def _page(items: list[Any], last: str | None) -> dict[str, Any]:
+    """A page for Lua: no ``cursor`` key at the end, so ``page.cursor == nil``."""
+    if last is None:
+        return {"items": items}
+    return {"items": items, "cursor": encode_cursor(last)}
+
+
+def _options(args: list[Any], index: int, allowed: set[str]) -> dict[str, Any]:
+    opts = args[index] if len(args) > index and args[index] is not None else {}
+    if not isinstance(opts, dict):
+        raise SdkCallError("options must be a table")
+    unknown = set(opts) - allowed
+    if unknown:
+        known = ", ".join(sorted(allowed))
+        raise SdkCallError(
+            f"unknown option {sorted(unknown)[0]!r}; options are {known}"
+        )
+    return opts
+
+
+def _limit(value: object) -> int:
+    if value is None:
+        return _DEFAULT_PAGE
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= _MAX_PAGE
+    ):
+        raise SdkCallError(f"limit must be an integer from 1 to {_MAX_PAGE}")
+    return value

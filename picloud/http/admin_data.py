@@ -1,0 +1,278 @@
+"""Admin/data API of an app's KV entries and documents (SPEC.md §9).
+
+Reads come from the projections. Writes are commands to the app's actor,
+which runs them through the very code the SDK uses (same checks, same
+events), so a value written here is what a script reads and its triggers see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from picloud.access import Capability
+from picloud.actors.protocol import DataOp
+from picloud.actors.sdk import check_collection, envelope
+from picloud.errors import InvalidInput, NotFound, PayloadTooLarge, SdkCallError
+from picloud.http.admin_apps import app_or_404
+from picloud.http.admin_scripts import send
+from picloud.http.api import endpoint, json_response
+from picloud.http.state import SERVICES
+from picloud.store.docs import doc_collections, docs_find, docs_get, docs_list
+from picloud.store.docs_query import parse_query
+from picloud.store.kv import kv_collections, kv_get_many, kv_list
+from picloud.store.paging import decode_cursor, encode_cursor
+
+__all__ = ["Collections", "FindBody"]
+
+_PAGE = 100
+_MAX_PAGE = 1_000
+
+
+class Collection(msgspec.Struct, frozen=True):
+    name: str
+    count: int
+
+
+class Collections(msgspec.Struct, frozen=True):
+    items: list[Collection]
+
+
+class FindBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    filter: dict[str, Any] = {}
+
+
+def _collection(request: web.Request) -> str:
+    try:
+        return check_collection(request.match_info["collection"])
+    except SdkCallError as e:
+        raise InvalidInput(e.message) from None
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None or raw == "":
+        return _PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_PAGE:
+        raise InvalidInput(f"limit must be an integer from 1 to {_MAX_PAGE}")
+    return int(raw)
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        limit = request.app[SERVICES].settings.max_request_bytes
+        raise PayloadTooLarge(f"request body larger than {limit} bytes") from e
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as e:
+        raise InvalidInput(f"malformed JSON: {e}") from None
+
+
+async def _data_op(request: web.Request, app_id: str, op: str, args: list[Any]) -> Any:
+    return (await send(request, app_id, DataOp(op=op, args=args))).result
+
+
+# -- KV -------------------------------------------------------------------------------
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/kv",
+    needs=Capability.KV_READ,
+    summary="The app's KV collections with their sizes",
+    answer=Collections,
+)
+async def list_kv_collections(request: web.Request) -> Collections:
+    app = await app_or_404(request)
+    rows = await kv_collections(request.app[SERVICES].pool, app.id)
+    return Collections(items=[Collection(name, count) for name, count in rows])
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/kv/{collection}",
+    needs=Capability.KV_READ,
+    summary="Browse a KV collection in key order (?prefix=&cursor=&limit=)",
+)
+async def list_kv_entries(request: web.Request) -> web.Response:
+    app = await app_or_404(request)
+    collection, limit = _collection(request), _limit(request)
+    after = decode_cursor(request.query.get("cursor"))
+    rows = await kv_list(
+        request.app[SERVICES].pool,
+        app.id,
+        collection,
+        prefix=request.query.get("prefix", ""),
+        after=after,
+        limit=limit + 1,
+    )
+    page = rows[:limit]
+    items = [{"key": key, "value": msgspec.Raw(value)} for key, value in page]
+    more = len(rows) > limit
+    return json_response(
+        {"items": items, "cursor": encode_cursor(page[-1][0]) if more else None}
+    )
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/kv/{collection}/{key:.+}",
+    needs=Capability.KV_READ,
+    summary="One KV value",
+)
+async def get_kv_entry(request: web.Request) -> web.Response:
+    app = await app_or_404(request)
+    k = (_collection(request), request.match_info["key"])
+    value = (await kv_get_many(request.app[SERVICES].pool, app.id, [k])).get(k)
+    if value is None:
+        raise NotFound(f"no key {k[1][:200]!r} in {k[0]!r}")
+    return json_response(msgspec.Raw(value))
+
+
+@endpoint(
+    "PUT",
+    "/api/v1/admin/apps/{app}/kv/{collection}/{key:.+}",
+    needs=Capability.KV_WRITE,
+    summary="Set a KV value (the body is the JSON value)",
+)
+async def put_kv_entry(request: web.Request) -> web.Response:
+    app = await app_or_404(request)
+    collection, key = _collection(request), request.match_info["key"]
+    value = await _json_body(request)
+    await _data_op(request, app.id, "kv.set", [collection, key, value])
+    return json_response(value)
+
+
+@endpoint(
+    "DELETE",
+    "/api/v1/admin/apps/{app}/kv/{collection}/{key:.+}",
+    needs=Capability.KV_WRITE,
+    summary="Delete a KV value",
+    status=204,
+)
+async def delete_kv_entry(request: web.Request) -> None:
+    app = await app_or_404(request)
+    collection, key = _collection(request), request.match_info["key"]
+    if not await _data_op(request, app.id, "kv.delete", [collection, key]):
+        raise NotFound(f"no key {key[:200]!r} in {collection!r}")
+
+
+# -- documents ----------------------------------------------------------------------
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/docs",
+    needs=Capability.DOCS_READ,
+    summary="The app's document collections with their sizes",
+    answer=Collections,
+)
+async def list_doc_collections(request: web.Request) -> Collections:
+    app = await app_or_404(request)
+    rows = await doc_collections(request.app[SERVICES].pool, app.id)
+    return Collections(items=[Collection(name, count) for name, count in rows])
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/docs/{collection}",
+    needs=Capability.DOCS_READ,
+    summary="Browse a document collection in creation order (?cursor=&limit=)",
+)
+async def list_documents(request: web.Request) -> web.Response:
+    app = await app_or_404(request)
+    collection, limit = _collection(request), _limit(request)
+    after = decode_cursor(request.query.get("cursor"))
+    rows = await docs_list(
+        request.app[SERVICES].pool, app.id, collection, after=after, limit=limit + 1
+    )
+    page = rows[:limit]
+    more = len(rows) > limit
+    return json_response(
+        {
+            "items": [envelope(r) for r in page],
+            "cursor": encode_cursor(page[-1].id) if more else None,
+        }
+    )
+
+
+@endpoint(
+    "POST",
+    "/api/v1/admin/apps/{app}/docs/{collection}",
+    needs=Capability.DOCS_WRITE,
+    summary="Create a document (the body is its data object)",
+    status=201,
+)
+async def create_document(request: web.Request) -> Any:
+    app = await app_or_404(request)
+    data = await _json_body(request)
+    return await _data_op(request, app.id, "docs.create", [_collection(request), data])
+
+
+@endpoint(
+    "POST",
+    "/api/v1/admin/apps/{app}/docs/{collection}/find",
+    needs=Capability.DOCS_READ,
+    summary="Find documents with the query DSL: {filter}",
+)
+async def find_documents(request: web.Request, body: FindBody) -> web.Response:
+    app = await app_or_404(request)
+    settings = request.app[SERVICES].settings
+    query = parse_query(
+        body.filter,
+        max_in=settings.docs_max_in_items,
+        max_limit=settings.docs_max_limit,
+    )
+    rows = await docs_find(
+        request.app[SERVICES].pool, app.id, _collection(request), query
+    )
+    return json_response({"items": [envelope(r) for r in rows]})
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/docs/{collection}/{id}",
+    needs=Capability.DOCS_READ,
+    summary="One document",
+)
+async def get_document(request: web.Request) -> Any:
+    app = await app_or_404(request)
+    collection, doc_id = _collection(request), request.match_info["id"]
+    row = await docs_get(request.app[SERVICES].pool, app.id, collection, doc_id)
+    if row is None:
+        raise NotFound(f"no document {doc_id[:80]!r} in {collection!r}")
+    return envelope(row)
+
+
+@endpoint(
+    "PUT",
+    "/api/v1/admin/apps/{app}/docs/{collection}/{id}",
+    needs=Capability.DOCS_WRITE,
+    summary="Replace a document's data (the body is the data object)",
+)
+async def replace_document(request: web.Request) -> Any:
+    app = await app_or_404(request)
+    collection, doc_id = _collection(request), request.match_info["id"]
+    data = await _json_body(request)
+    result = await _data_op(request, app.id, "docs.update", [collection, doc_id, data])
+    if result is None:
+        raise NotFound(f"no document {doc_id[:80]!r} in {collection!r}")
+    return result
+
+
+@endpoint(
+    "DELETE",
+    "/api/v1/admin/apps/{app}/docs/{collection}/{id}",
+    needs=Capability.DOCS_WRITE,
+    summary="Delete a document",
+    status=204,
+)
+async def delete_document(request: web.Request) -> None:
+    app = await app_or_404(request)
+    collection, doc_id = _collection(request), request.match_info["id"]
+    if not await _data_op(request, app.id, "docs.delete", [collection, doc_id]):
+        raise NotFound(f"no document {doc_id[:80]!r} in {collection!r}")
