@@ -30,7 +30,7 @@ from picloud.store.identity import KeyRecord, UserRecord
 from tests.http.access_rules import Unknown, expected, holds
 from tests.http.conftest import Api, Identity, create_identity
 
-_PARAM = re.compile(r"\{(\w+)\}")
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")  # {name} or {name:regex}
 _META = EventMeta(actor="matrix")
 _counter = itertools.count()
 
@@ -256,7 +256,8 @@ KNOWN_2XX = frozenset(
 
 async def _path(world: World, e: Endpoint, caller: Caller) -> str:
     path = e.path
-    for name in _PARAM.findall(e.path):
+    for match in _PARAM.finditer(e.path):
+        name = match.group(1)
         if name == "app":
             value = (
                 await world.fresh_app()
@@ -265,7 +266,7 @@ async def _path(world: World, e: Endpoint, caller: Caller) -> str:
             )
         else:
             value = await _recipe(world, e, caller, name)
-        path = path.replace("{" + name + "}", value, 1)
+        path = path.replace(match.group(0), value, 1)
     return path
 
 

@@ -149,10 +149,12 @@ async def test_owners_manage_members_and_a_removed_member_is_refused_at_once(
     editor = await signed_in(server, anon, ed)
     assert (await owner.call("POST", APPS, {"slug": "team", "name": "Team"}))[0] == 201
     assert (await editor.call("GET", f"{APPS}/team"))[0] == 403
+    assert (await editor.call("GET", APPS))[1] == {"items": []}
     status, member = await owner.call(
         "PUT", f"{APPS}/team/members/ed", {"role": "editor"}
     )
     assert (status, member["role"], member["username"]) == (200, "editor", "ed")
+    assert [a["slug"] for a in (await editor.call("GET", APPS))[1]["items"]] == ["team"]
     script = {"name": "main", "source": "return {}"}
     assert (await editor.call("POST", f"{APPS}/team/scripts", script))[0] == 201
     assert (await editor.call("PUT", f"{APPS}/team/members/ed", {"role": "owner"}))[
