@@ -104,6 +104,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     dead_letter_retention_days: Positive = 30
     abandoned_executions_retention_days: Positive = 7
     retention_sweep_interval_s: Positive = 3_600
+    delivery_wake_interval_ms: Positive = 1_000
+    """How often the front door wakes apps whose retries are due."""
 
     # -- identity -----------------------------------------------------------------
     session_ttl_s: Positive = 12 * 3600

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,17 +35,22 @@ def dsn_for(base: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """The DSN of a maintenance database on the session's Postgres server."""
     url = os.environ.get("PICLOUD_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    embedded = EmbeddedPostgres(
-        Path(tmp_path_factory.mktemp("pg")), cleanup_mode="delete"
-    )
-    yield embedded.start("postgres")
-    embedded.stop()
+    # Not under pytest's basetemp: that is private to root (0700), and when run as
+    # root pgserver starts Postgres as another user, which must reach the data.
+    home = Path(tempfile.mkdtemp(prefix="picloud-test-pg-"))
+    home.chmod(0o755)
+    embedded = EmbeddedPostgres(home, cleanup_mode="delete")
+    try:
+        yield embedded.start("postgres")
+    finally:
+        embedded.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,63 +12,66 @@ Guarantees:
 - Idempotency: a command whose idempotency key this activation has answered
   gets the same reply; a key already in the log from an earlier activation
   gets ``Done(result=None)`` and changes nothing.
+- Triggers (SPEC.md §4): the actor consumes its own committed events. The
+  pending deliveries are a fold of the log (events.deliveries), updated in the
+  append's transaction together with the app's wake-up time, so a delivery is
+  never lost: after a crash the fold finds it again, and the scheduler wakes
+  the app when it is due. Delivery is at least once, in log order, one at a
+  time; retries wait on a timer, with no polling on the commit → delivery path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from picloud.access import SCRIPT_DEFAULT, Capability
+from pyrsistent import pmap
+
 from picloud.actors import app_decide
 from picloud.actors._remote import failure_of
-from picloud.actors.app_data import AppData, KvIntent, Staged
+from picloud.actors.app_data import AppData, KvIntent
+from picloud.actors.app_handlers import AppContext
 from picloud.actors.invoker import Invoker
+from picloud.actors.outcome import Outcome, ReplyFn, done
 from picloud.actors.protocol import (
     AddRoute,
+    AddTrigger,
     Command,
     DataOp,
     Deactivate,
     DeleteScript,
+    Deliver,
     Done,
-    HttpReply,
+    Expire,
     Invoke,
     MarkAbandoned,
     RecordHostKill,
     RemoveRoute,
+    RemoveTrigger,
+    ReplayDeadLetter,
     Reply,
-    RunAccepted,
+    ResolveDeadLetter,
     SaveScript,
+    Wake,
 )
-from picloud.actors.sdk import DataAccess
+from picloud.actors.triggers_decide import trigger_record
 from picloud.config import Settings
-from picloud.errors import (
-    ActorUnavailable,
-    CommandTimeout,
-    InvalidInput,
-    NotFound,
-    PiCloudError,
-    SdkCallError,
-)
+from picloud.errors import ActorUnavailable, InvalidInput, NotFound, PiCloudError
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
-from picloud.events.app import InvocationAccepted, InvocationRecorded
-from picloud.events.app_state import (
-    AppState,
-    decode_snapshot,
-    encode_snapshot,
-    evolve_app,
-)
+from picloud.events.app_state import AppState, evolve_app
+from picloud.events.deliveries import Deliveries, Delivery, evolve_deliveries
+from picloud.events.snapshot import decode_snapshot, encode_snapshot
 from picloud.scripting import AppInfo, AppRuntime
-from picloud.store import EventLog
+from picloud.store import EventLog, Transaction
 from picloud.store.apps import get_app
 from picloud.store.projections import project_app
 from picloud.store.snapshots import load_snapshot, save_snapshot
+from picloud.store.triggers import set_wakeup
 
 __all__ = ["AppActor", "app_stream"]
 
@@ -78,14 +81,9 @@ _REMEMBERED_KEYS = 4_096
 _MAX_PENDING = 2_000  # commands waiting for the next append
 _READ_BATCH = 1_000
 _NO_DEADLINE = 365 * 86_400.0
-_DATA_ADMIN = frozenset(
-    {
-        Capability.KV_READ,
-        Capability.KV_WRITE,
-        Capability.DOCS_READ,
-        Capability.DOCS_WRITE,
-    }
-)
+# Commands that change the triggers wait until every pending append is durable,
+# so each committed event is matched against the triggers in force before it.
+_DRAIN_FIRST = (AddTrigger, RemoveTrigger, DeleteScript)
 
 
 def app_stream(app_id: str) -> str:
@@ -93,23 +91,8 @@ def app_stream(app_id: str) -> str:
 
 
 @dataclass
-class _Outcome:
-    """What one command produced: events to append and how to reply once durable.
-
-    ``events`` may hold KvIntents (resolved to KvSet at append time); ``staged``
-    is the command's data writes, visible to later commands at once.
-    """
-
-    events: Sequence[Event | KvIntent]
-    meta: EventMeta
-    reply: Reply | Callable[[list[RecordedEvent]], Reply]
-    after_commit: Callable[[], None] | None = None
-    staged: Staged | None = None
-
-
-@dataclass
 class _Pending:
-    outcome: _Outcome
+    outcome: Outcome
     future: asyncio.Future[Reply]
     key: str | None
     ticket: int | None
@@ -133,21 +116,26 @@ class AppActor:
         self.stream = app_stream(app.id)
         self._log = log
         self._settings = settings
-        self._invoker = invoker
         self._data = AppData(
             app.id, log.pool, cache_entries=settings.app_kv_cache_entries
         )
-        self._granted = SCRIPT_DEFAULT
+        self._ctx = AppContext(
+            app=app, settings=settings, invoker=invoker, data=self._data
+        )
         self._state = AppState(app_id=app.id)
+        self._deliveries: Deliveries = pmap()
         self._version = 0  # includes the events not yet durable
         self._durable = 0
         self._snapshot_version = 0
+        self._wakeup: datetime | None = None
         self._inbox = _Inbox()
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # held while a command runs or state reloads
         self._answers: OrderedDict[str, asyncio.Future[Reply]] = OrderedDict()
         self._logged_keys: set[str] = set()
+        self._queued: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
         self.last_used = time.monotonic()
         self.closed = False
         self.gone = False
@@ -158,17 +146,22 @@ class AppActor:
         return self._state
 
     @property
+    def deliveries(self) -> Deliveries:
+        return self._deliveries
+
+    @property
     def version(self) -> int:
         return self._durable
 
     @property
     def runtime(self) -> AppRuntime:
-        return self._invoker.runtime
+        return self._ctx.invoker.runtime
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def activate(self) -> None:
-        """Load the control state from the newest snapshot and the log's tail.
+        """Load the state from the newest snapshot and the log's tail, then queue
+        the deliveries that are due.
 
         Raises:
             NotFound: the app was deleted (the actor is then ``gone``).
@@ -177,28 +170,35 @@ class AppActor:
             self.gone = True
             raise NotFound(f"no app {self.app.id!r}")
         state, version = AppState(app_id=self.app.id), 0
+        deliveries: Deliveries = pmap()
         snapshot = await load_snapshot(self._log.pool, self.stream)
-        if snapshot is not None:
-            state, version = decode_snapshot(self.app.id, snapshot)
+        loaded = None if snapshot is None else decode_snapshot(self.app.id, snapshot)
+        if loaded is not None:
+            state, deliveries, version = loaded
         self._snapshot_version = version
         while batch := await self._log.read_stream(self.stream, version, _READ_BATCH):
             for recorded in batch:
                 state = evolve_app(state, recorded.event)
+                deliveries = evolve_deliveries(deliveries, state.triggers, recorded)
                 if recorded.meta.idempotency_key:
                     self._logged_keys.add(recorded.meta.idempotency_key)
             version = batch[-1].version
-        self._state, self._version, self._durable = state, version, version
-        for accepted in state.pending_async.values():
-            self._run_accepted(accepted)
+        self._state, self._deliveries = state, deliveries
+        self._version = self._durable = version
+        self._wakeup = _earliest(deliveries)
+        self._queued.clear()
+        self._schedule_due()
 
     async def close(self) -> None:
         """Finish the queued commands and pending appends, then release the runtime."""
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
         if self._inbox.worker is not None:
             await self._inbox.worker
         if self._flusher is not None:
             await self._flusher
-        self._invoker.close()
+        self._ctx.invoker.close()
 
     # -- commands -----------------------------------------------------------------
 
@@ -210,39 +210,39 @@ class AppActor:
         if key is not None and key in self._answers:
             return self._answers[key]
         future: asyncio.Future[Reply] = loop.create_future()
-        if self.gone:
-            future.set_result(failure_of(NotFound(f"no app {self.app.id!r}")))
-            return future
-        if self.closed:
+        if self.gone or self.closed:
+            error = NotFound(f"no app {self.app.id!r}") if self.gone else None
             future.set_result(
-                failure_of(ActorUnavailable("the app is being passivated"))
+                failure_of(error or ActorUnavailable("the app is being passivated"))
             )
             return future
         if key is not None:
-            self._remember(key, future)
+            self._answers[key] = future
+            while len(self._answers) > _REMEMBERED_KEYS:
+                self._answers.popitem(last=False)
         self._inbox.queue.put_nowait((command, loop.time() + timeout_s, future))
         if self._inbox.worker is None:
-            self._inbox.worker = loop.create_task(
-                self._work(), name=f"app-{self.app.id}"
-            )
+            self._inbox.worker = loop.create_task(self._work(), name=self.stream)
         return future
-
-    def _remember(self, key: str, future: asyncio.Future[Reply]) -> None:
-        self._answers[key] = future
-        while len(self._answers) > _REMEMBERED_KEYS:
-            self._answers.popitem(last=False)
 
     async def _work(self) -> None:
         queue = self._inbox.queue
         try:
             while not queue.empty():
                 command, deadline, future = queue.get_nowait()
-                if len(self._pending) > _MAX_PENDING and self._flusher is not None:
-                    await asyncio.shield(self._flusher)  # back-pressure
+                if (
+                    isinstance(command, _DRAIN_FIRST)
+                    or len(self._pending) > _MAX_PENDING
+                ):
+                    await self._drain()
                 async with self._lock:
                     await self._run(command, deadline, future)
         finally:
             self._inbox.worker = None
+
+    async def _drain(self) -> None:
+        while self._flusher is not None:
+            await asyncio.shield(self._flusher)
 
     async def _run(
         self, command: Command, deadline: float, future: asyncio.Future[Reply]
@@ -272,32 +272,41 @@ class AppActor:
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
-    async def _decide(self, command: Command, deadline: float) -> _Outcome | None:
+    async def _decide(self, command: Command, deadline: float) -> Outcome | None:
         meta = EventMeta(actor=command.actor, idempotency_key=command.idempotency_key)
+        ctx, state = self._ctx, self._state
         match command:
             case Invoke():
-                return await self._invoke(command, deadline, meta)
+                meta = EventMeta(
+                    actor=command.actor,
+                    idempotency_key=command.idempotency_key,
+                    correlation_id=command.correlation_id or command.execution_id,
+                )
+                return await ctx.invoke(state, command, deadline, meta)
+            case Deliver():
+                self._queued.discard(command.delivery_id)
+                pending = self._deliveries.get(command.delivery_id)
+                return None if pending is None else await ctx.deliver(state, pending)
             case DataOp():
-                return await self._data_op(command, meta)
-            case RunAccepted():
-                return await self._run_pending(command, meta)
+                return await ctx.data_op(command, meta)
+            case ReplayDeadLetter() | ResolveDeadLetter():
+                return await ctx.dead_letter(command, meta)
+            case Expire():
+                return await ctx.expire(command, meta)
             case MarkAbandoned():
-                events = self._invoker.abandoned(command.execution_id)
-                return _Outcome(events, meta, _done)
-            case Deactivate():
+                return Outcome(ctx.invoker.abandoned(command.execution_id), meta, done)
+            case Deactivate() | Wake():
                 return None
-            case SaveScript() | AddRoute():
-                events = app_decide.decide_admin(self._state, command, self._settings)
-                return _Outcome(events, meta, self._entity_reply(events))
-            case DeleteScript() | RemoveRoute() | RecordHostKill():
-                events = app_decide.decide_admin(self._state, command, self._settings)
-                return _Outcome(events, meta, _done)
+            case SaveScript() | AddRoute() | AddTrigger():
+                events = app_decide.decide_admin(state, command, self._settings)
+                return Outcome(events, meta, self._entity_reply(events))
+            case DeleteScript() | RemoveRoute() | RemoveTrigger() | RecordHostKill():
+                events = app_decide.decide_admin(state, command, self._settings)
+                return Outcome(events, meta, done)
         raise InvalidInput(f"unknown command {type(command).__name__}")
 
-    def _entity_reply(
-        self, events: list[Event]
-    ) -> Callable[[list[RecordedEvent]], Reply]:
-        """Reply with the script or route the events made, as the state has it then."""
+    def _entity_reply(self, events: list[Event]) -> ReplyFn:
+        """Reply with the script, route or trigger the events made, as it is then."""
         event = events[-1]
 
         def reply(recorded: list[RecordedEvent]) -> Reply:
@@ -305,93 +314,41 @@ class AppActor:
             result: Any = None
             script_id = getattr(event, "script_id", None)
             route_id = getattr(event, "route_id", None)
-            if route_id is not None and route_id in state.routes:
+            trigger_id = getattr(event, "trigger_id", None)
+            if trigger_id is not None and trigger_id in state.triggers:
+                result = trigger_record(state, state.triggers[trigger_id], event.at)
+            elif route_id is not None and route_id in state.routes:
                 result = app_decide.route_record(state, state.routes[route_id])
             elif script_id is not None and script_id in state.scripts:
                 result = app_decide.script_record(state, state.scripts[script_id])
-            return _done(recorded, result)
+            return done(recorded, result)
 
         return reply
 
-    async def _invoke(
-        self, command: Invoke, deadline: float, meta: EventMeta
-    ) -> _Outcome:
-        meta = EventMeta(
-            actor=command.actor,
-            idempotency_key=command.idempotency_key,
-            correlation_id=command.correlation_id or command.execution_id,
-        )
-        route = self._state.routes.get(command.route_id)
-        if route is None:
-            return _Outcome([], meta, _not_found("the route no longer exists"))
-        if asyncio.get_running_loop().time() > deadline:
-            events = self._invoker.abandoned(command.execution_id)
-            return _Outcome(
-                events, meta, failure_of(CommandTimeout("the caller gave up"))
+    # -- deliveries -----------------------------------------------------------------
+
+    def _schedule_due(self) -> None:
+        """Queue every due delivery not yet queued; arm a timer for the next one."""
+        if self.closed or self.gone:
+            return
+        now = utcnow()
+        soonest: datetime | None = None
+        for delivery in sorted(self._deliveries.values(), key=_log_order):
+            if delivery.id in self._queued:
+                continue
+            if delivery.due_at is None or delivery.due_at <= now:
+                self._queued.add(delivery.id)
+                self.submit(Deliver(delivery_id=delivery.id), _NO_DEADLINE)
+            elif soonest is None or delivery.due_at < soonest:
+                soonest = delivery.due_at
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if soonest is not None:
+            delay = max(0.0, (soonest - now).total_seconds())
+            self._timer = asyncio.get_running_loop().call_later(
+                delay, self._schedule_due
             )
-        if route.dispatch_mode == "async":
-            accepted = InvocationAccepted(
-                at=utcnow(),
-                app_id=self.app.id,
-                execution_id=command.execution_id,
-                route_id=route.id,
-                script_id=route.script_id,
-                request=command.request,
-            )
-            return _Outcome(
-                [accepted],
-                meta,
-                _accepted(command.execution_id),
-                after_commit=lambda: self._run_accepted(accepted),
-            )
-        access = self._access()
-        recorded, reply = await self._invoker.run_route(
-            self._state, route, command, access
-        )
-        return self._with_writes(recorded, access, meta, reply)
-
-    async def _data_op(self, command: DataOp, meta: EventMeta) -> _Outcome:
-        """An admin's KV or document operation, through the SDK's own code."""
-        access = DataAccess(self._data, granted=_DATA_ADMIN, settings=self._settings)
-        try:
-            result = await access(command.op, command.args)
-        except SdkCallError as e:
-            raise InvalidInput(e.message) from None
-        events = access.staged.events
-        reply = functools.partial(_done, result=result)
-        return _Outcome(events, meta, reply, staged=access.staged if events else None)
-
-    def _access(self) -> DataAccess:
-        return DataAccess(self._data, granted=self._granted, settings=self._settings)
-
-    def _with_writes(
-        self,
-        recorded: InvocationRecorded,
-        access: DataAccess,
-        meta: EventMeta,
-        reply: Reply | Callable[[list[RecordedEvent]], Reply],
-    ) -> _Outcome:
-        """The invocation's outcome: its writes only if it succeeded (atomicity)."""
-        if recorded.status != "ok" or not access.staged.events:
-            return _Outcome([recorded], meta, reply)
-        events: list[Event | KvIntent] = [*access.staged.events, recorded]
-        return _Outcome(events, meta, reply, staged=access.staged)
-
-    def _run_accepted(self, accepted: InvocationAccepted) -> None:
-        """Queue the run of an async invocation that is durably accepted."""
-        if not self.closed:
-            self.submit(RunAccepted(execution_id=accepted.execution_id), _NO_DEADLINE)
-
-    async def _run_pending(
-        self, command: RunAccepted, meta: EventMeta
-    ) -> _Outcome | None:
-        accepted = self._state.pending_async.get(command.execution_id)
-        if accepted is None:
-            return None  # already run (a duplicate from a re-activation)
-        meta = EventMeta(correlation_id=accepted.execution_id)
-        access = self._access()
-        recorded = await self._invoker.run_accepted(self._state, accepted, access)
-        return self._with_writes(recorded, access, meta, _done)
 
     # -- appends ------------------------------------------------------------------
 
@@ -399,7 +356,11 @@ class AppActor:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                await self._append(batch)
+                try:
+                    await self._append(batch)
+                except Exception as e:  # a task root: no reply may be left hanging
+                    log.exception("append to %s failed unexpectedly", self.stream)
+                    await self._recover(batch, ActorUnavailable(f"internal error: {e}"))
         finally:
             self._flusher = None
 
@@ -411,6 +372,7 @@ class AppActor:
                 events = await self._data.resolve(tx.conn, items)
                 recorded = await tx.append(self.stream, self._durable, events, metas)
                 await project_app(tx.conn, recorded)
+                deliveries = await self._track_deliveries(tx, recorded)
         except PiCloudError as e:
             log.warning(
                 "append to %s failed (%s); reloading from the log", self.stream, e
@@ -418,6 +380,7 @@ class AppActor:
             await self._recover(batch, e)
             return
         self._durable += len(events)
+        self._deliveries = deliveries
         self._data.committed([p.ticket for p in batch if p.ticket is not None])
         start = 0
         for item in batch:
@@ -425,10 +388,23 @@ class AppActor:
             mine, start = recorded[start : start + count], start + count
             reply = item.outcome.reply
             item.future.set_result(reply(mine) if callable(reply) else reply)
-            if item.outcome.after_commit is not None:
-                item.outcome.after_commit()
+        self._schedule_due()
         if self._durable - self._snapshot_version >= self._settings.app_snapshot_every:
             await self._snapshot()
+
+    async def _track_deliveries(
+        self, tx: Transaction, recorded: list[RecordedEvent]
+    ) -> Deliveries:
+        """The pending deliveries after the batch, and the app's wake-up time,
+        written in the batch's own transaction."""
+        deliveries = self._deliveries
+        for r in recorded:
+            deliveries = evolve_deliveries(deliveries, self._state.triggers, r)
+        wakeup = _earliest(deliveries)
+        if wakeup != self._wakeup:
+            await set_wakeup(tx.conn, self.app.id, wakeup)
+            self._wakeup = wakeup
+        return deliveries
 
     async def _recover(self, batch: list[_Pending], error: PiCloudError) -> None:
         """Fail every reply not yet durable and reload the state from the log."""
@@ -448,10 +424,10 @@ class AppActor:
                 log.info("app %s was deleted; its actor stops", self.app.id)
 
     async def _snapshot(self) -> None:
-        version = self._durable
-        data = encode_snapshot(self._state, self._version)
-        if self._version != version:
+        if self._version != self._durable:
             return  # speculative events pending: the state is ahead; next time
+        version = self._durable
+        data = encode_snapshot(self._state, self._deliveries, version)
         try:
             await save_snapshot(self._log.pool, self.stream, version, data)
         except PiCloudError as e:
@@ -460,26 +436,11 @@ class AppActor:
         self._snapshot_version = version
 
 
-def _done(recorded: list[RecordedEvent], result: Any = None) -> Reply:
-    last = recorded[-1] if recorded else None
-    return Done(
-        result=result,
-        txid=last.txid if last else 0,
-        position=last.position if last else 0,
-    )
+def _log_order(delivery: Delivery) -> int:
+    return delivery.seq
 
 
-def _not_found(message: str) -> Reply:
-    return HttpReply(
-        status=404,
-        headers={"Content-Type": "application/json"},
-        body=b'{"error":{"code":"not_found","message":"' + message.encode() + b'"}}',
-    )
-
-
-def _accepted(execution_id: str) -> Reply:
-    return HttpReply(
-        status=202,
-        headers={"Content-Type": "application/json"},
-        body=b'{"execution_id":"' + execution_id.encode() + b'"}',
-    )
+def _earliest(deliveries: Deliveries) -> datetime | None:
+    """When the app must next be awake for its deliveries (None: never)."""
+    times = [d.due_at or d.first_attempt_at for d in deliveries.values()]
+    return min(times) if times else None

@@ -20,7 +20,7 @@ import asyncpg
 import msgspec
 
 from picloud.events import Event
-from picloud.events.app import JSON_NULL, DataEvent, KvDeleted, KvSet
+from picloud.events.app import JSON_NULL, KvDeleted, KvSet
 from picloud.store.docs import DocRow, docs_get
 from picloud.store.kv import kv_get_many
 
@@ -42,7 +42,7 @@ class KvIntent:
 class Staged:
     """The data writes of one command, in call order, and their final values."""
 
-    events: list[DataEvent | KvIntent] = field(default_factory=list)
+    events: list[Event | KvIntent] = field(default_factory=list)
     kv: dict[KvKey, bytes | None] = field(default_factory=dict)
     docs: dict[DocKey, DocRow | None] = field(default_factory=dict)
 

@@ -11,11 +11,14 @@ import uuid
 
 from picloud.actors.protocol import (
     AddRoute,
+    AddTrigger,
     DeleteScript,
     RecordHostKill,
     RemoveRoute,
+    RemoveTrigger,
     SaveScript,
 )
+from picloud.actors.triggers_decide import decide_add_trigger, decide_remove_trigger
 from picloud.config import Settings
 from picloud.errors import Conflict, InvalidInput, NotFound
 from picloud.events import Event, utcnow
@@ -28,6 +31,7 @@ from picloud.events.app import (
     ScriptSaved,
 )
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
+from picloud.events.triggers import TriggerRemoved
 from picloud.scripting import validate_source
 from picloud.store.projections.app import path_shape
 from picloud.store.scripts import RouteRecord, ScriptRecord
@@ -96,13 +100,18 @@ def decide_save_script(state: AppState, command: SaveScript) -> list[Event]:
 
 
 def decide_delete_script(state: AppState, command: DeleteScript) -> list[Event]:
-    """Delete a script and the routes that target it."""
+    """Delete a script and the routes and triggers that target it."""
     script = _script(state, command.script_id)
     now = utcnow()
     events: list[Event] = [
         RouteRemoved(at=now, app_id=state.app_id, route_id=route.id)
         for route in state.routes.values()
         if route.script_id == script.id
+    ]
+    events += [
+        TriggerRemoved(at=now, app_id=state.app_id, trigger_id=trigger.id)
+        for trigger in state.triggers.values()
+        if trigger.script_id == script.id
     ]
     events.append(
         ScriptDeleted(
@@ -190,7 +199,15 @@ def decide_host_kill(
     return events
 
 
-AdminCommand = SaveScript | DeleteScript | AddRoute | RemoveRoute | RecordHostKill
+AdminCommand = (
+    SaveScript
+    | DeleteScript
+    | AddRoute
+    | RemoveRoute
+    | AddTrigger
+    | RemoveTrigger
+    | RecordHostKill
+)
 
 
 def decide_admin(
@@ -206,6 +223,10 @@ def decide_admin(
             return decide_add_route(state, command)
         case RemoveRoute():
             return decide_remove_route(state, command)
+        case AddTrigger():
+            return decide_add_trigger(state, command)
+        case RemoveTrigger():
+            return decide_remove_trigger(state, command)
         case RecordHostKill():
             return decide_host_kill(
                 state,

@@ -21,7 +21,6 @@ from picloud.errors import ScriptError
 from picloud.events import Event, utcnow
 from picloud.events.app import (
     ExecutionAbandoned,
-    InvocationAccepted,
     InvocationRecorded,
     LogEntry,
     RequestRecord,
@@ -97,21 +96,6 @@ class Invoker:
         if response is None:
             return recorded, _script_failed(command.execution_id)
         return recorded, response
-
-    async def run_accepted(
-        self, state: AppState, accepted: InvocationAccepted, sdk: SdkHandler
-    ) -> InvocationRecorded:
-        route = state.routes.get(accepted.route_id)
-        job = Job(
-            script_id=accepted.script_id,
-            execution_id=accepted.execution_id,
-            trigger=f"async:{route.method} {route.path}"
-            if route
-            else "async:(removed)",
-            request=accepted.request,
-        )
-        recorded, _ = await self.run(state, job, sdk)
-        return recorded
 
     def abandoned(
         self, execution_id: str, reason: str = "the caller gave up"

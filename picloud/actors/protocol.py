@@ -12,24 +12,31 @@ import msgspec
 
 from picloud.actors._remote import Failure
 from picloud.events.app import DispatchMode, RequestRecord, ScriptKind
+from picloud.events.triggers import TriggerKind
 
 __all__ = [
     "AddRoute",
+    "AddTrigger",
     "Call",
     "Command",
     "DataOp",
     "Deactivate",
     "DeleteScript",
+    "Deliver",
     "Done",
+    "Expire",
     "HttpReply",
     "Invoke",
     "MarkAbandoned",
     "RecordHostKill",
     "RemoveRoute",
+    "RemoveTrigger",
+    "ReplayDeadLetter",
     "Reply",
     "ReplyFrame",
-    "RunAccepted",
+    "ResolveDeadLetter",
     "SaveScript",
+    "Wake",
     "decode_call",
     "decode_reply",
     "encode_frame",
@@ -89,10 +96,41 @@ class MarkAbandoned(_Command, frozen=True, kw_only=True, tag="mark_abandoned"):
     execution_id: str
 
 
-class RunAccepted(_Command, frozen=True, kw_only=True, tag="run_accepted"):
-    """Run an async invocation the actor accepted earlier (internal: never sent)."""
+class Deliver(_Command, frozen=True, kw_only=True, tag="deliver"):
+    """Run a pending delivery (internal: the actor queues it for itself)."""
 
-    execution_id: str
+    delivery_id: str
+
+
+class Wake(_Command, frozen=True, kw_only=True, tag="wake"):
+    """Activate the app so it runs its due deliveries (from the scheduler)."""
+
+
+class AddTrigger(_Command, frozen=True, kw_only=True, tag="add_trigger"):
+    kind: TriggerKind
+    script_id: str
+    ops: list[str] = []
+    collection: str | None = None
+    capabilities: list[str] | None = None
+
+
+class RemoveTrigger(_Command, frozen=True, kw_only=True, tag="remove_trigger"):
+    trigger_id: str
+
+
+class ReplayDeadLetter(_Command, frozen=True, kw_only=True, tag="replay_dead_letter"):
+    dead_letter_id: str
+
+
+class ResolveDeadLetter(_Command, frozen=True, kw_only=True, tag="resolve_dead_letter"):
+    dead_letter_id: str
+
+
+class Expire(_Command, frozen=True, kw_only=True, tag="expire"):
+    """The retention sweep: forget these dead letters and abandoned executions."""
+
+    dead_letters: list[str] = []
+    abandoned: list[str] = []
 
 
 class RecordHostKill(_Command, frozen=True, kw_only=True, tag="record_host_kill"):
@@ -114,7 +152,13 @@ Command = (
     | RemoveRoute
     | DataOp
     | MarkAbandoned
-    | RunAccepted
+    | Deliver
+    | Wake
+    | AddTrigger
+    | RemoveTrigger
+    | ReplayDeadLetter
+    | ResolveDeadLetter
+    | Expire
     | RecordHostKill
     | Deactivate
 )

@@ -23,8 +23,9 @@ import msgspec
 
 from picloud.access import Capability, check_sdk_call
 from picloud.actors.app_data import AppData, KvIntent, Staged
+from picloud.actors.dead_letters import replay_events, resolve_events
 from picloud.config import Settings
-from picloud.errors import InvalidInput, SdkCallError
+from picloud.errors import Conflict, InvalidInput, SdkCallError
 from picloud.events import utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
 from picloud.scripting import JSONValue
@@ -32,8 +33,15 @@ from picloud.store.docs import DocRow, docs_find, docs_list
 from picloud.store.docs_query import matches, parse_query, sort_key
 from picloud.store.kv import kv_list
 from picloud.store.paging import decode_cursor, encode_cursor
+from picloud.store.triggers import DeadLetterRecord, get_dead_letter, list_dead_letters
 
-__all__ = ["DataAccess", "check_collection", "new_doc_id"]
+__all__ = [
+    "DataAccess",
+    "check_collection",
+    "dead_letter_view",
+    "envelope",
+    "new_doc_id",
+]
 
 _COLLECTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _DEFAULT_PAGE = 100
@@ -54,6 +62,21 @@ def check_collection(name: object) -> str:
 def new_doc_id() -> str:
     """Time-ordered: millisecond clock then randomness (creation order sorts)."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def dead_letter_view(letter: DeadLetterRecord) -> dict[str, Any]:
+    """A dead letter as scripts see it."""
+    return {
+        "id": letter.id,
+        "source": letter.source,
+        "event": _decode(letter.event),
+        "error": letter.error,
+        "attempts": letter.attempts,
+        "resolution": letter.resolution,
+        "trigger_id": letter.trigger_id,
+        "script_id": letter.script_id,
+        "created_at": letter.created_at.isoformat(),
+    }
 
 
 def envelope(row: DocRow) -> dict[str, Any]:
@@ -88,6 +111,9 @@ class DataAccess:
             "docs.find": self._doc_find,
             "docs.find_one": self._doc_find_one,
             "docs.list": self._doc_list,
+            "dead_letters.list": self._dl_list,
+            "dead_letters.replay": self._dl_replay,
+            "dead_letters.resolve": self._dl_resolve,
         }
 
     async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue:
@@ -326,6 +352,49 @@ class DataAccess:
         return _page(
             [envelope(merged[i]) for i in page], page[-1] if more and page else None
         )
+
+    # -- dead letters -----------------------------------------------------------------
+
+    async def _dl_list(self, args: list[Any]) -> JSONValue:
+        opts = _options(args, 0, {"resolved", "cursor", "limit"})
+        resolved = opts.get("resolved")
+        if resolved is not None and not isinstance(resolved, bool):
+            raise SdkCallError("resolved must be a boolean")
+        cursor = opts.get("cursor")
+        if cursor is not None and not (isinstance(cursor, str) and cursor.isdigit()):
+            raise SdkCallError("cursor must be the string a previous list returned")
+        letters, after = await list_dead_letters(
+            self._data.pool,
+            self._data.app_id,
+            resolved=resolved,
+            before=None if cursor is None else int(cursor),
+            limit=_limit(opts.get("limit")),
+        )
+        page: dict[str, Any] = {"items": [dead_letter_view(d) for d in letters]}
+        if after is not None:
+            page["cursor"] = str(after)
+        return page
+
+    async def _letter(self, args: list[Any]) -> DeadLetterRecord:
+        letter_id = args[0] if args else None
+        if not isinstance(letter_id, str) or not letter_id:
+            raise SdkCallError("a dead letter id must be a non-empty string")
+        letter = await get_dead_letter(self._data.pool, self._data.app_id, letter_id)
+        if letter is None:
+            raise SdkCallError(f"no dead letter {letter_id[:80]!r} in this app")
+        return letter
+
+    async def _dl_replay(self, args: list[Any]) -> JSONValue:
+        try:
+            self.staged.events += replay_events(await self._letter(args), "script")
+        except Conflict as e:
+            raise SdkCallError(e.message) from None
+        return True
+
+    async def _dl_resolve(self, args: list[Any]) -> JSONValue:
+        events = resolve_events(await self._letter(args), "script")
+        self.staged.events += events
+        return bool(events)
 
     def _check_size(self, value: bytes) -> None:
         if len(value) > self._settings.script_max_value_bytes:

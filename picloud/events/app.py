@@ -11,6 +11,7 @@ from picloud.events._base import Event
 
 __all__ = [
     "JSON_NULL",
+    "AbandonedExecutionExpired",
     "AppEvent",
     "AppQuarantined",
     "DataEvent",
@@ -112,6 +113,9 @@ class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
     duration_ms: float
     error: str | None = None
     logs: list[LogEntry] = []
+    delivery_id: str | None = None
+    """Set when the run was (an attempt of) a delivery: a trigger or async route."""
+    attempt: int = 1
 
 
 class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):
@@ -120,6 +124,15 @@ class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):
     app_id: str
     execution_id: str
     reason: str
+
+
+class AbandonedExecutionExpired(
+    Event, frozen=True, tag="execution.abandoned_expired.v1"
+):
+    """Removed from the abandoned executions by the retention sweep."""
+
+    app_id: str
+    execution_id: str
 
 
 JSON_NULL = msgspec.Raw(b"null")
@@ -193,6 +206,7 @@ AppEvent = (
     | InvocationAccepted
     | InvocationRecorded
     | ExecutionAbandoned
+    | AbandonedExecutionExpired
     | HostKilled
     | AppQuarantined
     | KvSet

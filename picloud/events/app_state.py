@@ -1,15 +1,14 @@
 """An app's control state, evolved from its stream (pure, pyrsistent).
 
-Control state is what decides commands: scripts, routes and the async
-invocations accepted but not yet run. Data (KV, documents) and the execution
-log live in projections, not here.
+Control state is what decides commands: scripts, routes, triggers and the
+app's hosting record. Data (KV, documents), the execution log and dead letters
+live in projections; pending deliveries in :mod:`picloud.events.deliveries`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import msgspec
 from pyrsistent import PClass, field, pmap, pvector
 from pyrsistent.typing import PMap, PVector
 
@@ -17,23 +16,15 @@ from picloud.events._base import Event
 from picloud.events.app import (
     AppQuarantined,
     HostKilled,
-    InvocationAccepted,
-    InvocationRecorded,
     RouteAdded,
     RouteRemoved,
     ScriptDeleted,
     ScriptSaved,
 )
+from picloud.events.deliveries import TriggerInfo, trigger_info
+from picloud.events.triggers import TriggerAdded, TriggerRemoved
 
-__all__ = [
-    "AppSnapshot",
-    "AppState",
-    "RouteInfo",
-    "ScriptInfo",
-    "decode_snapshot",
-    "encode_snapshot",
-    "evolve_app",
-]
+__all__ = ["AppState", "RouteInfo", "ScriptInfo", "evolve_app"]
 
 
 class ScriptInfo(PClass):
@@ -62,8 +53,7 @@ class AppState(PClass):
     scripts: PMap[str, ScriptInfo] = field(initial=pmap())
     script_names: PMap[str, str] = field(initial=pmap())
     routes: PMap[str, RouteInfo] = field(initial=pmap())
-    pending_async: PMap[str, InvocationAccepted] = field(initial=pmap())
-    """Accepted async invocations not yet recorded as run, by execution id."""
+    triggers: PMap[str, TriggerInfo] = field(initial=pmap())
     host_kills: PVector[datetime] = field(initial=pvector())
     quarantined: bool = field(type=bool, initial=False)
 
@@ -107,124 +97,15 @@ def evolve_app(state: AppState, event: Event) -> AppState:
             return state.set(routes=state.routes.set(event.route_id, route))
         case RouteRemoved():
             return state.set(routes=state.routes.discard(event.route_id))
-        case InvocationAccepted():
+        case TriggerAdded():
             return state.set(
-                pending_async=state.pending_async.set(event.execution_id, event)
+                triggers=state.triggers.set(event.trigger_id, trigger_info(event))
             )
+        case TriggerRemoved():
+            return state.set(triggers=state.triggers.discard(event.trigger_id))
         case HostKilled():
             return state.set(host_kills=state.host_kills.append(event.at))
         case AppQuarantined():
             return state.set(quarantined=True)
-        case InvocationRecorded() if event.execution_id in state.pending_async:
-            return state.set(
-                pending_async=state.pending_async.discard(event.execution_id)
-            )
         case _:
             return state
-
-
-class _ScriptSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    name: str
-    kind: str
-    source: str
-    version: int
-    imports: list[str]
-    created_at: datetime
-    updated_at: datetime
-
-
-class _RouteSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    script_id: str
-    method: str
-    path: str
-    dispatch_mode: str
-
-
-class AppSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """The control state at ``version``, for fast activation (``snapshot.v1``)."""
-
-    format: str = "snapshot.v1"
-    version: int
-    scripts: list[_ScriptSnapshot]
-    routes: list[_RouteSnapshot]
-    pending_async: list[InvocationAccepted]
-    host_kills: list[datetime] = []
-    quarantined: bool = False
-
-
-_snapshot_decoder = msgspec.json.Decoder(AppSnapshot)
-
-
-def encode_snapshot(state: AppState, version: int) -> bytes:
-    return msgspec.json.encode(
-        AppSnapshot(
-            version=version,
-            scripts=[
-                _ScriptSnapshot(
-                    id=s.id,
-                    name=s.name,
-                    kind=s.kind,
-                    source=s.source,
-                    version=s.version,
-                    imports=list(s.imports),
-                    created_at=s.created_at,
-                    updated_at=s.updated_at,
-                )
-                for s in state.scripts.values()
-            ],
-            routes=[
-                _RouteSnapshot(
-                    id=r.id,
-                    script_id=r.script_id,
-                    method=r.method,
-                    path=r.path,
-                    dispatch_mode=r.dispatch_mode,
-                )
-                for r in state.routes.values()
-            ],
-            pending_async=list(state.pending_async.values()),
-            host_kills=list(state.host_kills),
-            quarantined=state.quarantined,
-        )
-    )
-
-
-def decode_snapshot(app_id: str, data: bytes) -> tuple[AppState, int]:
-    """The state and stream version a snapshot holds."""
-    snap = _snapshot_decoder.decode(data)
-    scripts = {
-        s.id: ScriptInfo(
-            id=s.id,
-            name=s.name,
-            kind=s.kind,
-            source=s.source,
-            version=s.version,
-            imports=pvector(s.imports),
-            created_at=s.created_at,
-            updated_at=s.updated_at,
-        )
-        for s in snap.scripts
-    }
-    state = AppState(
-        app_id=app_id,
-        scripts=pmap(scripts),
-        script_names=pmap({s.name: s.id for s in snap.scripts}),
-        routes=pmap(
-            {
-                r.id: RouteInfo(
-                    id=r.id,
-                    script_id=r.script_id,
-                    method=r.method,
-                    path=r.path,
-                    dispatch_mode=r.dispatch_mode,
-                )
-                for r in snap.routes
-            }
-        ),
-        pending_async=pmap({p.execution_id: p for p in snap.pending_async}),
-        host_kills=pvector(snap.host_kills),
-        quarantined=snap.quarantined,
-    )
-    return state, snap.version

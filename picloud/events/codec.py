@@ -9,10 +9,11 @@ import msgspec
 from picloud.events._base import Event, EventMeta
 from picloud.events.app import AppEvent
 from picloud.events.system import SystemEvent
+from picloud.events.triggers import TriggerEvent
 
 __all__ = ["AnyEvent", "decode_event", "decode_meta", "encode", "event_types"]
 
-AnyEvent = SystemEvent | AppEvent
+AnyEvent = SystemEvent | AppEvent | TriggerEvent
 
 _encoder = msgspec.json.Encoder()
 _event_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)

@@ -11,6 +11,7 @@ from picloud.http import (  # noqa: F401
     admin_data,
     admin_identity,
     admin_scripts,
+    admin_triggers,
     auth_api,
     health,
 )

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from picloud.actors.control_actor import ControlPlaneClient, start_control_plane
 from picloud.actors.host_pool import HostPool
+from picloud.actors.housekeeping import sweep_retention, wake_due_apps
 from picloud.actors.protocol import Deactivate
 from picloud.config import Settings
 from picloud.errors import ActorUnavailable, CommandTimeout
@@ -99,6 +100,8 @@ class Server:
         routing.on_quarantine = lambda app_id: tasks.spawn(_move_out(hosts, app_id))
         poll = self.settings.event_poll_interval_ms / 1000
         tasks.spawn(routing.follow(event_log, poll))
+        tasks.spawn(wake_due_apps(pool, hosts, self.settings))
+        tasks.spawn(sweep_retention(pool, hosts, self.settings))
         await self._serve_http(make_app(self.services))
 
     async def _migrate(self) -> None:

@@ -166,6 +166,17 @@ async def _route(world: World, caller: Caller) -> str:
     return str(route["id"])
 
 
+async def _trigger(world: World, caller: Caller) -> str:
+    script = await _script(world, caller)
+    status, trigger = await world.admin_api.call(
+        "POST",
+        f"/api/v1/admin/apps/{world.app_id}/triggers/kv",
+        {"script_id": script, "collection": f"c{next(_counter)}"},
+    )
+    assert status == 201, trigger
+    return str(trigger["id"])
+
+
 async def _user(world: World, _: Caller) -> str:
     return (await world.throwaway_user()).id
 
@@ -191,6 +202,7 @@ async def _any_key(world: World, _: Caller) -> str:
 RECIPES: list[tuple[str, str, str, Recipe]] = [
     ("*", "/api/v1/admin/scripts/", "id", _script),
     ("*", "/api/v1/admin/routes/", "id", _route),
+    ("*", "/api/v1/admin/triggers/", "id", _trigger),
     ("*", "/api/v1/admin/apps/{app}/members/", "user", _member),
     ("*", "/api/v1/admin/users/", "user", _user),
     ("*", "/api/v1/admin/keys/", "id", _any_key),

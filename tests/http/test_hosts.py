@@ -139,7 +139,8 @@ async def test_spinning_in_c_past_the_hard_deadline_kills_the_host_then_quaranti
             assert await host_pid(server, neighbour["id"]) != shared_pid
 
     # Two kills: the app is quarantined onto a host of its own.
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # two host restarts by Ray, on a busy machine
+    while time.monotonic() < deadline:
         if host_of(server, bad["id"]).startswith("picloud-quarantine-"):
             break
         await asyncio.sleep(0.1)

@@ -21,6 +21,7 @@ from picloud.events.app import (
 )
 from picloud.store.pool import jsonb
 from picloud.store.projections.data import project_data
+from picloud.store.projections.triggers import project_trigger_event
 
 __all__ = ["path_shape", "project_app"]
 
@@ -120,7 +121,7 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
                 event.at,
             )
         case _:
-            pass  # no projection row (e.g. InvocationAccepted lives in control state)
+            await project_trigger_event(conn, recorded)
 
 
 def _execution_row(event: InvocationRecorded, position: int) -> tuple[Any, ...]:

@@ -1,0 +1,196 @@
+"""The commands of an app's actor that run scripts or touch its data.
+
+Each handler returns the :class:`Outcome` of one command: the events to append
+(the invocation's writes only if it succeeded) and the reply to send once
+they are durable. The actor runs them one at a time (see app_actor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import msgspec
+
+from picloud.access import SCRIPT_DEFAULT, Capability
+from picloud.actors import delivery as policy
+from picloud.actors._remote import failure_of
+from picloud.actors.app_data import AppData, KvIntent
+from picloud.actors.dead_letters import replay_events, resolve_events
+from picloud.actors.invoker import Invoker, Job
+from picloud.actors.outcome import Outcome, ReplyFn, accepted, done, not_found, result
+from picloud.actors.protocol import (
+    DataOp,
+    Expire,
+    Invoke,
+    ReplayDeadLetter,
+    Reply,
+    ResolveDeadLetter,
+)
+from picloud.actors.sdk import DataAccess
+from picloud.config import Settings
+from picloud.errors import CommandTimeout, InvalidInput, NotFound, SdkCallError
+from picloud.events import Event, EventMeta, utcnow
+from picloud.events.app import (
+    AbandonedExecutionExpired,
+    InvocationAccepted,
+    InvocationRecorded,
+)
+from picloud.events.app_state import AppState
+from picloud.events.deliveries import Delivery
+from picloud.events.triggers import DeadLetterExpired, DeliverySkipped
+from picloud.scripting import AppInfo
+from picloud.store.triggers import get_dead_letter, present
+
+__all__ = ["AppContext"]
+
+log = logging.getLogger(__name__)
+
+_DATA_ADMIN = frozenset(
+    {
+        Capability.KV_READ,
+        Capability.KV_WRITE,
+        Capability.DOCS_READ,
+        Capability.DOCS_WRITE,
+    }
+)
+
+
+@dataclass
+class AppContext:
+    """What the handlers share with their actor."""
+
+    app: AppInfo
+    settings: Settings
+    invoker: Invoker
+    data: AppData
+
+    def access(self, granted: frozenset[Capability] = SCRIPT_DEFAULT) -> DataAccess:
+        return DataAccess(self.data, granted=granted, settings=self.settings)
+
+    async def invoke(
+        self, state: AppState, command: Invoke, deadline: float, meta: EventMeta
+    ) -> Outcome:
+        """An HTTP request to a route: run it now (sync) or accept it (async)."""
+        route = state.routes.get(command.route_id)
+        if route is None:
+            return Outcome([], meta, not_found("the route no longer exists"))
+        if asyncio.get_running_loop().time() > deadline:
+            events = self.invoker.abandoned(command.execution_id)
+            return Outcome(
+                events, meta, failure_of(CommandTimeout("the caller gave up"))
+            )
+        if route.dispatch_mode == "async":
+            event = InvocationAccepted(
+                at=utcnow(),
+                app_id=self.app.id,
+                execution_id=command.execution_id,
+                route_id=route.id,
+                script_id=route.script_id,
+                request=command.request,
+            )
+            return Outcome([event], meta, accepted(command.execution_id))
+        access = self.access()
+        recorded, reply = await self.invoker.run_route(state, route, command, access)
+        return self._with_writes(recorded, access, meta, reply)
+
+    async def deliver(self, state: AppState, delivery: Delivery) -> Outcome:
+        """One attempt of a pending delivery: its run, then success, retry,
+        dead letter or (for a dead-letter handler) the recursion stop."""
+        meta = EventMeta(trigger_depth=delivery.depth, correlation_id=delivery.id)
+        reason = policy.skip_reason(delivery, state, self.settings)
+        if reason is not None:
+            log.warning(
+                "delivery %s of app %s skipped: %s", delivery.id, self.app.id, reason
+            )
+            skipped = DeliverySkipped(
+                at=utcnow(), app_id=self.app.id, delivery_id=delivery.id, reason=reason
+            )
+            return Outcome([skipped], meta, done)
+        job = Job(
+            script_id=delivery.script_id,
+            execution_id=policy.run_execution_id(delivery),
+            trigger=policy.trigger_label(delivery, state),
+            request=delivery.request,
+            event=None
+            if delivery.source == "route"
+            else msgspec.json.decode(delivery.event),
+            depth=delivery.depth,
+        )
+        access = self.access(policy.granted(delivery))
+        recorded, _ = await self.invoker.run(state, job, access)
+        recorded = msgspec.structs.replace(
+            recorded, delivery_id=delivery.id, attempt=delivery.attempt
+        )
+        if recorded.status == "ok":
+            return self._with_writes(recorded, access, meta, done)
+        failure = policy.failure_events(
+            delivery,
+            recorded.error or "failed",
+            app_id=self.app.id,
+            settings=self.settings,
+            now=utcnow(),
+        )
+        return Outcome([recorded, *failure], meta, done)
+
+    async def data_op(self, command: DataOp, meta: EventMeta) -> Outcome:
+        """An admin's KV or document operation, through the SDK's own code."""
+        access = self.access(_DATA_ADMIN)
+        try:
+            value = await access(command.op, command.args)
+        except SdkCallError as e:
+            raise InvalidInput(e.message) from None
+        events = access.staged.events
+        return Outcome(
+            events, meta, result(value), staged=access.staged if events else None
+        )
+
+    async def dead_letter(
+        self, command: ReplayDeadLetter | ResolveDeadLetter, meta: EventMeta
+    ) -> Outcome:
+        letter = await get_dead_letter(
+            self.data.pool, self.app.id, command.dead_letter_id
+        )
+        if letter is None:
+            raise NotFound(
+                f"no dead letter {command.dead_letter_id[:80]!r} in this app"
+            )
+        if isinstance(command, ReplayDeadLetter):
+            events = replay_events(letter, command.actor)
+        else:
+            events = resolve_events(letter, command.actor)
+        return Outcome(events, meta, done)
+
+    async def expire(self, command: Expire, meta: EventMeta) -> Outcome:
+        """The retention sweep's deletions, as events; ids already gone are skipped,
+        so sweeps running at once on several servers record each one once."""
+        now = utcnow()
+        letters, executions = await present(
+            self.data.pool,
+            self.app.id,
+            dead_letters=command.dead_letters,
+            abandoned=command.abandoned,
+        )
+        events: list[Event] = [
+            DeadLetterExpired(at=now, app_id=self.app.id, dead_letter_id=letter_id)
+            for letter_id in letters
+        ]
+        events += [
+            AbandonedExecutionExpired(at=now, app_id=self.app.id, execution_id=e)
+            for e in executions
+        ]
+        return Outcome(events, meta, done)
+
+    def _with_writes(
+        self,
+        recorded: InvocationRecorded,
+        access: DataAccess,
+        meta: EventMeta,
+        reply: Reply | ReplyFn,
+    ) -> Outcome:
+        """The invocation's outcome: its writes only if it succeeded (atomicity)."""
+        if recorded.status != "ok" or not access.staged.events:
+            return Outcome([recorded], meta, reply)
+        events: list[Event | KvIntent] = [*access.staged.events, recorded]
+        return Outcome(events, meta, reply, staged=access.staged)

@@ -1,0 +1,266 @@
+"""Pending deliveries, derived from the log (pure).
+
+``evolve_deliveries`` folds committed events into the set of deliveries not
+yet finished: a data event adds one per matching trigger, an accepted async
+request adds one, a new dead letter adds one per dead-letter trigger; the
+outcome events of a run (success, retry, skip, dead letter) finish or move
+them. Because the set is a function of the log, a crash can never lose a
+delivery: after a restart the same fold finds what is still pending.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from pyrsistent import PClass, field, pset
+from pyrsistent.typing import PMap, PSet
+
+from picloud.events._base import RecordedEvent
+from picloud.events.app import (
+    JSON_NULL,
+    DataEvent,
+    DocCreated,
+    DocDeleted,
+    DocUpdated,
+    InvocationAccepted,
+    InvocationRecorded,
+    KvDeleted,
+    KvSet,
+    RequestRecord,
+)
+from picloud.events.triggers import (
+    DeadLettered,
+    DeadLetterHandlerFailed,
+    DeadLetterReplayed,
+    DeliverySkipped,
+    RetryScheduled,
+    TriggerAdded,
+)
+
+__all__ = [
+    "Deliveries",
+    "Delivery",
+    "TriggerInfo",
+    "ctx_event",
+    "evolve_deliveries",
+    "trigger_info",
+]
+
+Deliveries = PMap[str, "Delivery"]
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One event some script must still handle."""
+
+    id: str
+    seq: int
+    """The stream version of the event that caused it: deliveries run in this
+    order (at least once, in log order per app)."""
+    source: str
+    """``kv``, ``docs``, ``route`` or ``dead_letter``."""
+    script_id: str
+    first_attempt_at: datetime
+    trigger_id: str | None = None
+    route_id: str | None = None
+    event: msgspec.Raw = JSON_NULL
+    """``ctx.event`` as JSON."""
+    request: RequestRecord | None = None
+    depth: int = 0
+    attempt: int = 1
+    due_at: datetime | None = None
+    """None: due at once."""
+    dead_letter_id: str | None = None
+    """For a dead-letter trigger's run: the dead letter it handles."""
+    execution_id: str | None = None
+    """The first attempt's execution id, when the caller already has it (async)."""
+    capabilities: tuple[str, ...] | None = None
+
+
+class TriggerInfo(PClass):
+    id: str = field(type=str, mandatory=True)
+    kind: str = field(type=str, mandatory=True)
+    script_id: str = field(type=str, mandatory=True)
+    ops: PSet[str] = field(initial=pset())
+    collection: str | None = field(type=(str, type(None)), initial=None)
+    capabilities: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
+
+    def takes(self, kind: str, op: str, collection: str | None) -> bool:
+        return (
+            self.kind == kind
+            and (not self.ops or op in self.ops)
+            and (self.collection is None or self.collection == collection)
+        )
+
+
+def trigger_info(event: TriggerAdded) -> TriggerInfo:
+    return TriggerInfo(
+        id=event.trigger_id,
+        kind=event.kind,
+        script_id=event.script_id,
+        ops=pset(event.ops),
+        collection=event.collection,
+        capabilities=None if event.capabilities is None else tuple(event.capabilities),
+    )
+
+
+_encode = msgspec.json.encode
+
+
+def ctx_event(event: DataEvent) -> tuple[str, str, str, bytes]:
+    """(source, op, collection, ``ctx.event`` JSON) of a data event (SPEC.md §4)."""
+    body: dict[str, Any]
+    match event:
+        case KvSet():
+            source, op = "kv", "set"
+            body = {"key": event.key, "value": event.value}
+            if event.prev != JSON_NULL:
+                body["prev_value"] = event.prev
+        case KvDeleted():
+            source, op = "kv", "delete"
+            body = {"key": event.key, "prev_value": event.prev}
+        case DocCreated():
+            source, op = "docs", "create"
+            body = {"id": event.doc_id, "data": event.data}
+        case DocUpdated():
+            source, op = "docs", "update"
+            body = {
+                "id": event.doc_id,
+                "data": event.data,
+                "prev_data": event.prev_data,
+            }
+        case DocDeleted():
+            source, op = "docs", "delete"
+            body = {"id": event.doc_id, "prev_data": event.prev_data}
+    payload = {"source": source, "op": op, "collection": event.collection, **body}
+    return source, op, event.collection, _encode(payload)
+
+
+def _dead_letter_event(event: DeadLettered) -> bytes:
+    letter = {
+        "id": event.dead_letter_id,
+        "source": event.source,
+        "event": event.event,
+        "error": event.error,
+        "attempts": event.attempts,
+        "trigger_id": event.trigger_id,
+        "script_id": event.script_id,
+        "created_at": event.at,
+    }
+    return _encode({"source": "dead_letter", "op": "create", "dead_letter": letter})
+
+
+def _replayed(replay: DeadLetterReplayed, seq: int) -> Delivery:
+    """A fresh delivery of a dead letter's original event."""
+    return Delivery(
+        id=replay.delivery_id,
+        seq=seq,
+        source=replay.source,
+        script_id=replay.script_id,
+        trigger_id=replay.trigger_id,
+        route_id=replay.route_id,
+        event=replay.event,
+        request=replay.request,
+        depth=replay.depth,
+        first_attempt_at=replay.at,
+    )
+
+
+def evolve_deliveries(
+    deliveries: Deliveries, triggers: PMap[str, TriggerInfo], recorded: RecordedEvent
+) -> Deliveries:
+    """The pending deliveries after ``recorded`` (see the module docstring)."""
+    event = recorded.event
+    match event:
+        case KvSet() | KvDeleted() | DocCreated() | DocUpdated() | DocDeleted():
+            return _for_data(deliveries, triggers, recorded, event)
+        case InvocationAccepted():
+            return deliveries.set(
+                f"route:{event.execution_id}",
+                Delivery(
+                    id=f"route:{event.execution_id}",
+                    seq=recorded.version,
+                    source="route",
+                    script_id=event.script_id,
+                    route_id=event.route_id,
+                    request=event.request,
+                    first_attempt_at=event.at,
+                    execution_id=event.execution_id,
+                ),
+            )
+        case InvocationRecorded(delivery_id=str(delivery_id), status="ok"):
+            return deliveries.discard(delivery_id)
+        case RetryScheduled():
+            pending = deliveries.get(event.delivery_id)
+            if pending is None:
+                return deliveries
+            moved = msgspec.structs.replace(
+                pending, attempt=event.attempt, due_at=event.due_at
+            )
+            return deliveries.set(event.delivery_id, moved)
+        case DeliverySkipped() | DeadLetterHandlerFailed():
+            return deliveries.discard(event.delivery_id)
+        case DeadLettered():
+            return _for_dead_letter(
+                deliveries.discard(event.delivery_id), triggers, event, recorded.version
+            )
+        case DeadLetterReplayed():
+            return deliveries.set(event.delivery_id, _replayed(event, recorded.version))
+        case _:
+            return deliveries
+
+
+def _for_data(
+    deliveries: Deliveries,
+    triggers: PMap[str, TriggerInfo],
+    recorded: RecordedEvent,
+    event: DataEvent,
+) -> Deliveries:
+    source, op, collection, payload = ctx_event(event)
+    for trigger in triggers.values():
+        if trigger.takes(source, op, collection):
+            delivery_id = f"{recorded.version}:{trigger.id}"
+            deliveries = deliveries.set(
+                delivery_id,
+                Delivery(
+                    id=delivery_id,
+                    seq=recorded.version,
+                    source=source,
+                    script_id=trigger.script_id,
+                    trigger_id=trigger.id,
+                    event=msgspec.Raw(payload),
+                    depth=recorded.meta.trigger_depth + 1,
+                    first_attempt_at=recorded.recorded_at,
+                    capabilities=trigger.capabilities,
+                ),
+            )
+    return deliveries
+
+
+def _for_dead_letter(
+    deliveries: Deliveries,
+    triggers: PMap[str, TriggerInfo],
+    event: DeadLettered,
+    seq: int,
+) -> Deliveries:
+    payload = msgspec.Raw(_dead_letter_event(event))
+    for trigger in triggers.values():
+        if trigger.takes("dead_letter", "create", None):
+            delivery_id = f"dl:{event.dead_letter_id}:{trigger.id}"
+            deliveries = deliveries.set(
+                delivery_id,
+                Delivery(
+                    id=delivery_id,
+                    seq=seq,
+                    source="dead_letter",
+                    script_id=trigger.script_id,
+                    trigger_id=trigger.id,
+                    event=payload,
+                    depth=event.depth + 1,
+                    first_attempt_at=event.at,
+                    dead_letter_id=event.dead_letter_id,
+                    capabilities=trigger.capabilities,
+                ),
+            )
+    return deliveries

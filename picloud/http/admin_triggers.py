@@ -1,0 +1,205 @@
+"""Admin API: triggers and dead letters of an app (SPEC.md §4, §9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from picloud.access import Capability
+from picloud.actors.protocol import (
+    AddTrigger,
+    RemoveTrigger,
+    ReplayDeadLetter,
+    ResolveDeadLetter,
+)
+from picloud.errors import InvalidInput, NotFound
+from picloud.events.triggers import TriggerKind
+from picloud.http.admin_apps import app_or_404
+from picloud.http.admin_scripts import send
+from picloud.http.api import endpoint
+from picloud.http.state import SERVICES
+from picloud.store.scripts import get_script
+from picloud.store.triggers import (
+    DeadLetterRecord,
+    TriggerRecord,
+    get_dead_letter,
+    get_trigger,
+    list_dead_letters,
+    list_triggers,
+)
+
+__all__ = ["CreateTriggerBody", "DeadLetterList", "TriggerList"]
+
+_KINDS: tuple[TriggerKind, ...] = ("kv", "docs", "dead_letter")
+_PAGE = 50
+_MAX_PAGE = 500
+
+
+class CreateTriggerBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    script_id: str
+    ops: list[str] = []
+    collection: str | None = None
+    capabilities: list[str] | None = None
+
+
+class TriggerList(msgspec.Struct, frozen=True):
+    items: list[TriggerRecord]
+
+
+class DeadLetterList(msgspec.Struct, frozen=True):
+    items: list[DeadLetterRecord]
+    cursor: str | None
+
+
+async def app_of_trigger(request: web.Request) -> str | None:
+    trigger = await get_trigger(request.app[SERVICES].pool, request.match_info["id"])
+    return None if trigger is None else trigger.app_id
+
+
+def _trigger_endpoint(kind: TriggerKind) -> None:
+    async def create_trigger(request: web.Request, body: CreateTriggerBody) -> Any:
+        app = await app_or_404(request)
+        script = await get_script(request.app[SERVICES].pool, body.script_id)
+        if script is None:
+            raise NotFound(f"no script {body.script_id[:80]!r}")
+        if script.app_id != app.id:
+            raise InvalidInput(
+                f"script {body.script_id[:80]!r} belongs to another app; a trigger "
+                "can only run a script of its own app"
+            )
+        command = AddTrigger(
+            kind=kind,
+            script_id=script.id,
+            ops=body.ops,
+            collection=body.collection,
+            capabilities=body.capabilities,
+        )
+        return (await send(request, app.id, command)).result
+
+    create_trigger.__name__ = f"create_{kind}_trigger"
+    endpoint(
+        "POST",
+        f"/api/v1/admin/apps/{{app}}/triggers/{kind}",
+        needs=Capability.TRIGGERS_MANAGE,
+        answer=TriggerRecord,
+        status=201,
+        summary=f"Run a script on the app's {kind.replace('_', ' ')} events",
+    )(create_trigger)
+
+
+for _kind in _KINDS:
+    _trigger_endpoint(_kind)
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/triggers",
+    needs=Capability.TRIGGERS_READ,
+    summary="List an app's triggers",
+    answer=TriggerList,
+)
+async def list_app_triggers(request: web.Request) -> TriggerList:
+    app = await app_or_404(request)
+    return TriggerList(items=await list_triggers(request.app[SERVICES].pool, app.id))
+
+
+@endpoint(
+    "DELETE",
+    "/api/v1/admin/triggers/{id}",
+    needs=Capability.TRIGGERS_MANAGE,
+    summary="Remove a trigger",
+    status=204,
+    app_of=app_of_trigger,
+)
+async def delete_trigger(request: web.Request) -> None:
+    trigger = await get_trigger(request.app[SERVICES].pool, request.match_info["id"])
+    if trigger is None:
+        raise NotFound(f"no trigger {request.match_info['id'][:80]!r}")
+    await send(request, trigger.app_id, RemoveTrigger(trigger_id=trigger.id))
+
+
+# -- dead letters -------------------------------------------------------------------
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/dead-letters",
+    needs=Capability.DEAD_LETTERS_READ,
+    summary="Dead letters, newest first (?resolved=true|false&cursor=&limit=)",
+    answer=DeadLetterList,
+)
+async def list_app_dead_letters(request: web.Request) -> DeadLetterList:
+    app = await app_or_404(request)
+    query = request.query
+    resolved = _boolean(query.get("resolved", ""), "resolved")
+    cursor, limit = query.get("cursor", ""), query.get("limit", "")
+    if (cursor and not cursor.isdigit()) or (limit and not limit.isdigit()):
+        raise InvalidInput("cursor and limit must be non-negative integers")
+    if limit and not 1 <= int(limit) <= _MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {_MAX_PAGE}")
+    items, after = await list_dead_letters(
+        request.app[SERVICES].pool,
+        app.id,
+        resolved=resolved,
+        before=int(cursor) if cursor else None,
+        limit=int(limit) if limit else _PAGE,
+    )
+    return DeadLetterList(items=items, cursor=None if after is None else str(after))
+
+
+def _boolean(value: str, name: str) -> bool | None:
+    if value in ("", "any"):
+        return None
+    if value not in ("true", "false"):
+        raise InvalidInput(f"{name} must be true or false")
+    return value == "true"
+
+
+async def _letter_or_404(request: web.Request, app_id: str) -> DeadLetterRecord:
+    letter_id = request.match_info["id"]
+    letter = await get_dead_letter(request.app[SERVICES].pool, app_id, letter_id)
+    if letter is None:
+        raise NotFound(f"no dead letter {letter_id[:80]!r} in this app")
+    return letter
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/dead-letters/{id}",
+    needs=Capability.DEAD_LETTERS_READ,
+    summary="One dead letter with its event and last error",
+    answer=DeadLetterRecord,
+)
+async def get_app_dead_letter(request: web.Request) -> DeadLetterRecord:
+    app = await app_or_404(request)
+    return await _letter_or_404(request, app.id)
+
+
+@endpoint(
+    "POST",
+    "/api/v1/admin/apps/{app}/dead-letters/{id}/replay",
+    needs=Capability.DEAD_LETTERS_MANAGE,
+    answer=DeadLetterRecord,
+    summary="Deliver the dead letter's event again, with fresh attempts",
+)
+async def replay_dead_letter(request: web.Request) -> DeadLetterRecord:
+    app = await app_or_404(request)
+    letter = await _letter_or_404(request, app.id)
+    await send(request, app.id, ReplayDeadLetter(dead_letter_id=letter.id))
+    return await _letter_or_404(request, app.id)
+
+
+@endpoint(
+    "POST",
+    "/api/v1/admin/apps/{app}/dead-letters/{id}/resolve",
+    needs=Capability.DEAD_LETTERS_MANAGE,
+    answer=DeadLetterRecord,
+    summary="Mark the dead letter resolved (recording who and when)",
+)
+async def resolve_dead_letter(request: web.Request) -> DeadLetterRecord:
+    app = await app_or_404(request)
+    letter = await _letter_or_404(request, app.id)
+    await send(request, app.id, ResolveDeadLetter(dead_letter_id=letter.id))
+    return await _letter_or_404(request, app.id)
