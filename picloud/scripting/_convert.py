@@ -82,7 +82,9 @@ class _Shaper:
             self.container(_O, len(v), depth)
             for key, item in v.items():
                 if not isinstance(key, str):
-                    raise TypeError(f"object keys must be strings, not {type(key).__name__}")
+                    raise TypeError(
+                        f"object keys must be strings, not {type(key).__name__}"
+                    )
                 kb = key.encode()
                 self.vals.append(kb)
                 self.size += len(kb) + 4
@@ -131,7 +133,9 @@ def _headers(raw: bytes, name: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in decoded.items():
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ScriptRuntimeError(f"{name}: the response header {key!r} must be a string")
+            raise ScriptRuntimeError(
+                f"{name}: the response header {key!r} must be a string"
+            )
         text = str(value)
         if not key or _BAD_HEADER.search(key) or _BAD_HEADER.search(text):
             raise ScriptRuntimeError(f"{name}: invalid response header {key!r}")
@@ -157,13 +161,19 @@ def response_from(parts: tuple[Any, ...], name: str) -> tuple[ScriptResponse, An
     if kind == b"string":
         body = parts[1]
         value = body.decode("utf-8", "replace")
-        return ScriptResponse(status=200, headers={"content-type": TEXT}, body=body), value
+        return ScriptResponse(
+            status=200, headers={"content-type": TEXT}, body=body
+        ), value
     if kind == b"json":
         text = parts[1]
-        return ScriptResponse(status=200, headers={"content-type": JSON}, body=text), _decode(text)
+        return ScriptResponse(
+            status=200, headers={"content-type": JSON}, body=text
+        ), _decode(text)
     status, raw_headers, body, is_json = parts[1:5]
     if not 100 <= status <= 599:
-        raise ScriptRuntimeError(f"{name}: the response status must be between 100 and 599")
+        raise ScriptRuntimeError(
+            f"{name}: the response status must be between 100 and 599"
+        )
     headers = _headers(raw_headers, name)
     body_value: Any = _decode(body) if is_json else body.decode("utf-8", "replace")
     if body:

@@ -108,7 +108,9 @@ def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any
     if ctx.event is not None:
         try:
             shaped = shape_value(
-                ctx.event, max_bytes=limits.max_value_bytes, max_depth=limits.max_value_depth
+                ctx.event,
+                max_bytes=limits.max_value_bytes,
+                max_depth=limits.max_value_depth,
             )
         except ValueLimitHit as e:
             raise _Stop(e.limit) from None
@@ -118,8 +120,14 @@ def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any
     if event_shape is not None:
         event_vals = rt.new_table(shaped.vals)
     result = _call(
-        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, rt.new_table(flat),
-        event_shape, event_vals,
+        rt,
+        inv,
+        rt.sandbox.start,
+        inv.script.fn,
+        inv.deadline,
+        rt.new_table(flat),
+        event_shape,
+        event_vals,
     )
     inv.handle = result[0]
     status: tuple[Any, ...] = result[1:]
@@ -181,7 +189,9 @@ async def _serve(
     return status
 
 
-async def _answer(rt: AppRuntime, sdk: SdkHandler, status: tuple[Any, ...]) -> tuple[Any, ...]:
+async def _answer(
+    rt: AppRuntime, sdk: SdkHandler, status: tuple[Any, ...]
+) -> tuple[Any, ...]:
     """Await one SDK request; the values to resume the coroutine with."""
     payload = status[3]
     if payload is None:
@@ -208,7 +218,9 @@ async def _answer(rt: AppRuntime, sdk: SdkHandler, status: tuple[Any, ...]) -> t
     if (kind is int and _INT_MIN <= value <= _INT_MAX) or kind is float:
         return (True, b"n", value)
     try:
-        shaped = shape_value(value, max_bytes=limits.max_value_bytes, max_depth=limits.max_value_depth)
+        shaped = shape_value(
+            value, max_bytes=limits.max_value_bytes, max_depth=limits.max_value_depth
+        )
     except ValueLimitHit as e:
         raise _Stop(e.limit) from None
     if not rt.fits(shaped.lua_bytes):
@@ -230,7 +242,9 @@ def _abort(rt: AppRuntime, inv: Invocation, reason: str) -> str | None:
     return where.decode() if isinstance(where, bytes) else None
 
 
-def _conclude(inv: Invocation, status: tuple[Any, ...], started: float) -> InvocationResult:
+def _conclude(
+    inv: Invocation, status: tuple[Any, ...], started: float
+) -> InvocationResult:
     kind, count = status[0], status[1]
     name = inv.script.name
     if kind == b"done":
@@ -245,7 +259,9 @@ def _conclude(inv: Invocation, status: tuple[Any, ...], started: float) -> Invoc
     if kind == b"limit":
         where = status[3].decode() if isinstance(status[3], bytes) else None
         raise _limit(inv, status[2].decode(), where)
-    raise _failed(inv, ScriptRuntimeError(_message(name, status[2].decode("utf-8", "replace"))))
+    raise _failed(
+        inv, ScriptRuntimeError(_message(name, status[2].decode("utf-8", "replace")))
+    )
 
 
 def _message(name: str, text: str) -> str:
@@ -271,8 +287,14 @@ _DETAILS = {
 def _limit(inv: Invocation, limit: str, where: str | None) -> ScriptError:
     limits = inv.script.runtime.limits
     detail = _DETAILS[limit](limits) if limit in _DETAILS else limit
-    message = f"{where or inv.script.name}: script exceeded the {limit} limit ({detail})"
-    error = ScriptTimeout(message) if limit == "time" else ScriptLimitExceeded(limit, message)
+    message = (
+        f"{where or inv.script.name}: script exceeded the {limit} limit ({detail})"
+    )
+    error = (
+        ScriptTimeout(message)
+        if limit == "time"
+        else ScriptLimitExceeded(limit, message)
+    )
     return _failed(inv, error)
 
 

@@ -118,11 +118,17 @@ class Host:
             value = _decode_json(text)
         except msgspec.DecodeError as e:
             raise std.StdlibError(f"invalid JSON: {e}") from e
+        except RecursionError:
+            raise _Limit("value_depth") from None
         return self._value(value)
 
     def log(self, level: bytes, message: bytes) -> Result:
         self._state.running_logs().append(
-            LogLine(level=level.decode(), time=time.time(), message=message.decode("utf-8", "replace"))
+            LogLine(
+                level=level.decode(),
+                time=time.time(),
+                message=message.decode("utf-8", "replace"),
+            )
         )
         return (True,)
 
@@ -184,7 +190,9 @@ class Host:
     def re_find_all(self, pattern: bytes, subject: bytes, limit: int) -> Result:
         return self._value(std.re_find_all(self._regex, pattern, subject, limit))
 
-    def re_replace(self, pattern: bytes, subject: bytes, repl: bytes, count: int) -> Result:
+    def re_replace(
+        self, pattern: bytes, subject: bytes, repl: bytes, count: int
+    ) -> Result:
         text, n = std.re_replace(self._regex, pattern, subject, repl, count)
         return (*self._bytes(text), n)
 

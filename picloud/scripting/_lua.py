@@ -61,7 +61,9 @@ def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> S
         attribute_handlers=(_deny_get, _deny_set),
     )
     # Capture `load` before core.lua deletes the globals.
-    loader = lua.eval(b"(function(load) return function(src, name) return load(src, name, 't') end end)(load)")
+    loader = lua.eval(
+        b"(function(load) return function(src, name) return load(src, name, 't') end end)(load)"
+    )
 
     def chunk(name: str) -> Any:
         fn, err = _pair(loader(lua_source(name), f"=sandbox.{name}".encode()))

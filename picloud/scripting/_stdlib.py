@@ -13,7 +13,13 @@ import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote_from_bytes, unquote_to_bytes, urlencode, urlsplit
+from urllib.parse import (
+    parse_qsl,
+    quote_from_bytes,
+    unquote_to_bytes,
+    urlencode,
+    urlsplit,
+)
 
 import re2
 
@@ -180,7 +186,9 @@ class RegexCache:
 def _match_table(m: Any, compiled: Any) -> dict[str, Any]:
     groups = [g if g is not None else False for g in m.groups()]
     named = {
-        (k.decode() if isinstance(k, bytes) else k): (m.group(i) if m.group(i) is not None else False)
+        (k.decode() if isinstance(k, bytes) else k): (
+            m.group(i) if m.group(i) is not None else False
+        )
         for k, i in compiled.groupindex.items()
     }
     return {
@@ -228,13 +236,17 @@ def re_replace(
 ) -> tuple[bytes, int]:
     """``repl`` may use ``\\1`` and ``\\g<name>``; ``count`` 0 replaces all."""
     try:
-        result: tuple[bytes, int] = cache.get(pattern).subn(repl, subject, max(count, 0))
+        result: tuple[bytes, int] = cache.get(pattern).subn(
+            repl, subject, max(count, 0)
+        )
     except (IndexError, re2.error) as e:
         raise StdlibError(f"invalid replacement: {e}") from e
     return result
 
 
-def re_split(cache: RegexCache, pattern: bytes, subject: bytes, maxsplit: int) -> list[bytes]:
+def re_split(
+    cache: RegexCache, pattern: bytes, subject: bytes, maxsplit: int
+) -> list[bytes]:
     parts = cache.get(pattern).split(subject, max(maxsplit, 0))
     return [p if p is not None else b"" for p in parts]
 

@@ -78,8 +78,13 @@ class AppRuntime:
         self._lua = self._sandbox.lua
         lim = self.limits
         self._sandbox.configure(
-            lim.max_instructions, lim.max_memory_bytes, lim.max_call_depth, lim.max_log_bytes,
-            lim.max_value_bytes, lim.max_value_depth, lim.max_response_bytes,
+            lim.max_instructions,
+            lim.max_memory_bytes,
+            lim.max_call_depth,
+            lim.max_log_bytes,
+            lim.max_value_bytes,
+            lim.max_value_depth,
+            lim.max_response_bytes,
             lim.module_import_depth_max,
         )
         self._current: CurrentInvocation | None = None
@@ -115,11 +120,15 @@ class AppRuntime:
         try:
             fn, err = _pair(self._sandbox.compile(name.encode(), data))
         except LuaMemoryError as e:
-            raise ScriptLimitExceeded("memory", f"{name}: the script does not fit in memory") from e
+            raise ScriptLimitExceeded(
+                "memory", f"{name}: the script does not fit in memory"
+            ) from e
         if fn is None:
             message = err.decode("utf-8", "replace")
             if message == "not enough memory":
-                raise ScriptLimitExceeded("memory", f"{name}: the script does not fit in memory")
+                raise ScriptLimitExceeded(
+                    "memory", f"{name}: the script does not fit in memory"
+                )
             raise syntax_error(name, message)
         return CompiledScript(self, name, fn)
 
@@ -207,4 +216,3 @@ def _pair(result: Any) -> tuple[Any, Any]:
     if isinstance(result, tuple):
         return result[0], result[1] if len(result) > 1 else None
     return result, None
-

@@ -53,7 +53,9 @@ class Watchdog:
         self._runtimes: set[AppRuntime] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="picloud-watchdog", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="picloud-watchdog", daemon=True
+        )
 
     def watch(self, runtime: AppRuntime) -> None:
         with self._lock:

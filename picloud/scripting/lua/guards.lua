@@ -13,6 +13,12 @@ local byte, rep = string.byte, string.rep
 local math_type = math.type
 local charge, kill = I.charge, I.kill
 
+-- What luaL_checkinteger accepts: integers, integral floats, numeric strings.
+local function to_int(v)
+  if type(v) == "string" then v = R.tonumber(v) end
+  return math.tointeger(v)
+end
+
 local BIG = 4096            -- strings shorter than this are not worth charging
 local PATTERN_BUDGET = 1e8  -- worst-case matcher steps allowed for one call (~0.1 s)
 local SHIFT_IN_C = 4096     -- element moves done by C; larger ones run hooked Lua
@@ -52,8 +58,8 @@ end
 function S.rep(s, n, sep)
   if type(s) == "number" then s = tostring(s) end
   if type(sep) == "number" then sep = tostring(sep) end
-  if type(s) == "string" and math_type(n) and (sep == nil or type(sep) == "string") then
-    n = math.tointeger(n) or n
+  if type(s) == "string" and (sep == nil or type(sep) == "string") then
+    n = to_int(n) or n
     if math_type(n) == "integer" and n > 0 then
       local total = #s * n + (sep and #sep * (n - 1) or 0)
       if total == 0 then return "" end
@@ -183,8 +189,7 @@ local concat, sort, unpack = table.concat, table.sort, table.unpack
 -- of tables with a metatable (whose __len may answer differently each time),
 -- run here in Lua, where the hook counts them.
 local function position(v, fname)
-  if type(v) == "string" then v = R.tonumber(v) end
-  local p = math.tointeger(v)
+  local p = to_int(v)
   if p == nil then
     error("bad argument #2 to '" .. fname .. "' (number has no integer representation)", 3)
   end
@@ -234,10 +239,9 @@ end
 -- and charge each, preserving the direction that handles overlap.
 local SLICE = 65536
 function T.move(a1, f, e, t, a2)
-  if math_type(f) ~= "integer" or math_type(e) ~= "integer" or math_type(t) ~= "integer"
-      or e - f < SLICE then
-    return move(a1, f, e, t, a2)
-  end
+  local fi, ei, ti = to_int(f), to_int(e), to_int(t)
+  if not (fi and ei and ti) or ei - fi < SLICE then return move(a1, f, e, t, a2) end
+  f, e, t = fi, ei, ti
   local dest = a2 == nil and a1 or a2
   if t > e or t <= f or dest ~= a1 then
     for s = f, e, SLICE do
@@ -272,10 +276,8 @@ function T.sort(t, comp)
 end
 
 function T.unpack(t, i, j)
-  if math_type(i or 1) == "integer" and math_type(j) == "integer" then
-    local n = j - (i or 1)
-    if n > BIG then charge(n * 16) end
-  end
+  local first, last = to_int(i or 1), to_int(j)
+  if first and last and last - first > BIG then charge((last - first) * 16) end
   return unpack(t, i, j)
 end
 

@@ -162,15 +162,19 @@ local function logger(level)
   return function(...)
     local n = select("#", ...)
     local parts = {...}
+    local size = n > 0 and n - 1 or 0
     for i = 1, n do
       local v = parts[i]
-      if type(v) ~= "string" then parts[i] = tostring(v) end
+      if type(v) ~= "string" then
+        v = tostring(v)
+        parts[i] = v
+      end
+      size = size + #v
     end
-    local msg = concat(parts, " ", 1, n)
     local inv = I.current()
-    inv.log_bytes = inv.log_bytes + #msg
+    inv.log_bytes = inv.log_bytes + size
     if inv.log_bytes > inv.max_log then kill("log_bytes") end
-    call("log", host_log, level, msg)
+    call("log", host_log, level, concat(parts, " ", 1, n))
   end
 end
 LIBS.log = {debug = logger("debug"), info = logger("info"), warn = logger("warn"), error = logger("error")}
