@@ -29,6 +29,7 @@ local function request_strings(op, a, b)
     error(op .. ": the arguments must be valid UTF-8", 0)
   end
   if #a > max or b and #b > max then I.kill("value_bytes") end
+  if b == nil then return answer(op, I.sdk_yield(op, nil, a)) end
   return answer(op, I.sdk_yield(op, nil, a, b))
 end
 
