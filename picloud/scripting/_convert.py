@@ -26,7 +26,7 @@ _BAD_HEADER = re.compile(r"[\r\n\x00]")
 _decode = msgspec.json.decode
 
 
-class ValueLimitHit(Exception):  # noqa: N818 - a signal, not an error to report
+class ValueLimitHit(Exception):
     """A value is over a size or depth limit; ``limit`` names which."""
 
     def __init__(self, limit: str) -> None:
@@ -60,7 +60,7 @@ class _Shaper:
         if self.size > self.max_bytes:
             raise ValueLimitHit("value_bytes")
 
-    def walk(self, v: object, depth: int) -> None:  # noqa: C901, PLR0912 - one branch per JSON type
+    def walk(self, v: object, depth: int) -> None:  # noqa: C901 - one branch per JSON type
         if v is None:
             self.shape.append(_Z)
             self.size += 4
@@ -120,7 +120,7 @@ def shape_value(value: object, *, max_bytes: int, max_depth: int) -> Shaped:
     return Shaped(bytes(s.shape), s.vals, s.lua + 16 * len(s.vals) + len(s.shape))
 
 
-# -- responses (SPEC.md §1) ----------------------------------------------------------
+# -- responses (SPEC.md §1) ------------------------------------------------------------
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"

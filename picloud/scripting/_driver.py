@@ -32,7 +32,6 @@ from .context import CurrentInvocation, InvocationResult, LogLine
 
 if TYPE_CHECKING:
     from .context import InvocationContext, ModuleSource, SdkHandler
-    from .limits import ScriptLimits
     from .runtime import AppRuntime, CompiledScript
 
 __all__ = ["Invocation", "logs_of", "run"]
@@ -49,8 +48,13 @@ class Invocation:
 
     __slots__ = ("current", "deadline", "handle", "logs", "modules", "script")
 
-    def __init__(self, script: CompiledScript, current: CurrentInvocation,
-                 deadline: float, modules: ModuleSource | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        script: CompiledScript,
+        current: CurrentInvocation,
+        deadline: float,
+        modules: ModuleSource | None,
+    ) -> None:
         self.script = script
         self.current = current
         self.deadline = deadline
@@ -59,7 +63,7 @@ class Invocation:
         self.handle: Any = None
 
 
-class _Stop(Exception):  # noqa: N818 - a signal to end the invocation at a limit
+class _Stop(Exception):
     def __init__(self, limit: str) -> None:
         super().__init__(limit)
         self.limit = limit
@@ -138,9 +142,12 @@ def _ctx_flat(ctx: InvocationContext) -> tuple[list[Any], int]:
     """``ctx`` as the flat list bridge.lua's build_ctx reads, and its Lua size."""
     app = ctx.app
     flat: list[Any] = [
-        ctx.invocation_id.encode(), app.id.encode(), app.slug.encode(), app.name.encode(),
+        ctx.invocation_id.encode(),
+        app.id.encode(),
+        app.slug.encode(),
+        app.name.encode(),
         ctx.trigger_depth,
-    ]  # fmt: skip
+    ]
     req = ctx.request
     if req is None:
         flat.append(0)
@@ -202,6 +209,11 @@ async def _answer(
         value = await sdk(status[2].decode(), args)
     except SdkCallError as e:
         return (False, e.message.encode()[:MAX_MESSAGE])
+    return _to_lua(rt, value)
+
+
+def _to_lua(rt: AppRuntime, value: Any) -> tuple[Any, ...]:
+    """``value`` as resume arguments: scalars as they are, the rest shaped."""
     limits = rt.limits
     kind = type(value)
     if value is None:

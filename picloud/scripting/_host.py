@@ -48,7 +48,7 @@ class HostState(Protocol):
     def running_modules(self) -> ModuleSource | None: ...
 
 
-class _Limit(Exception):  # noqa: N818 - a signal, turned into (None, limit)
+class _Limit(Exception):
     def __init__(self, limit: str) -> None:
         super().__init__(limit)
         self.limit = limit
@@ -86,7 +86,8 @@ class Host:
             "b64url_decode", "hex_encode", "hex_decode", "url_encode", "url_decode",
             "url_parse", "url_parse_query", "url_build_query", "re_match", "re_find",
             "re_find_all", "re_replace", "re_split", "time_now", "time_unix",
-            "time_format", "time_parse", "rand_int", "rand_float", "rand_uuid", "rand_bytes",
+            "time_format", "time_parse", "rand_int", "rand_float", "rand_uuid",
+            "rand_bytes",
         ]  # fmt: skip
         table: dict[bytes, Callable[..., Any]] = {
             name.encode(): _guarded(getattr(self, name)) for name in names

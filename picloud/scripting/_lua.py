@@ -9,7 +9,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, NamedTuple
 
-import lupa.lua54 as lua54
+from lupa import lua54
 
 __all__ = ["LuaError", "LuaMemoryError", "Sandbox", "open_sandbox"]
 
@@ -62,7 +62,8 @@ def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> S
     )
     # Capture `load` before core.lua deletes the globals.
     loader = lua.eval(
-        b"(function(load) return function(src, name) return load(src, name, 't') end end)(load)"
+        b"(function(load) return function(src, name) return load(src, name, 't') end"
+        b" end)(load)"
     )
 
     def chunk(name: str) -> Any:

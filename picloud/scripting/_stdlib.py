@@ -21,7 +21,8 @@ from urllib.parse import (
     urlsplit,
 )
 
-import re2
+# google-re2 ships no type information
+import re2  # type: ignore[import-untyped]
 
 __all__ = ["RegexCache", "StdlibError"]
 
@@ -35,7 +36,7 @@ class StdlibError(Exception):
     """A script's mistake; the message becomes the Lua error."""
 
 
-# -- base64, hex, url --------------------------------------------------------------
+# -- base64, hex, url ------------------------------------------------------------------
 
 
 def b64_encode(data: bytes) -> bytes:
@@ -146,7 +147,7 @@ def url_build_query(value: Any) -> bytes:
     return urlencode(pairs).encode("ascii")
 
 
-# -- regex ---------------------------------------------------------------------------
+# -- regex -----------------------------------------------------------------------------
 
 
 class RegexCache:
@@ -251,7 +252,7 @@ def re_split(
     return [p if p is not None else b"" for p in parts]
 
 
-# -- time and random ------------------------------------------------------------------
+# -- time and random -------------------------------------------------------------------
 
 
 def time_now() -> bytes:

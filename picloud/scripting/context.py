@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 JSONValue: TypeAlias = (
-    "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
+    "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 )
 
 

@@ -179,21 +179,26 @@ class AppRuntime:
     def fits(self, lua_bytes: int) -> bool:
         """Whether ``lua_bytes`` more can be allocated unprotected; collects
         garbage once before saying no."""
-        if self._lua.get_memory_used() + lua_bytes + _MARGIN <= self._hard:
+        used: int = self._lua.get_memory_used()
+        if used + lua_bytes + _MARGIN <= self._hard:
             return True
         self._lua.gccollect()
-        return self._lua.get_memory_used() + lua_bytes + _MARGIN <= self._hard
+        used = self._lua.get_memory_used()
+        return used + lua_bytes + _MARGIN <= self._hard
 
     def new_table(self, vals: list[Any]) -> Any:
         return self._lua.table_from(vals)
 
     def running_logs(self) -> list[LogLine]:
-        assert self._running is not None
-        return self._running.logs
+        return self._invocation().logs
 
     def running_modules(self) -> ModuleSource | None:
-        assert self._running is not None
-        return self._running.modules
+        return self._invocation().modules
+
+    def _invocation(self) -> _driver.Invocation:
+        if self._running is None:
+            raise RuntimeError("no invocation is running")
+        return self._running
 
     def enter(self, invocation: _driver.Invocation) -> None:
         self._running = invocation

@@ -6,7 +6,7 @@ import re
 import threading
 from typing import Any
 
-import lupa.lua54 as lua54
+from lupa import lua54
 
 from picloud.errors import ScriptSyntaxError
 

@@ -19,6 +19,7 @@ from picloud.scripting import (
     InvocationResult,
     JSONValue,
     ModuleSource,
+    ModuleSpec,
     RequestData,
     ScriptLimits,
 )
@@ -81,7 +82,11 @@ class MemorySdk:
         if op == "kv.delete":
             return self.kv.pop((str(args[0]), str(args[1])), None) is not None
         if op == "kv.list":
-            items = [{"key": k, "value": v} for (c, k), v in sorted(self.kv.items()) if c == args[0]]
+            items: list[JSONValue] = [
+                {"key": k, "value": v}
+                for (c, k), v in sorted(self.kv.items())
+                if c == args[0]
+            ]
             return {"items": items}
         raise SdkCallError(f"unsupported operation {op}")
 
@@ -93,9 +98,7 @@ class Modules:
         self.modules = modules
         self.lookups: list[str] = []
 
-    def lookup(self, name: str) -> Any:
-        from picloud.scripting import ModuleSpec
-
+    def lookup(self, name: str) -> ModuleSpec | None:
         self.lookups.append(name)
         found = self.modules.get(name)
         if found is None:

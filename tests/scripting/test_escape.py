@@ -5,32 +5,43 @@ invocation of the same app and of another app unaffected."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 
 import pytest
 
 from picloud.errors import ScriptLimitExceeded, ScriptRuntimeError
-from picloud.scripting import AppRuntime, ScriptLimits
+from picloud.scripting import AppRuntime, ScriptLimits, _stdlib
 
-from .conftest import Runner, assert_healthy
+from .conftest import MemorySdk, Runner, assert_healthy, make_ctx
 
 # -- globals, load, bytecode -----------------------------------------------------------
 
 
-async def test_load_without_env_cannot_reach_real_globals(run: Runner, other: Runner) -> None:
+async def test_load_without_env_cannot_reach_real_globals(
+    run: Runner, other: Runner
+) -> None:
     value = await run.value(
         "local f = load('return _G, os, io, debug, package, python, require, load')\n"
         "local g, os_, io_, debug_, package_, python_ = f()\n"
         "return {same = g == _G, os_exit = os_ and os_.exit ~= nil, io = io_ ~= nil,"
         " debug = debug_ ~= nil, package = package_ ~= nil, python = python_ ~= nil}"
     )
-    assert value == {"same": True, "os_exit": False, "io": False, "debug": False,
-                     "package": False, "python": False}  # fmt: skip
+    assert value == {
+        "same": True,
+        "os_exit": False,
+        "io": False,
+        "debug": False,
+        "package": False,
+        "python": False,
+    }
     await assert_healthy(run, other)
 
 
-async def test_load_refuses_functions_and_binary_chunks(run: Runner, other: Runner) -> None:
+async def test_load_refuses_functions_and_binary_chunks(
+    run: Runner, other: Runner
+) -> None:
     value = await run.value(
         "local ok, err = pcall(load, function() return 'return 1' end)\n"
         "local f, err2 = load('\\27Lua\\84\\0\\25\\147\\13\\10\\26\\10', 'x', 'b')\n"
@@ -57,7 +68,8 @@ async def test_dangerous_libraries_are_unreachable(run: Runner, other: Runner) -
     value = await run.value(
         """
         local found = {}
-        for _, name in ipairs({"os", "io", "debug", "package", "python", "collectgarbage",
+        for _, name in ipairs({"os", "io", "debug", "package", "python",
+                               "collectgarbage",
                                "dofile", "loadfile", "warn", "rawequal"}) do
           found[name] = _G[name] ~= nil
         end
@@ -71,12 +83,23 @@ async def test_dangerous_libraries_are_unreachable(run: Runner, other: Runner) -
         """
     )
     assert value == {
-        "os": True, "io": False, "debug": False, "package": False, "python": False,
-        "collectgarbage": False, "dofile": False, "loadfile": False, "warn": False,
-        "rawequal": True, "os_execute": False, "require_os_execute": False,
-        "require_io": False, "require_python": False, "math_randomseed": False,
+        "os": True,
+        "io": False,
+        "debug": False,
+        "package": False,
+        "python": False,
+        "collectgarbage": False,
+        "dofile": False,
+        "loadfile": False,
+        "warn": False,
+        "rawequal": True,
+        "os_execute": False,
+        "require_os_execute": False,
+        "require_io": False,
+        "require_python": False,
+        "math_randomseed": False,
         "string_meta": False,
-    }  # fmt: skip
+    }
     await assert_healthy(run, other)
 
 
@@ -90,12 +113,16 @@ async def test_no_python_object_is_reachable(run: Runner, other: Runner) -> None
           if t == "userdata" or t == "thread" then bad[#bad + 1] = path .. ":" .. t end
           if t == "table" and not seen[v] then
             seen[v] = true
-            for k, x in next, v do walk(k, path .. ".<key>"); walk(x, path .. "." .. tostring(k)) end
+            for k, x in next, v do
+              walk(k, path .. ".<key>")
+              walk(x, path .. "." .. tostring(k))
+            end
             local mt = getmetatable(v)
             if type(mt) == "table" then walk(mt, path .. ".<mt>") end
           end
         end
-        for _, lib in ipairs({"string", "table", "math", "utf8", "os", "coroutine", "json",
+        for _, lib in ipairs({"string", "table", "math", "utf8", "os", "coroutine",
+                              "json",
                               "base64", "hex", "url", "regex", "time", "random", "log",
                               "kv", "docs", "dead_letters"}) do
           walk(_G[lib], lib)
@@ -120,13 +147,13 @@ async def test_a_failing_host_function_gives_a_string_error(
     runtime: AppRuntime, run: Runner, other: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # If Python raised into Lua, the error value would be the exception object.
-    from picloud.scripting import _stdlib
-
     def explode(data: bytes) -> bytes:
         raise RuntimeError("host internals: /secret/path")
 
     monkeypatch.setattr(_stdlib, "hex_encode", explode)
-    value = await run.value("local ok, e = pcall(hex.encode, 'x') return {ok, type(e), e}")
+    value = await run.value(
+        "local ok, e = pcall(hex.encode, 'x') return {ok, type(e), e}"
+    )
     assert value == [False, "string", "hex.encode: internal error"]
     with pytest.raises(ScriptRuntimeError) as info:
         await run("hex.encode('x')", name="h")
@@ -144,12 +171,14 @@ async def test_python_object_metatable_is_locked(
     raw = runtime.sandbox.internal[b"raw"]
     assert raw[b"getmetatable"](object()) is False
     assert raw[b"getmetatable"](b"") is False
-    value = await run.value("local ok = pcall(setmetatable, '', {})\nreturn {getmetatable('') == nil, ok}")
+    value = await run.value(
+        "local ok = pcall(setmetatable, '', {})\nreturn {getmetatable('') == nil, ok}"
+    )
     assert value == [True, False]
     await assert_healthy(run, other)
 
 
-# -- the hook and its kill ---------------------------------------------------------------
+# -- the hook and its kill -------------------------------------------------------------
 
 
 async def test_coroutines_created_inside_coroutines_are_hooked(
@@ -171,18 +200,25 @@ async def test_coroutines_created_inside_coroutines_are_hooked(
     "source",
     [
         "while true do pcall(function() while true do end end) end",
-        "while true do xpcall(function() while true do end end, function(e) return e end) end",
-        "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+        "while true do\n"
+        "  xpcall(function() while true do end end, function(e) return e end)\n"
+        "end",
+        "while true do\n"
+        "  coroutine.resume(coroutine.create(function() while true do end end))\n"
+        "end",
         "while true do pcall(coroutine.wrap(function() while true do end end)) end",
         "while true do local ok = pcall(error, 'x') end",
         # the message handler runs after the kill, and is killed as well
         "xpcall(function() while true do end end, function() while true do end end)",
         # a to-be-closed variable's __close runs while the kill unwinds
-        "local t <close> = setmetatable({}, {__close = function() while true do end end})\n"
+        "local t <close> =\n"
+        "  setmetatable({}, {__close = function() while true do end end})\n"
         "while true do end",
     ],
 )
-async def test_the_kill_cannot_be_swallowed(run: Runner, other: Runner, source: str) -> None:
+async def test_the_kill_cannot_be_swallowed(
+    run: Runner, other: Runner, source: str
+) -> None:
     started = time.monotonic()
     with pytest.raises(ScriptLimitExceeded) as info:
         await run(source)
@@ -193,7 +229,8 @@ async def test_the_kill_cannot_be_swallowed(run: Runner, other: Runner, source: 
 
 async def test_gc_metamethods_are_refused(run: Runner, other: Runner) -> None:
     value = await run.value(
-        "local ok1, e1 = pcall(setmetatable, {}, {__gc = function() while true do end end})\n"
+        "local ok1, e1 =\n"
+        "  pcall(setmetatable, {}, {__gc = function() while true do end end})\n"
         "local mt = {__gc = true}\n"
         "local ok2, e2 = pcall(setmetatable, {}, mt)\n"
         "local late = {}\n"
@@ -208,10 +245,6 @@ async def test_gc_metamethods_are_refused(run: Runner, other: Runner) -> None:
 
 
 def test_no_finalizer_runs_at_runtime_close(limits: ScriptLimits) -> None:
-    import asyncio
-
-    from .conftest import MemorySdk, make_ctx
-
     rt = AppRuntime("closing", limits)
     script = rt.compile(
         "fin",
@@ -228,7 +261,7 @@ def test_no_finalizer_runs_at_runtime_close(limits: ScriptLimits) -> None:
     assert time.monotonic() - started < 1
 
 
-# -- shared state -------------------------------------------------------------------------
+# -- shared state ----------------------------------------------------------------------
 
 
 async def test_string_metatable_and_libraries_are_per_invocation(
@@ -242,7 +275,8 @@ async def test_string_metatable_and_libraries_are_per_invocation(
         "_G.print = nil\n"
     )
     value = await run.value(
-        "return {('a'):upper(), string.upper('b'), string.format('%d', 1), json.encode({1}),"
+        "return {('a'):upper(), string.upper('b'), string.format('%d', 1),"
+        " json.encode({1}),"
         " type(print)}"
     )
     assert value == ["A", "B", "1", "[1]", "function"]

@@ -25,7 +25,7 @@ async def expect_limit(run: Runner, source: str, limit: str, **kwargs: object) -
     assert time.monotonic() - started < 5
 
 
-# -- each limit ---------------------------------------------------------------------------
+# -- each limit ------------------------------------------------------------------------
 
 
 async def test_instructions(run: Runner, other: Runner) -> None:
@@ -70,27 +70,41 @@ async def test_memory_cannot_be_caught_and_retried(run: Runner, other: Runner) -
     await expect_limit(
         run,
         "local keep = {}\n"
-        "while true do pcall(function() keep[#keep + 1] = string.rep('x', 1e6) .. #keep end) end",
+        "while true do\n"
+        "  pcall(function() keep[#keep + 1] = string.rep('x', 1e6) .. #keep end)\n"
+        "end",
         "memory",
     )
     await assert_healthy(run, other)
 
 
 async def test_call_depth(run: Runner, other: Runner) -> None:
-    await expect_limit(run, "local function f(n) return 1 + f(n + 1) end\nreturn f(1)", "call_depth")
     await expect_limit(
-        run, "local function f() local ok, e = pcall(f) error(e, 0) end\nf()", "call_depth"
+        run, "local function f(n) return 1 + f(n + 1) end\nreturn f(1)", "call_depth"
+    )
+    await expect_limit(
+        run,
+        "local function f() local ok, e = pcall(f) error(e, 0) end\nf()",
+        "call_depth",
     )
     await assert_healthy(run, other)
 
 
 async def test_recursion_below_the_limit_is_fine(run: Runner) -> None:
-    assert await run.value("local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end\nreturn f(80)") == 80
+    assert (
+        await run.value(
+            "local function f(n) if n == 0 then return 0 end return 1 + f(n - 1) end\n"
+            "return f(80)"
+        )
+        == 80
+    )
 
 
 async def test_log_bytes(run: Runner, other: Runner) -> None:
     with pytest.raises(ScriptLimitExceeded) as info:
-        await run("log.info('first')\nwhile true do log.info(string.rep('x', 1000)) end")
+        await run(
+            "log.info('first')\nwhile true do log.info(string.rep('x', 1000)) end"
+        )
     assert info.value.limit == "log_bytes"
     logs = logs_of(info.value)
     assert logs[0].message == "first"
@@ -108,9 +122,14 @@ async def test_a_huge_log_line_never_reaches_python(run: Runner, other: Runner) 
 
 async def test_response_bytes(run: Runner, other: Runner) -> None:
     await expect_limit(run, "return string.rep('x', 600 * 1024)", "response_bytes")
-    await expect_limit(run, "local t = {} for i = 1, 100000 do t[i] = 'abcdefgh' end return t",
-                       "response_bytes")  # fmt: skip
-    await expect_limit(run, "return {body = string.rep('x', 600 * 1024)}", "response_bytes")
+    await expect_limit(
+        run,
+        "local t = {} for i = 1, 100000 do t[i] = 'abcdefgh' end return t",
+        "response_bytes",
+    )
+    await expect_limit(
+        run, "return {body = string.rep('x', 600 * 1024)}", "response_bytes"
+    )
     await assert_healthy(run, other)
 
 
@@ -119,7 +138,9 @@ async def test_value_bytes_at_the_bridge(run: Runner, other: Runner) -> None:
         run, "kv.collection('c'):set('k', string.rep('x', 300 * 1024))", "value_bytes"
     )
     assert run.sdk.calls == []  # the value never reached Python
-    await expect_limit(run, "return json.encode({string.rep('x', 300 * 1024)})", "value_bytes")
+    await expect_limit(
+        run, "return json.encode({string.rep('x', 300 * 1024)})", "value_bytes"
+    )
     run.sdk.answers["kv.get"] = "y" * (300 * 1024)
     await expect_limit(run, "return kv.collection('c'):get('k')", "value_bytes")
     del run.sdk.answers["kv.get"]
@@ -127,11 +148,14 @@ async def test_value_bytes_at_the_bridge(run: Runner, other: Runner) -> None:
 
 
 async def test_value_depth(run: Runner, other: Runner) -> None:
-    await expect_limit(run, "local t = {}\nt.self = t\nreturn json.encode(t)", "value_depth")
     await expect_limit(
-        run, "local t = {} local c = t for i = 1, 1e5 do c.x = {} c = c.x end return t",
+        run, "local t = {}\nt.self = t\nreturn json.encode(t)", "value_depth"
+    )
+    await expect_limit(
+        run,
+        "local t = {} local c = t for i = 1, 1e5 do c.x = {} c = c.x end return t",
         "value_depth",
-    )  # fmt: skip
+    )
     deep: list[object] = []
     cursor = deep
     for _ in range(100_000):
@@ -140,11 +164,14 @@ async def test_value_depth(run: Runner, other: Runner) -> None:
     run.sdk.answers["kv.get"] = deep  # type: ignore[assignment]
     await expect_limit(run, "return kv.collection('c'):get('k')", "value_depth")
     del run.sdk.answers["kv.get"]
-    await expect_limit(run, "return json.decode(string.rep('[', 100000))", "value_depth")
     await expect_limit(
-        run, "return json.decode(string.rep('[', 100000) .. string.rep(']', 100000))",
+        run, "return json.decode(string.rep('[', 100000))", "value_depth"
+    )
+    await expect_limit(
+        run,
+        "return json.decode(string.rep('[', 100000) .. string.rep(']', 100000))",
         "value_depth",
-    )  # fmt: skip
+    )
     await assert_healthy(run, other)
 
 
@@ -158,7 +185,7 @@ async def test_deep_event_is_refused_before_running(run: Runner, other: Runner) 
     await assert_healthy(run, other)
 
 
-# -- C functions that run without the hook --------------------------------------------------
+# -- C functions that run without the hook ---------------------------------------------
 
 
 async def test_string_rep_of_nothing_is_instant(run: Runner, other: Runner) -> None:
@@ -181,10 +208,13 @@ async def test_string_rep_beyond_memory(run: Runner, other: Runner) -> None:
         "table.move({1, 2, 3}, 1, 1e15, 2, {})",
         "local t = setmetatable({}, {__len = function() return 1 << 50 end})\n"
         "table.insert(t, 1, 'x')",
-        "local t = setmetatable({}, {__len = function() return 1 << 50 end})\ntable.remove(t, 1)",
+        "local t = setmetatable({}, {__len = function() return 1 << 50 end})\n"
+        "table.remove(t, 1)",
     ],
 )
-async def test_table_functions_over_huge_ranges(run: Runner, other: Runner, source: str) -> None:
+async def test_table_functions_over_huge_ranges(
+    run: Runner, other: Runner, source: str
+) -> None:
     started = time.monotonic()
     with pytest.raises(ScriptLimitExceeded) as info:
         await run(source)
@@ -199,7 +229,9 @@ async def test_a_length_that_changes_is_read_once(run: Runner) -> None:
     started = time.monotonic()
     value = await run.value(
         "local n = 0\n"
-        "local t = setmetatable({}, {__len = function() n = n + 1 return n == 1 and 1 or 1 << 50 end})\n"
+        "local t = setmetatable({}, {__len = function()\n"
+        "  n = n + 1 return n == 1 and 1 or 1 << 50\n"
+        "end})\n"
         "table.insert(t, 1, 'x')\nreturn {n, t[1]}"
     )
     assert value == [1, "x"]
@@ -229,9 +261,17 @@ async def test_table_functions_still_work(run: Runner) -> None:
         """
     )
     assert value == {
-        "t": [3, 2, 0], "removed": 1, "last": 5, "moved": [1, 1, 2, 3], "first": 0,
-        "n": 10002, "m3": 1, "m10002": 10000, "p": "a", "c": "a-b",
-    }  # fmt: skip
+        "t": [3, 2, 0],
+        "removed": 1,
+        "last": 5,
+        "moved": [1, 1, 2, 3],
+        "first": 0,
+        "n": 10002,
+        "m3": 1,
+        "m10002": 10000,
+        "p": "a",
+        "c": "a-b",
+    }
 
 
 @pytest.mark.parametrize(
@@ -242,12 +282,17 @@ async def test_table_functions_still_work(run: Runner) -> None:
         "local s = string.rep('a', 100000)\nreturn s:find('a*b')",
         "local s = string.rep('a', 50000)\nfor w in s:gmatch('(%w+)=(%w+)') do end",
         "local s = string.rep('a', 50000)\nreturn (s:gsub('a-b', ''))",
-        "local s = string.rep('a', 40)\nreturn s:find(string.rep('a?', 40) .. string.rep('a', 40))",
+        "local s = string.rep('a', 40)\n"
+        "return s:find(string.rep('a?', 40) .. string.rep('a', 40))",
     ],
 )
-async def test_catastrophic_patterns_are_refused(run: Runner, other: Runner, source: str) -> None:
+async def test_catastrophic_patterns_are_refused(
+    run: Runner, other: Runner, source: str
+) -> None:
     started = time.monotonic()
-    with pytest.raises(ScriptRuntimeError, match="pattern too complex.*use the regex library"):
+    with pytest.raises(
+        ScriptRuntimeError, match=r"pattern too complex.*use the regex library"
+    ):
         await run(source)
     assert time.monotonic() - started < 1
     await assert_healthy(run, other)
@@ -273,25 +318,32 @@ async def test_big_c_calls_are_charged_to_the_time_limit(other: Runner) -> None:
     run = Runner(rt)
     started = time.monotonic()
     with pytest.raises(ScriptTimeout):
-        await run("local s = string.rep('x', 4 * 1024 * 1024)\nwhile true do local u = s:upper() end")
+        await run(
+            "local s = string.rep('x', 4 * 1024 * 1024)\n"
+            "while true do local u = s:upper() end"
+        )
     assert time.monotonic() - started < 1.5
     await assert_healthy(run, other)
 
 
 async def test_big_c_calls_count_as_instructions(run: Runner, other: Runner) -> None:
     await expect_limit(
-        run, "local s = string.rep('x', 4 * 1024 * 1024)\nwhile true do local u = s:upper() end",
+        run,
+        "local s = string.rep('x', 4 * 1024 * 1024)\n"
+        "while true do local u = s:upper() end",
         "instructions",
-    )  # fmt: skip
+    )
     await assert_healthy(run, other)
 
 
-# -- memory at the bridge ---------------------------------------------------------------------
+# -- memory at the bridge --------------------------------------------------------------
 
 
 @pytest.fixture
 def tight() -> Iterator[Runner]:
-    rt = AppRuntime("tight", ScriptLimits(max_memory_bytes=2 * MIB, max_value_bytes=256 * 1024))
+    rt = AppRuntime(
+        "tight", ScriptLimits(max_memory_bytes=2 * MIB, max_value_bytes=256 * 1024)
+    )
     yield Runner(rt)
     rt.close()
 
@@ -299,8 +351,10 @@ def tight() -> Iterator[Runner]:
 async def test_sdk_answers_when_the_heap_is_full(tight: Runner, other: Runner) -> None:
     tight.sdk.answers["kv.get"] = "z" * (200 * 1024)
     with pytest.raises(ScriptLimitExceeded) as info:
-        await tight("local c = kv.collection('c')\nlocal keep = {}\n"
-                    "while true do keep[#keep + 1] = c:get('k') end")  # fmt: skip
+        await tight(
+            "local c = kv.collection('c')\nlocal keep = {}\n"
+            "while true do keep[#keep + 1] = c:get('k') end"
+        )
     assert info.value.limit == "memory"
     del tight.sdk.answers["kv.get"]
     await assert_healthy(tight, other)
@@ -309,8 +363,12 @@ async def test_sdk_answers_when_the_heap_is_full(tight: Runner, other: Runner) -
 async def test_host_value_larger_than_the_heap(tight: Runner, other: Runner) -> None:
     body = b"x" * (12 * MIB)
     with pytest.raises(ScriptLimitExceeded) as info:
-        await tight("return #ctx.request.body",
-                    ctx=make_ctx("tight", request=RequestData(method="POST", path="/", body=body)))  # fmt: skip
+        await tight(
+            "return #ctx.request.body",
+            ctx=make_ctx(
+                "tight", request=RequestData(method="POST", path="/", body=body)
+            ),
+        )
     assert info.value.limit == "memory"
     await assert_healthy(tight, other)
 
@@ -325,11 +383,13 @@ async def test_decoding_into_a_full_heap(tight: Runner, other: Runner) -> None:
     await assert_healthy(tight, other)
 
 
-# -- the SDK bridge's own guards -----------------------------------------------------------------
+# -- the SDK bridge's own guards -------------------------------------------------------
 
 
 async def test_yield_outside_a_coroutine_is_refused(run: Runner, other: Runner) -> None:
-    with pytest.raises(ScriptRuntimeError, match=r"^y:2: coroutine\.yield called outside"):
+    with pytest.raises(
+        ScriptRuntimeError, match=r"^y:2: coroutine\.yield called outside"
+    ):
         await run("local x = 1\ncoroutine.yield('not an sdk request')", name="y")
     await assert_healthy(run, other)
 

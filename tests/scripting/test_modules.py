@@ -22,7 +22,8 @@ HELPER = "local H = {}\nfunction H.upper(s) return s:upper() end\nreturn H"
 async def test_require_loads_the_apps_module(run: Runner) -> None:
     modules = Modules({"util": (1, UTIL), "helper": (3, HELPER)})
     value = await run.value(
-        "local util = require('util')\nreturn {util.greet('ann'), require('util') == util}",
+        "local util = require('util')\n"
+        "return {util.greet('ann'), require('util') == util}",
         modules=modules,
     )
     assert value == ["hello ANN", True]
@@ -30,10 +31,20 @@ async def test_require_loads_the_apps_module(run: Runner) -> None:
 
 
 async def test_module_state_does_not_outlive_the_invocation(run: Runner) -> None:
-    modules = Modules({"counter": (1, "local M = {n = 0}\nfunction M.bump() M.n = M.n + 1 return M.n end\nreturn M")})
+    modules = Modules(
+        {
+            "counter": (
+                1,
+                "local M = {n = 0}\n"
+                "function M.bump() M.n = M.n + 1 return M.n end\n"
+                "return M",
+            )
+        }
+    )
     script = run.runtime.compile("count", "return require('counter').bump()")
     values = [
-        (await run.runtime.invoke(script, make_ctx(), run.sdk, modules)).value for _ in range(3)
+        (await run.runtime.invoke(script, make_ctx(), run.sdk, modules)).value
+        for _ in range(3)
     ]
     assert values == [1, 1, 1]
 
@@ -57,23 +68,44 @@ async def test_errors_in_modules_name_the_module_line(run: Runner) -> None:
     [
         ({}, "require: module 'missing' not found"),
         ({"missing": (1, "return 1")}, "require: module 'missing' must return a table"),
-        ({"missing": (1, "return {")}, "require: module 'missing' does not compile: missing:1:"),
-        ({"missing": (1, "return require('b')"), "b": (1, "return require('missing')")},
-         "require: circular import missing -> b -> missing"),
-        ({"missing": (1, "return require('m2')"), "m2": (1, "return require('m3')"),
-          "m3": (1, "return require('m4')"), "m4": (1, "return require('m5')"),
-          "m5": (1, "return {}")},
-         "require: imports nested deeper than 4"),
+        (
+            {"missing": (1, "return {")},
+            "require: module 'missing' does not compile: missing:1:",
+        ),
+        (
+            {
+                "missing": (1, "return require('b')"),
+                "b": (1, "return require('missing')"),
+            },
+            "require: circular import missing -> b -> missing",
+        ),
+        (
+            {
+                "missing": (1, "return require('m2')"),
+                "m2": (1, "return require('m3')"),
+                "m3": (1, "return require('m4')"),
+                "m4": (1, "return require('m5')"),
+                "m5": (1, "return {}"),
+            },
+            "require: imports nested deeper than 4",
+        ),
     ],
-)  # fmt: skip
-async def test_module_errors(run: Runner, modules: dict[str, tuple[int, str]], message: str) -> None:
+)
+async def test_module_errors(
+    run: Runner, modules: dict[str, tuple[int, str]], message: str
+) -> None:
     with pytest.raises(ScriptRuntimeError) as info:
         await run("local m = require('missing')", modules=Modules(modules))
     assert message in str(info.value)
 
 
 async def test_standard_library_names_give_the_library(run: Runner) -> None:
-    assert await run.value("return require('json') == json and require('string') == string") is True
+    assert (
+        await run.value(
+            "return require('json') == json and require('string') == string"
+        )
+        is True
+    )
 
 
 async def test_no_module_source_means_no_modules(run: Runner) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from picloud.config import Settings
 from picloud.errors import ScriptRuntimeError, ScriptSyntaxError
 from picloud.scripting import (
     AppRuntime,
@@ -13,9 +16,9 @@ from picloud.scripting import (
     validate_source,
 )
 
-from .conftest import Runner, assert_healthy, make_ctx
+from .conftest import MemorySdk, Runner, assert_healthy, make_ctx
 
-# -- responses (SPEC.md §1) ---------------------------------------------------------
+# -- responses (SPEC.md §1) ------------------------------------------------------------
 
 
 async def test_string_return_is_text(run: Runner) -> None:
@@ -35,7 +38,8 @@ async def test_plain_table_is_json(run: Runner) -> None:
 
 async def test_response_table_as_given(run: Runner) -> None:
     result = await run(
-        'return {status = 201, headers = {["X-Id"] = "7", ["Content-Type"] = "text/csv"},'
+        "return {status = 201,"
+        ' headers = {["X-Id"] = "7", ["Content-Type"] = "text/csv"},'
         ' body = "a,b"}'
     )
     assert result.response.status == 201
@@ -67,8 +71,12 @@ async def test_binary_body_passes_unchanged(run: Runner) -> None:
     assert result.response.body == b"\x00\xff\x01"
 
 
-async def test_empty_table_encodes_as_object_and_json_array_as_array(run: Runner) -> None:
-    assert await run.value("return {a = {}, b = json.array(), c = json.array({1})}") == {
+async def test_empty_table_encodes_as_object_and_json_array_as_array(
+    run: Runner,
+) -> None:
+    assert await run.value(
+        "return {a = {}, b = json.array(), c = json.array({1})}"
+    ) == {
         "a": {},
         "b": [],
         "c": [1],
@@ -84,7 +92,9 @@ async def test_empty_table_encodes_as_object_and_json_array_as_array(run: Runner
         ("return function() end", "cannot return a function"),
     ],
 )
-async def test_bad_responses_are_script_errors(run: Runner, source: str, fragment: str) -> None:
+async def test_bad_responses_are_script_errors(
+    run: Runner, source: str, fragment: str
+) -> None:
     with pytest.raises(ScriptRuntimeError, match=fragment):
         await run(source, name="resp")
 
@@ -123,10 +133,17 @@ async def test_ctx_request_and_app(run: Runner) -> None:
 
 
 async def test_ctx_event(run: Runner) -> None:
-    event = {"source": "kv", "op": "set", "key": "k", "value": {"a": None}, "prev_value": None}
+    event = {
+        "source": "kv",
+        "op": "set",
+        "key": "k",
+        "value": {"a": None},
+        "prev_value": None,
+    }
     result = await run(
         "local e = ctx.event\n"
-        "return {op = e.op, null = e.prev_value == json.null, a = e.value.a == json.null,"
+        "return {op = e.op, null = e.prev_value == json.null,"
+        " a = e.value.a == json.null,"
         " request = ctx.request == nil}",
         ctx=make_ctx(event=event),
     )
@@ -160,7 +177,9 @@ async def test_error_from_library_points_at_the_script(run: Runner) -> None:
 async def test_error_object_table(run: Runner) -> None:
     with pytest.raises(ScriptRuntimeError, match=r"^t:1: custom$"):
         await run("error({message = 'custom'})", name="t")
-    with pytest.raises(ScriptRuntimeError, match=r"^t:1: error object is a table value$"):
+    with pytest.raises(
+        ScriptRuntimeError, match=r"^t:1: error object is a table value$"
+    ):
         await run("error({code = 1})", name="t")
 
 
@@ -204,7 +223,9 @@ def test_validate_source_reports_the_line(source: str, line: int) -> None:
 
 
 def test_validate_source_accepts_valid_lua() -> None:
-    validate_source("ok", "local t = {}\nfor i = 1, 3 do t[i] = i end\nreturn t\n-- done")
+    validate_source(
+        "ok", "local t = {}\nfor i = 1, 3 do t[i] = i end\nreturn t\n-- done"
+    )
 
 
 def test_validate_source_rejects_bad_names() -> None:
@@ -220,7 +241,7 @@ def test_a_source_cannot_escape_the_wrapper(runtime: AppRuntime) -> None:
             runtime.compile("inject", source)
 
 
-# -- compile once, run many; isolation -------------------------------------------------------
+# -- compile once, run many; isolation -------------------------------------------------
 
 
 async def test_thousand_invocations_leak_nothing(runtime: AppRuntime) -> None:
@@ -270,7 +291,10 @@ async def test_thousand_invocations_leak_nothing(runtime: AppRuntime) -> None:
 
 async def test_apps_cannot_see_each_other(run: Runner, other: Runner) -> None:
     await run("shared = 'from a'; kv.collection('c'):set('k', 'a-value')")
-    assert await other.value("return {shared = shared, v = kv.collection('c'):get('k')}") == {}
+    assert (
+        await other.value("return {shared = shared, v = kv.collection('c'):get('k')}")
+        == {}
+    )
     assert run.sdk.calls[-1] == ("kv.set", ["c", "k", "a-value"])
     assert other.sdk.calls == [("kv.get", ["c", "k"])]
     script = run.runtime.compile("mine", "return 1")
@@ -279,11 +303,9 @@ async def test_apps_cannot_see_each_other(run: Runner, other: Runner) -> None:
     await assert_healthy(run, other)
 
 
-async def test_interleaved_invocations_keep_their_own_state(runtime: AppRuntime) -> None:
-    import asyncio
-
-    from .conftest import MemorySdk
-
+async def test_interleaved_invocations_keep_their_own_state(
+    runtime: AppRuntime,
+) -> None:
     script = runtime.compile(
         "inter",
         "x = ctx.invocation_id\nlocal v = kv.collection('c'):get('k')\n"
@@ -297,8 +319,6 @@ async def test_interleaved_invocations_keep_their_own_state(runtime: AppRuntime)
 
 
 def test_limits_from_settings() -> None:
-    from picloud.config import Settings
-
     settings = Settings(script_max_instructions=7, script_timeout_ms=9)
     limits = ScriptLimits.from_settings(settings)
     assert limits.max_instructions == 7

@@ -27,9 +27,13 @@ async def test_sdk_calls_await_without_blocking_the_loop(run: Runner) -> None:
             ticks += 1
 
     task = asyncio.ensure_future(ticker())
-    script = run.runtime.compile("sleepy", "local c = kv.collection('c')\nc:set('k', 1)\nreturn c:get('k')")
+    script = run.runtime.compile(
+        "sleepy", "local c = kv.collection('c')\nc:set('k', 1)\nreturn c:get('k')"
+    )
     started = time.monotonic()
-    results = await asyncio.gather(*(run.runtime.invoke(script, make_ctx(), sdk) for _ in range(2)))
+    results = await asyncio.gather(
+        *(run.runtime.invoke(script, make_ctx(), sdk) for _ in range(2))
+    )
     elapsed = time.monotonic() - started
     task.cancel()
     assert [r.value for r in results] == [1, 1]
@@ -48,15 +52,29 @@ async def test_kv_operations(run: Runner) -> None:
                 deleted = c:delete("bob"), gone = c:has("bob"), n = #listed.items}
         """
     )
-    assert value == {"get": {"age": 30, "tags": ["a"]}, "has": True, "deleted": True,
-                     "gone": False, "n": 2}  # fmt: skip
+    assert value == {
+        "get": {"age": 30, "tags": ["a"]},
+        "has": True,
+        "deleted": True,
+        "gone": False,
+        "n": 2,
+    }
     assert [op for op, _ in run.sdk.calls] == [
-        "kv.set", "kv.set", "kv.list", "kv.get", "kv.has", "kv.get", "kv.delete", "kv.has",
-    ]  # fmt: skip
+        "kv.set",
+        "kv.set",
+        "kv.list",
+        "kv.get",
+        "kv.has",
+        "kv.get",
+        "kv.delete",
+        "kv.has",
+    ]
     assert run.sdk.calls[2] == ("kv.list", ["users", {"prefix": "a", "limit": 10}])
 
 
-async def test_docs_and_dead_letters_reach_the_handler_as_specified(run: Runner) -> None:
+async def test_docs_and_dead_letters_reach_the_handler_as_specified(
+    run: Runner,
+) -> None:
     seen: list[tuple[str, list[JSONValue]]] = []
 
     async def handler(op: str, args: list[JSONValue]) -> JSONValue:
@@ -86,7 +104,10 @@ async def test_docs_and_dead_letters_reach_the_handler_as_specified(run: Runner)
     assert seen == [
         ("docs.create", ["orders", {"total": 5}]),
         ("docs.get", ["orders", "id1"]),
-        ("docs.find", ["orders", {"total": {"$gt": 3}, "$sort": "-total", "$limit": 2}]),
+        (
+            "docs.find",
+            ["orders", {"total": {"$gt": 3}, "$sort": "-total", "$limit": 2}],
+        ),
         ("docs.find_one", ["orders", {"status": None}]),
         ("docs.update", ["orders", "id1", {"total": 6}]),
         ("docs.delete", ["orders", "id1"]),
@@ -103,7 +124,8 @@ async def test_handler_refusal_fails_the_lua_call(run: Runner) -> None:
         raise SdkCallError("collection 'x' is read-only")
 
     value = await run.value(
-        "local ok, e = pcall(function() kv.collection('x'):set('k', 1) end)\nreturn {ok, e}",
+        "local ok, e = pcall(function() kv.collection('x'):set('k', 1) end)\n"
+        "return {ok, e}",
         sdk=handler,
     )
     assert value == [False, "kv.set: collection 'x' is read-only"]
@@ -117,27 +139,61 @@ async def test_other_handler_exceptions_propagate(run: Runner) -> None:
         raise KeyError("store is down")
 
     with pytest.raises(KeyError, match="store is down"):
-        await run("local ok = pcall(function() kv.collection('x'):get('k') end)", sdk=handler)
+        await run(
+            "local ok = pcall(function() kv.collection('x'):get('k') end)", sdk=handler
+        )
     assert run.runtime.current is None
 
 
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("kv.collection(1)", "kv.collection: the collection name must be a string, got number"),
-        ("kv.collection('')", "kv.collection: the collection name must have 1 to 256 bytes"),
+        (
+            "kv.collection(1)",
+            "kv.collection: the collection name must be a string, got number",
+        ),
+        (
+            "kv.collection('')",
+            "kv.collection: the collection name must have 1 to 256 bytes",
+        ),
         ("kv.collection('c'):get(5)", "kv.get: key must be a string, got number"),
-        ("kv.collection('c'):set('k', nil)", "kv.set: the value must not be nil (use delete)"),
-        ("kv.collection('c'):set('k', print)", "kv.set: cannot encode a function value"),
-        ("kv.collection('c'):list({limit = -1})", "kv.list: limit must be a positive integer"),
-        ("kv.collection('c'):list('x')", "kv.list: options must be a table, got string"),
-        ("docs.collection('c'):create('x')", "docs.create: data must be a table, got string"),
-        ("docs.collection('c'):update('i')", "docs.update: data must be a table, got nil"),
-        ("dead_letters.replay(nil)", "dead_letters.replay: id must be a string, got nil"),
-        ("kv.collection('c'):get('\\255')", "kv.get: the arguments must be valid UTF-8"),
+        (
+            "kv.collection('c'):set('k', nil)",
+            "kv.set: the value must not be nil (use delete)",
+        ),
+        (
+            "kv.collection('c'):set('k', print)",
+            "kv.set: cannot encode a function value",
+        ),
+        (
+            "kv.collection('c'):list({limit = -1})",
+            "kv.list: limit must be a positive integer",
+        ),
+        (
+            "kv.collection('c'):list('x')",
+            "kv.list: options must be a table, got string",
+        ),
+        (
+            "docs.collection('c'):create('x')",
+            "docs.create: data must be a table, got string",
+        ),
+        (
+            "docs.collection('c'):update('i')",
+            "docs.update: data must be a table, got nil",
+        ),
+        (
+            "dead_letters.replay(nil)",
+            "dead_letters.replay: id must be a string, got nil",
+        ),
+        (
+            "kv.collection('c'):get('\\255')",
+            "kv.get: the arguments must be valid UTF-8",
+        ),
     ],
 )
-async def test_bad_arguments_are_clear_lua_errors(run: Runner, source: str, message: str) -> None:
+async def test_bad_arguments_are_clear_lua_errors(
+    run: Runner, source: str, message: str
+) -> None:
     with pytest.raises(ScriptRuntimeError) as info:
         await run(source, name="a")
     assert str(info.value) == f"a:1: {message}"
@@ -158,7 +214,8 @@ async def test_sdk_calls_from_inside_script_coroutines(run: Runner) -> None:
         end)
         local _, first = coroutine.resume(co, "x")
         local _, second = coroutine.resume(co, "y")
-        local ok, err = pcall(table.sort, {2, 1}, function(a, b) return c:get("k") and a < b end)
+        local ok, err = pcall(table.sort, {2, 1},
+                              function(a, b) return c:get("k") and a < b end)
         return {gen(), gen(), gen(), first, second, ok, err}
         """
     )
@@ -168,13 +225,20 @@ async def test_sdk_calls_from_inside_script_coroutines(run: Runner) -> None:
 
 async def test_sdk_answers_are_rebuilt_faithfully(run: Runner) -> None:
     run.sdk.answers["kv.get"] = {
-        "s": "é", "i": 2**62, "big": 2**70, "f": 1.5, "t": True, "n": None,
-        "l": [1, [2, []], {}], "nested": {"k": {"k": "v"}},
-    }  # fmt: skip
+        "s": "é",
+        "i": 2**62,
+        "big": 2**70,
+        "f": 1.5,
+        "t": True,
+        "n": None,
+        "l": [1, [2, []], {}],
+        "nested": {"k": {"k": "v"}},
+    }
     value = await run.value(
         """
         local v = kv.collection("c"):get("k")
-        return {v = v, null = v.n == json.null, big = math.type(v.big), i = math.type(v.i)}
+        return {v = v, null = v.n == json.null, big = math.type(v.big),
+                i = math.type(v.i)}
         """
     )
     assert value["v"]["big"] == float(2**70)

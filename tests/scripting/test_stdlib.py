@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -12,13 +13,14 @@ from picloud.errors import ScriptRuntimeError
 
 from .conftest import Runner
 
-# -- json -------------------------------------------------------------------------------
+# -- json ------------------------------------------------------------------------------
 
 
 async def test_json_round_trip(run: Runner) -> None:
     value = await run.value(
         """
-        local doc = json.decode('{"a": 1, "b": [true, false, null], "c": {"d": "é"}, "e": [], "f": {}, "g": 1.5}')
+        local doc = json.decode('{"a": 1, "b": [true, false, null], "c": {"d": "é"},'
+                                .. ' "e": [], "f": {}, "g": 1.5}')
         return {
           text = json.encode(doc),
           null = doc.b[3] == json.null,
@@ -32,10 +34,15 @@ async def test_json_round_trip(run: Runner) -> None:
     assert value["len"] == 3
     assert value["int"] == "integer"
     assert value["float"] == "float"
-    expected = {"a": 1, "b": [True, False, None], "c": {"d": "é"}, "e": [], "f": {}, "g": 1.5}
+    expected = {
+        "a": 1,
+        "b": [True, False, None],
+        "c": {"d": "é"},
+        "e": [],
+        "f": {},
+        "g": 1.5,
+    }
     assert value["back"] == expected
-    import json
-
     assert json.loads(value["text"]) == expected
 
 
@@ -80,8 +87,14 @@ async def test_json_encode_rules(run: Runner) -> None:
         ("json.decode({})", "json.decode: argument #1 must be a string"),
         ("json.encode(function() end)", "json.encode: cannot encode a function value"),
         ("json.encode(0/0)", "json.encode: cannot encode NaN or infinity"),
-        ("json.encode({[true] = 1})", "json.encode: cannot encode a table key of type boolean"),
-        ("json.encode('\\255')", "json.encode: cannot encode a string that is not valid UTF-8"),
+        (
+            "json.encode({[true] = 1})",
+            "json.encode: cannot encode a table key of type boolean",
+        ),
+        (
+            "json.encode('\\255')",
+            "json.encode: cannot encode a string that is not valid UTF-8",
+        ),
     ],
 )
 async def test_json_malformed(run: Runner, source: str, message: str) -> None:
@@ -96,7 +109,7 @@ async def test_json_errors_are_catchable(run: Runner) -> None:
     assert value[1].startswith("json.decode: invalid JSON")
 
 
-# -- base64, hex, url -----------------------------------------------------------------------
+# -- base64, hex, url ------------------------------------------------------------------
 
 
 async def test_codecs(run: Runner) -> None:
@@ -104,8 +117,10 @@ async def test_codecs(run: Runner) -> None:
         """
         local bin = "\\0\\1\\2\\255 hi"
         return {
-          b64 = base64.encode("hello?"), b64back = base64.decode(base64.encode(bin)) == bin,
-          url64 = base64.url_encode("\\251\\255"), url64back = base64.url_decode("-_8") == "\\251\\255",
+          b64 = base64.encode("hello?"),
+          b64back = base64.decode(base64.encode(bin)) == bin,
+          url64 = base64.url_encode("\\251\\255"),
+          url64back = base64.url_decode("-_8") == "\\251\\255",
           hex = hex.encode("\\0\\171"), hexback = hex.decode("00AB") == "\\0\\171",
           enc = url.encode("a b&c=d/é"), dec = url.decode("a%20b%26c%3Dd%2F%C3%A9+"),
         }
@@ -174,7 +189,7 @@ async def test_codecs_malformed(run: Runner, source: str, message: str | None) -
     assert str(info.value).startswith("c:1: " + message), str(info.value)
 
 
-# -- regex ------------------------------------------------------------------------------------
+# -- regex -----------------------------------------------------------------------------
 
 
 async def test_regex(run: Runner) -> None:
@@ -233,7 +248,10 @@ async def test_regex_is_linear_where_lua_patterns_backtrack(run: Runner) -> None
         ("regex.find('a{2,1}', 'a')", "regex.find: invalid pattern"),
         ("regex.match('(a)\\\\1', 'aa')", "regex.match: invalid pattern"),
         ("regex.replace('a', 'a', '\\\\9')", "regex.replace: invalid replacement"),
-        ("regex.match(string.rep('a', 5000), 'a')", "regex.match: the pattern is longer than"),
+        (
+            "regex.match(string.rep('a', 5000), 'a')",
+            "regex.match: the pattern is longer than",
+        ),
         ("regex.split(nil, 'a')", "regex.split: argument #1 must be a string"),
     ],
 )
@@ -243,7 +261,7 @@ async def test_regex_malformed(run: Runner, source: str, message: str) -> None:
     assert str(info.value).startswith("r:1: " + message), str(info.value)
 
 
-# -- time, random, log ------------------------------------------------------------------------
+# -- time, random, log -----------------------------------------------------------------
 
 
 async def test_time(run: Runner) -> None:
@@ -253,8 +271,10 @@ async def test_time(run: Runner) -> None:
         return {
           now = time.now(), unix = time.unix(),
           epoch = time.format(0), custom = time.format(86400 * 365, "%Y-%m-%d %H:%M"),
-          parsed = time.parse("2024-01-02T03:04:05Z"), offset = time.parse("2024-01-02T05:04:05+02:00"),
-          naive = time.parse("2024-01-02"), os_time = os.time() > 0, date = os.date("!%Y", 0),
+          parsed = time.parse("2024-01-02T03:04:05Z"),
+          offset = time.parse("2024-01-02T05:04:05+02:00"),
+          naive = time.parse("2024-01-02"), os_time = os.time() > 0,
+          date = os.date("!%Y", 0),
         }
         """
     )
@@ -274,7 +294,10 @@ async def test_time(run: Runner) -> None:
         ("time.parse('yesterday')", "time.parse: invalid ISO-8601 time"),
         ("time.format(1e300)", "time.format: the time is out of range"),
         ("time.format('x')", "time.format: argument #1 must be a number"),
-        ("time.format(0, string.rep('%Y', 200))", "time.format: the format is longer than"),
+        (
+            "time.format(0, string.rep('%Y', 200))",
+            "time.format: the format is longer than",
+        ),
     ],
 )
 async def test_time_malformed(run: Runner, source: str, message: str) -> None:
@@ -292,7 +315,8 @@ async def test_random(run: Runner) -> None:
         for _, v in ipairs(ints) do lo = math.min(lo, v) hi = math.max(hi, v) end
         local f = random.float()
         return {lo = lo, hi = hi, f = f >= 0 and f < 1, one = random.int(5),
-                uuid = random.uuid(), bytes = random.bytes(8), int = math.type(random.int(3, 3))}
+                uuid = random.uuid(), bytes = random.bytes(8),
+                int = math.type(random.int(3, 3))}
         """
     )
     assert value["lo"] >= 1
@@ -321,11 +345,16 @@ async def test_random_malformed(run: Runner, source: str, message: str) -> None:
 async def test_log_levels_and_print(run: Runner) -> None:
     before = time.time()
     result = await run(
-        "log.debug('d', 1, nil, true)\nlog.info('i')\nlog.warn('w')\nlog.error({})\nprint('p', 2)"
+        "log.debug('d', 1, nil, true)\nlog.info('i')\nlog.warn('w')\n"
+        "log.error({})\nprint('p', 2)"
     )
     levels = [(line.level, line.message) for line in result.logs]
-    assert levels[:4] == [("debug", "d 1 nil true"), ("info", "i"), ("warn", "w"),
-                          ("error", levels[3][1])]  # fmt: skip
+    assert levels[:4] == [
+        ("debug", "d 1 nil true"),
+        ("info", "i"),
+        ("warn", "w"),
+        ("error", levels[3][1]),
+    ]
     assert levels[3][1].startswith("table: ")
     assert levels[4] == ("info", "p 2")
     assert all(before <= line.time <= time.time() for line in result.logs)
@@ -335,12 +364,24 @@ async def test_lua_libraries_are_there(run: Runner) -> None:
     value = await run.value(
         """
         return {
-          s = ("%s-%05.1f"):format("x", 3.14159), u = utf8.char(233, 8364), n = utf8.len("é€"),
+          s = ("%s-%05.1f"):format("x", 3.14159), u = utf8.char(233, 8364),
+          n = utf8.len("é€"),
           t = table.concat({1, 2, 3}, ","), m = math.floor(3.7), mt = math.type(1),
           co = coroutine.wrap(function() coroutine.yield(1) end)(),
-          sel = select("#", 1, nil, 3), up = string.upper("abc"), g = ("a,b"):gsub(",", ";"),
+          sel = select("#", 1, nil, 3), up = string.upper("abc"),
+          g = ("a,b"):gsub(",", ";"),
         }
         """
     )
-    assert value == {"s": "x-003.1", "u": "é€", "n": 2, "t": "1,2,3", "m": 3, "mt": "integer",
-                     "co": 1, "sel": 3, "up": "ABC", "g": "a;b"}  # fmt: skip
+    assert value == {
+        "s": "x-003.1",
+        "u": "é€",
+        "n": 2,
+        "t": "1,2,3",
+        "m": 3,
+        "mt": "integer",
+        "co": 1,
+        "sel": 3,
+        "up": "ABC",
+        "g": "a;b",
+    }

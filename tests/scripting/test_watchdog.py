@@ -14,7 +14,7 @@ from typing import Any
 
 from picloud.scripting import AppRuntime, CurrentInvocation, Watchdog
 
-from .conftest import TEST_LIMITS, Runner
+from .conftest import TEST_LIMITS, Runner, make_ctx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,10 @@ def test_overrunning_host_is_killed_and_replaced(tmp_path: Path) -> None:
 
     replacement = Host(record)  # what Ray does when a host actor dies
     try:
-        assert replacement.call("good", "return 'still fine'") == {"ok": True, "value": "still fine"}
+        assert replacement.call("good", "return 'still fine'") == {
+            "ok": True,
+            "value": "still fine",
+        }
         # A loop the hook can see stays in layer 1: a clean error, no kill.
         answer = replacement.call("evil", "while true do end")
         assert answer is not None
@@ -80,7 +83,9 @@ def test_watchdog_calls_back_then_kills(runtime: AppRuntime, run: Runner) -> Non
     watchdog = Watchdog(seen.append, kill=lambda: kills.append(True))
     watchdog.watch(runtime)
     assert watchdog.check() is None  # nothing running
-    overdue = CurrentInvocation(app_id="app-a", invocation_id="i-1", hard_deadline=time.monotonic() - 1)
+    overdue = CurrentInvocation(
+        app_id="app-a", invocation_id="i-1", hard_deadline=time.monotonic() - 1
+    )
     runtime._current = overdue  # what the runtime sets while Lua runs
     assert watchdog.check() == overdue
     assert seen == [overdue]
@@ -92,8 +97,6 @@ def test_watchdog_calls_back_then_kills(runtime: AppRuntime, run: Runner) -> Non
 async def test_current_names_the_running_invocation(
     runtime: AppRuntime, monkeypatch: Any
 ) -> None:
-    from .conftest import make_ctx
-
     during_lua: list[CurrentInvocation | None] = []
     during_await: list[CurrentInvocation | None] = []
     original = runtime.running_logs
@@ -109,7 +112,9 @@ async def test_current_names_the_running_invocation(
         return None
 
     ctx = make_ctx()
-    script = runtime.compile("w", "log.info('x')\nkv.collection('c'):get('k')\nreturn 1")
+    script = runtime.compile(
+        "w", "log.info('x')\nkv.collection('c'):get('k')\nreturn 1"
+    )
     started = time.monotonic()
     await runtime.invoke(script, ctx, handler)
     limits = TEST_LIMITS
