@@ -197,6 +197,8 @@ async def test_string_rep_of_nothing_is_instant(run: Runner, other: Runner) -> N
 
 async def test_string_rep_beyond_memory(run: Runner, other: Runner) -> None:
     await expect_limit(run, "local s = ('x'):rep(2^40)", "memory")
+    # 4 * (2^62 + 1) wraps around in integers; the guard computes in floats
+    await expect_limit(run, "local s = ('abcd'):rep((1 << 62) + 1)", "memory")
     await expect_limit(run, "local s = string.rep('ab', 1e7, ',')", "memory")
     await assert_healthy(run, other)
 

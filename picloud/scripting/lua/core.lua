@@ -114,7 +114,8 @@ end
 -- it counts as n/32 instructions, and every 1 MiB of it runs the checks.
 function I.charge(n)
   local inv = current
-  if not inv then return end
+  if not inv or not (n > 0) then return end
+  n = math.floor(n)
   inv.count = inv.count + n // 32
   local p = inv.pending + n
   if p >= 1048576 then

@@ -61,8 +61,9 @@ function S.rep(s, n, sep)
   if type(s) == "string" and (sep == nil or type(sep) == "string") then
     n = to_int(n) or n
     if math_type(n) == "integer" and n > 0 then
-      local total = #s * n + (sep and #sep * (n - 1) or 0)
-      if total == 0 then return "" end
+      local unit = #s + (sep and #sep or 0)
+      if unit == 0 then return "" end
+      local total = unit * (n + 0.0)   -- in floats: cannot wrap around
       if total > I.remaining_memory() then kill("memory") end
       charge(total)
     end
@@ -151,7 +152,7 @@ local function pattern_guard(fname, s, p, plain, repeated)
     error(fname .. ": pattern too complex for a subject of " .. n
       .. " bytes (Lua patterns backtrack); use the regex library", 3)
   end
-  if cost > BIG then charge(cost // 8) end
+  if cost > BIG then charge(cost / 8) end
 end
 
 -- (The locals carry the library's names: argument errors quote them.)

@@ -101,6 +101,7 @@ function url.build_query(t)
   if type(t) ~= "table" then error("url.build_query: expected a table", 2) end
   return call("url.build_query", host.url_build_query, I.export(t, "url.build_query"))
 end
+url.query = url.build_query   -- SPEC.md §2 names it so
 LIBS.url = url
 
 -- regex: RE2 (linear time) through Python; positions are 1-based and
