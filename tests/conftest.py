@@ -34,6 +34,23 @@ def dsn_for(base: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def public_temp_dir(prefix: str) -> Path:
+    """A fresh directory others may traverse. pytest's basetemp is private to
+    root (0700, reset by every pytest session), and when run as root pgserver
+    starts Postgres as another user, which must reach its data directory."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    home.chmod(0o755)
+    return home
+
+
+@pytest.fixture
+def data_home() -> Iterator[Path]:
+    """A data directory for a ``picloud`` subprocess with the embedded database."""
+    home = public_temp_dir("picloud-test-data-")
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """The DSN of a maintenance database on the session's Postgres server."""
@@ -41,10 +58,7 @@ def pg_server() -> Iterator[str]:
     if url:
         yield url
         return
-    # Not under pytest's basetemp: that is private to root (0700), and when run as
-    # root pgserver starts Postgres as another user, which must reach the data.
-    home = Path(tempfile.mkdtemp(prefix="picloud-test-pg-"))
-    home.chmod(0o755)
+    home = public_temp_dir("picloud-test-pg-")
     embedded = EmbeddedPostgres(home, cleanup_mode="delete")
     try:
         yield embedded.start("postgres")

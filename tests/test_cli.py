@@ -41,9 +41,9 @@ def get_json(url: str) -> tuple[int, dict[str, object]]:
 
 @pytest.mark.timeout(240)
 def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
-    tmp_path: Path,
+    data_home: Path,
 ) -> None:
-    data_dir = tmp_path / "fresh"
+    data_dir = data_home / "fresh"
     port = free_port()
     env = picloud_env(data_dir, PICLOUD_HTTP_PORT=str(port))
     process = subprocess.Popen(

@@ -1,0 +1,163 @@
+"""kill -9 of the whole server process tree between commit and delivery: after a
+restart every committed trigger event is still delivered (none lost)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.test_cli import free_port, picloud_env
+
+pytestmark = pytest.mark.server
+
+EVENTS = 20
+# ~0.1 s of Lua per delivery: the deliveries are still running when we kill.
+SLOW_HANDLER = """
+local x = 0
+for i = 1, 2000000 do x = x + i end
+kv.collection("out"):set(ctx.event.key, true)
+"""
+BURST = (
+    'for i = 1, 20 do kv.collection("in"):set(string.format("k%02d", i), i) end'
+    " return {}"
+)
+
+
+class Client:
+    def __init__(self, port: int, key: str) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.key = key
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310  # loopback only
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.key}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+
+def serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "picloud", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_healthy(
+    port: int, process: subprocess.Popen[str], within: float = 180
+) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "picloud serve exited"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.5)
+    raise AssertionError("no /healthz")
+
+
+def kill_tree(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the server and everything it started (Ray, Postgres), at once."""
+    tree = [process.pid]
+    with contextlib.suppress(psutil.NoSuchProcess):
+        children = psutil.Process(process.pid).children(recursive=True)
+        tree += [child.pid for child in children]
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def admin_cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "picloud", "admin", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_between_commit_and_delivery_loses_no_trigger(data_home: Path) -> None:
+    port = free_port()
+    env = picloud_env(data_home, PICLOUD_HTTP_PORT=str(port))
+    admin_cli(env, "create-user", "root", "--admin", stdin="a long password\n")
+    key = admin_cli(env, "create-key", "--user", "root", "--name", "t", "--all")
+    process = serve(env)
+    try:
+        wait_healthy(port, process)
+        api = Client(port, key)
+        assert (
+            api.call("POST", "/api/v1/admin/apps", {"slug": "crash", "name": "c"})[0]
+            == 201
+        )
+        status, handler = api.call(
+            "POST",
+            "/api/v1/admin/apps/crash/scripts",
+            {"name": "h", "source": SLOW_HANDLER},
+        )
+        assert status == 201, handler
+        status, _ = api.call(
+            "POST",
+            "/api/v1/admin/apps/crash/triggers/kv",
+            {"script_id": handler["id"], "collection": "in"},
+        )
+        assert status == 201
+        status, burst = api.call(
+            "POST",
+            "/api/v1/admin/apps/crash/scripts",
+            {"name": "burst", "source": BURST},
+        )
+        api.call(
+            "POST",
+            f"/api/v1/admin/scripts/{burst['id']}/routes",
+            {"method": "POST", "path": "/burst"},
+        )
+        status, _ = api.call("POST", "/apps/crash/burst")
+        assert status == 200  # the 20 writes are committed: acknowledged
+        kill_tree(process)
+        process = serve(env)
+        wait_healthy(port, process)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            status, page = api.call("GET", "/api/v1/admin/apps/crash/kv/out?limit=100")
+            if status == 200 and len(page["items"]) == EVENTS:
+                break
+            time.sleep(0.5)
+        assert status == 200, page
+        assert sorted(i["key"] for i in page["items"]) == [
+            f"k{n:02d}" for n in range(1, EVENTS + 1)
+        ]
+    finally:
+        kill_tree(process)
