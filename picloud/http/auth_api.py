@@ -37,7 +37,13 @@ from picloud.credentials import (
     new_session_token,
     verify_password,
 )
-from picloud.errors import Conflict, NotFound, TooManyRequests, Unauthenticated
+from picloud.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+)
 from picloud.http.api import endpoint, json_response
 from picloud.http.auth import CSRF_COOKIE, SESSION_COOKIE, principal_of
 from picloud.http.state import SERVICES, command_meta
@@ -121,6 +127,10 @@ class KeyList(msgspec.Struct, frozen=True):
     tag="auth",
 )
 async def login(request: web.Request, body: LoginBody) -> web.Response:
+    if request.content_type != "application/json":
+        # A cross-site form can post text/plain that parses as JSON; it cannot
+        # send application/json without a CORS preflight (login CSRF).
+        raise InvalidInput("sign in with a JSON body (Content-Type: application/json)")
     services = request.app[SERVICES]
     name = body.username.lower()
     user_id = await _check_password(request, name, body.password)

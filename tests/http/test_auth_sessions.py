@@ -107,6 +107,16 @@ async def test_unsafe_requests_by_cookie_need_the_csrf_token_bearer_ones_do_not(
     assert [(m["username"], m["role"]) for m in members["items"]] == [("ann", "owner")]
 
 
+async def test_login_takes_only_json_so_a_cross_site_form_cannot_sign_anyone_in(
+    ann: Identity, anon: Api
+) -> None:
+    form = f'{{"username": "ann", "password": "{ann.password}"}}'.encode()
+    status, answer = await anon.call(
+        "POST", "/api/v1/auth/login", raw=form, headers={"Content-Type": "text/plain"}
+    )
+    assert (status, answer["error"]["code"]) == (400, "invalid_input")
+
+
 async def test_logout_ends_the_session(
     server: Server, ann: Identity, anon: Api
 ) -> None:
