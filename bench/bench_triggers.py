@@ -9,7 +9,7 @@ handler's start is its execution record's ``started_at``.
   matched by a kv trigger; figures are the time from the write's commit to
   the start of its handler;
 - throughput: one invocation writes N keys; the trivial handler runs once per
-  key; deliveries/s = N / (last handler end − first handler start).
+  key; deliveries/s = N / (last handler end - first handler start).
 
 Usage: python bench/bench_triggers.py [--writes 300] [--burst 5000] [--rounds 3]
 """
@@ -133,7 +133,7 @@ async def latency(
     for n in range(writes):
         await actor.submit(invoke(route, f"/k{n}", n), 60)
         await asyncio.sleep(0.01)
-    while len(await handler_runs(log, actor, start)) < writes:
+    while len(await handler_runs(log, actor, start)) < writes:  # noqa: ASYNC110  # polls the log
         await asyncio.sleep(0.05)
     rows = await log.read_stream(app_stream(actor.app.id), start, 1_000_000)
     source_version = {
@@ -150,7 +150,7 @@ async def latency(
 async def throughput(log: TimedLog, actor: AppActor, route: str, burst: int) -> float:
     start = actor.version
     await actor.submit(invoke(route, f"/{burst}", 0), 60)
-    while len(runs := await handler_runs(log, actor, start)) < burst:
+    while len(runs := await handler_runs(log, actor, start)) < burst:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     first = min(r.started_at for r in runs)
     last = max(r.started_at.timestamp() + r.duration_ms / 1000 for r in runs)
