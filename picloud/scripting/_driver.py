@@ -1,7 +1,7 @@
 """The async driver of one invocation.
 
 The script runs in a Lua coroutine. When it calls an I/O SDK function the
-coroutine yields ``("sdk", count, op, args_json)``; the driver awaits the
+coroutine yields an SDK request (see :func:`_serve`); the driver awaits the
 host's :class:`~picloud.scripting.SdkHandler` on the event loop (no thread, no
 blocking) and resumes the coroutine with the answer. A yield that is not an
 SDK request ends the invocation with an error (core.lua). The whole
@@ -11,6 +11,7 @@ invocation, awaits included, is bounded by ``limits.timeout_ms``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -28,7 +29,7 @@ from picloud.errors import (
 
 from ._convert import ValueLimitHit, response_from, shape_value
 from ._lua import LuaError, LuaMemoryError
-from .context import CurrentInvocation, InvocationResult, LogLine
+from .context import AppInfo, CurrentInvocation, InvocationResult, LogLine
 
 if TYPE_CHECKING:
     from .context import InvocationContext, ModuleSource, SdkHandler
@@ -41,6 +42,8 @@ MAX_MESSAGE = 2000
 _POSITIONED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:\d+: ")
 _decode_args = msgspec.json.Decoder(list[Any]).decode
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+SDK_REQUEST, DONE, FAILED, LIMIT = 1, 2, 3, 4
+"""What a step of Lua returns first (core.lua, after_resume)."""
 
 
 class Invocation:
@@ -93,7 +96,7 @@ async def run(
     inv = Invocation(script, current, now + limits.timeout_ms / 1000, modules)
     try:
         status = _start(rt, inv, ctx)
-        if status[0] == b"sdk":
+        if status[0] == SDK_REQUEST:
             status = await _serve(rt, inv, sdk, status)
     except _Stop as stop:
         where = _abort(rt, inv, stop.limit)
@@ -107,7 +110,7 @@ async def run(
 def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any, ...]:
     limits = rt.limits
     rt.begin()
-    flat, lua_bytes = _ctx_flat(ctx)
+    args, lua_bytes = _ctx_args(ctx)
     event_shape = event_vals = None
     if ctx.event is not None:
         try:
@@ -123,43 +126,39 @@ def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any
         raise _Stop("memory")
     if event_shape is not None:
         event_vals = rt.new_table(shaped.vals)
-    result = _call(
-        rt,
-        inv,
-        rt.sandbox.start,
-        inv.script.fn,
-        inv.deadline,
-        rt.new_table(flat),
-        event_shape,
-        event_vals,
-    )
-    inv.handle = result[0]
-    status: tuple[Any, ...] = result[1:]
+    status = _call(
+        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, event_shape, event_vals,
+        *args,
+    )  # fmt: skip
+    if status[0] == SDK_REQUEST:
+        inv.handle = status[2]
     return status
 
 
-def _ctx_flat(ctx: InvocationContext) -> tuple[list[Any], int]:
-    """``ctx`` as the flat list bridge.lua's build_ctx reads, and its Lua size."""
-    app = ctx.app
-    flat: list[Any] = [
+@functools.lru_cache(maxsize=4096)
+def _app_args(app: AppInfo) -> tuple[bytes, bytes, bytes]:
+    return app.id.encode(), app.slug.encode(), app.name.encode()
+
+
+def _ctx_args(ctx: InvocationContext) -> tuple[list[Any], int]:
+    """``ctx`` as the arguments bridge.lua's build_ctx reads, and their Lua size."""
+    args: list[Any] = [
         ctx.invocation_id.encode(),
-        app.id.encode(),
-        app.slug.encode(),
-        app.name.encode(),
+        *_app_args(ctx.app),
         ctx.trigger_depth,
     ]
     req = ctx.request
     if req is None:
-        flat.append(0)
-        return flat, 2048
+        args.append(0)
+        return args, 2048
     size = 2048 + len(req.body) + len(req.path)
-    flat += (1, req.method.encode(), req.path.encode(), req.body)
+    args += (1, req.method.encode(), req.path.encode(), req.body)
     for mapping in (req.params, req.query, req.headers):
-        flat.append(len(mapping))
+        args.append(len(mapping))
         for key, value in mapping.items():
-            flat += (key.encode(), value.encode())
+            args += (key.encode(), value.encode())
             size += len(key) + len(value)
-    return flat, size + 120 * len(flat)
+    return args, size + 120 * len(args)
 
 
 def _call(rt: AppRuntime, inv: Invocation, fn: Any, *args: Any) -> tuple[Any, ...]:
@@ -180,14 +179,28 @@ def _call(rt: AppRuntime, inv: Invocation, fn: Any, *args: Any) -> tuple[Any, ..
 async def _serve(
     rt: AppRuntime, inv: Invocation, sdk: SdkHandler, status: tuple[Any, ...]
 ) -> tuple[Any, ...]:
-    """Answer SDK requests until the script ends, all within its deadline."""
+    """Answer SDK requests until the script ends, all within its deadline.
+
+    A request is ``(SDK_REQUEST, count, handle|False, op, args_json, *strings)``:
+    the arguments come as JSON text, or (when that is nil) as plain strings.
+    """
     loop = asyncio.get_running_loop()
     timeout = asyncio.timeout_at(loop.time() + (inv.deadline - time.monotonic()))
     resume = rt.sandbox.resume
     try:
         async with timeout:
-            while status[0] == b"sdk":
-                answer = await _answer(rt, sdk, status)
+            while status[0] == SDK_REQUEST:
+                payload = status[4]
+                if payload is None:
+                    args: list[Any] = [arg.decode() for arg in status[5:]]
+                else:
+                    args = _decode_args(payload)
+                try:
+                    value = await sdk(_op_name(status[3]), args)
+                except SdkCallError as e:
+                    answer: tuple[Any, ...] = (False, e.message.encode()[:MAX_MESSAGE])
+                else:
+                    answer = _to_lua(rt, value)
                 status = _call(rt, inv, resume, inv.handle, *answer)
     except TimeoutError:
         if timeout.expired():
@@ -196,20 +209,9 @@ async def _serve(
     return status
 
 
-async def _answer(
-    rt: AppRuntime, sdk: SdkHandler, status: tuple[Any, ...]
-) -> tuple[Any, ...]:
-    """Await one SDK request; the values to resume the coroutine with."""
-    payload = status[3]
-    if payload is None:
-        args: list[Any] = [arg.decode() for arg in status[4:]]
-    else:
-        args = _decode_args(payload)
-    try:
-        value = await sdk(status[2].decode(), args)
-    except SdkCallError as e:
-        return (False, e.message.encode()[:MAX_MESSAGE])
-    return _to_lua(rt, value)
+@functools.lru_cache(maxsize=64)
+def _op_name(op: bytes) -> str:
+    return op.decode()
 
 
 def _to_lua(rt: AppRuntime, value: Any) -> tuple[Any, ...]:
@@ -259,7 +261,7 @@ def _conclude(
 ) -> InvocationResult:
     kind, count = status[0], status[1]
     name = inv.script.name
-    if kind == b"done":
+    if kind == DONE:
         response, value = response_from(status[2:], name)
         return InvocationResult(
             response=response,
@@ -268,7 +270,7 @@ def _conclude(
             instructions=count,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-    if kind == b"limit":
+    if kind == LIMIT:
         where = status[3].decode() if isinstance(status[3], bytes) else None
         raise _limit(inv, status[2].decode(), where)
     raise _failed(

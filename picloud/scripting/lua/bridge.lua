@@ -29,7 +29,16 @@ local NULL_MT = {__metatable = false, __newindex = function() error("json.null i
                  __tostring = function() return "null" end}
 local ARRAY_MT = {__metatable = false}
 local OBJECT_MT = {__metatable = false}
-function I.new_null() return setmetatable({}, NULL_MT) end
+-- json.null of the running invocation, made when first needed.
+function I.null()
+  local inv = I.current()
+  local n = inv.null
+  if not n then
+    n = setmetatable({}, NULL_MT)
+    inv.null = n
+  end
+  return n
+end
 function I.mark_array(t) return setmetatable(t or {}, ARRAY_MT) end
 function I.mark_object(t) return setmetatable(t or {}, OBJECT_MT) end
 function I.is_null(v) return type(v) == "table" and dgetmetatable(v) == NULL_MT end
@@ -149,9 +158,8 @@ end
 -- Encode `v` as JSON text of at most `limit` bytes (else the invocation is
 -- killed for `limit_name`) and at most the invocation's nesting depth.
 function I.encode(v, limit, limit_name, what)
-  local inv = I.current()
   buf, n, size, max_size, size_limit = {}, 0, 0, limit, limit_name
-  max_depth, fname = inv.max_value_depth, what
+  max_depth, fname = I.L.max_value_depth, what
   encode_value(v, 1)
   if size > max_size then kill(size_limit) end
   local text = concat(buf, "", 1, n)
@@ -162,7 +170,7 @@ end
 
 -- What crosses into Python: bounded by the value limits.
 function I.export(v, what)
-  return I.encode(v, I.current().max_value, "value_bytes", what)
+  return I.encode(v, I.L.max_value, "value_bytes", what)
 end
 
 -- build ----------------------------------------------------------------------
@@ -206,7 +214,7 @@ function I.build(sh, vs)
     local c = s_byte(sh, 1)
     if c == S_ and tv == "string" or c == N_ and tv == "number" then return vs end
     if c == T_ then return true elseif c == F_ then return false end
-    if c == Z_ then return I.current().null end
+    if c == Z_ then return I.null() end
     error("internal error", 0)
   end
   if type(sh) ~= "string" then error("internal error", 0) end
@@ -214,7 +222,7 @@ function I.build(sh, vs)
     local t = type(vs[i])
     if t ~= "string" and t ~= "number" then error("internal error", 0) end
   end
-  shape, vals, pos, vi, null = sh, vs, 1, 1, I.current().null
+  shape, vals, pos, vi, null = sh, vs, 1, 1, I.null()
   local v = node()
   shape, vals = nil, nil
   return v
@@ -238,8 +246,7 @@ end
 -- Turn the script's return value into what the driver hands to Python:
 --   "nil" | "string", s | "json", text | "response", status, headers, body, body_is_json
 local function finish(v)
-  local inv = I.current()
-  local limit = inv.max_response
+  local limit = I.L.max_response
   local t = type(v)
   if v == nil then return "nil" end
   if t == "string" then
@@ -276,10 +283,11 @@ local function map(flat, i)
   return t, i + 2 * n + 1
 end
 
--- ctx from the flat list Python sends: invocation_id, app id, slug, name,
+-- ctx from the arguments Python sends: invocation_id, app id, slug, name,
 -- trigger_depth, has_request, and with a request: method, path, body, then
 -- params, query and headers, each as a count followed by keys and values.
-local function build_ctx(flat, event_shape, event_vals, decode)
+local function build_ctx(event_shape, event_vals, decode, ...)
+  local flat = {...}
   local ctx = {
     invocation_id = flat[1], app = {id = flat[2], slug = flat[3], name = flat[4]},
     trigger_depth = flat[5], request = false, event = false,
@@ -301,8 +309,8 @@ local function build_ctx(flat, event_shape, event_vals, decode)
 end
 
 -- The main function of an invocation's coroutine.
-function I.body(fn, env, flat, event_shape, event_vals)
-  local ctx = build_ctx(flat, event_shape, event_vals, I.decode_json)
+function I.body(fn, env, event_shape, event_vals, ...)
+  local ctx = build_ctx(event_shape, event_vals, I.decode_json, ...)
   env.ctx = ctx
   return finish((fn(env, ctx)))
 end

@@ -58,6 +58,9 @@ I.KILL = KILL
 local current = nil      -- the invocation whose Lua code is running, or nil
 function I.current() return current end
 
+local L = {}             -- the runtime's limits (see limits.py), set by configure
+I.L = L
+
 -- Script chunk names ("=name") known to this runtime: their frames give the
 -- positions in error messages; all other frames are ours and are skipped.
 local SOURCES = {}
@@ -81,19 +84,26 @@ local function gc_kb() return collectgarbage("count") end
 local hook
 -- Kill `inv` for `reason`: from now on each of its coroutines errors on every
 -- instruction, so nothing a script does can outlive the kill.
+local function stop_threads(inv)
+  sethook(inv.co, hook, "", 1)
+  if inv.threads then
+    for co in next, inv.threads do sethook(co, hook, "", 1) end
+  end
+end
+
 local function kill(inv, reason)
   if not inv.killed then
     inv.killed = reason
     inv.kill_where = script_where(nil, 2)
   end
-  for co in next, inv.threads do sethook(co, hook, "", 1) end
+  stop_threads(inv)
   error(KILL, 0)
 end
 I.kill = function(reason) return kill(current, reason) end
 
 -- The checks of the hook, also run by `charge` after large C-level work.
 local function check(inv)
-  if inv.count > inv.max_count then kill(inv, "instructions") end
+  if inv.count > L.max_count then kill(inv, "instructions") end
   if clock() > inv.deadline then kill(inv, "time") end
   if gc_kb() > inv.mem_kb then
     collectgarbage("collect")
@@ -105,9 +115,9 @@ hook = function()
   local inv = current
   if not inv then return end
   if inv.killed then error(KILL, 0) end
-  inv.count = inv.count + inv.tick
+  inv.count = inv.count + L.tick
   check(inv)
-  if getinfo(inv.depth_level, "") then kill(inv, "call_depth") end
+  if getinfo(L.depth_level, "") then kill(inv, "call_depth") end
 end
 
 -- Account `n` bytes of work done by a C function the hook cannot see into:
@@ -165,11 +175,18 @@ function I.xpcall(f, h, ...)
   end, ...))
 end
 
+local WEAK_KEYS = {__mode = "k"}
+
 function I.co_create(f)
   local inv = current
   local co = co_create(f)
-  sethook(co, hook, "", inv.killed and 1 or inv.tick)
-  inv.threads[co] = true
+  sethook(co, hook, "", inv.killed and 1 or L.tick)
+  local threads = inv.threads
+  if not threads then
+    threads = setmetatable({}, WEAK_KEYS)
+    inv.threads = threads
+  end
+  threads[co] = true
   return co
 end
 
@@ -262,6 +279,9 @@ end
 
 -- The driver -------------------------------------------------------------------
 
+-- What a step of the driver returns first (numbers: cheaper to hand to Python).
+local SDK_REQUEST, DONE, FAILED, LIMIT = 1, 2, 3, 4
+
 local function finish(inv, kind, ...)
   if not inv.killed then
     -- run pending to-be-closed variables, hooked (after a kill they would
@@ -276,21 +296,26 @@ end
 local function after_resume(inv, ok, ...)
   current = nil
   local co = inv.co
-  if inv.killed then return finish(inv, "limit", inv.killed, inv.kill_where) end
+  if inv.killed then return finish(inv, LIMIT, inv.killed, inv.kill_where) end
   if not ok then
     local e = ...
     if e == "not enough memory" then
-      return finish(inv, "limit", "memory", script_where(co, 0))
+      return finish(inv, LIMIT, "memory", script_where(co, 0))
     end
     if type(e) == "string" and s_find(e, "stack overflow", 1, true) then
-      return finish(inv, "limit", "call_depth", script_where(co, 0))
+      return finish(inv, LIMIT, "call_depth", script_where(co, 0))
     end
-    return finish(inv, "error", describe(co, e))
+    return finish(inv, FAILED, describe(co, e))
   end
-  if co_status(co) == "dead" then return finish(inv, "done", ...) end
-  if (...) == SDK then return "sdk", inv.count, select(2, ...) end
+  if co_status(co) == "dead" then return finish(inv, DONE, ...) end
+  if (...) == SDK then
+    -- the handle goes to Python once; later it already has it
+    if inv.handed then return SDK_REQUEST, inv.count, false, select(2, ...) end
+    inv.handed = true
+    return SDK_REQUEST, inv.count, inv, select(2, ...)
+  end
   local where = script_where(co, 0)
-  return finish(inv, "error", (where and where .. ": " or "")
+  return finish(inv, FAILED, (where and where .. ": " or "")
     .. "coroutine.yield called outside of a coroutine")
 end
 
@@ -299,13 +324,11 @@ local function step(inv, ...)
   return after_resume(inv, co_resume(inv.co, ...))
 end
 
-local WEAK_KEYS = {__mode = "k"}
-
-local L = {}   -- the runtime's limits (see limits.py), set once by configure
-
 function I.configure(max_count, mem_bytes, max_depth, max_log, max_value,
                      max_value_depth, max_response, max_import)
-  L.max_count, L.mem_bytes, L.max_depth, L.max_log = max_count, mem_bytes, max_depth, max_log
+  L.max_count, L.mem_kb, L.max_log = max_count, mem_bytes / 1024, max_log
+  -- the hook's own frame is level 1 and the coroutine body is below the script
+  L.depth_level = max_depth + 3
   L.max_value, L.max_value_depth, L.max_response = max_value, max_value_depth, max_response
   L.max_import = max_import
   L.tick = TICK
@@ -313,22 +336,17 @@ function I.configure(max_count, mem_bytes, max_depth, max_log, max_value,
 end
 
 -- Start an invocation of compiled script `fn` that must end by `deadline`
--- (the clock's time). The context arrives flat (see bridge.lua) and is built
--- inside the hooked coroutine.
-function I.start(fn, deadline, flat, event_shape, event_vals)
+-- (the clock's time). The context arrives as arguments (see bridge.lua) and
+-- is built inside the hooked coroutine.
+function I.start(fn, deadline, ...)
   local co = co_create(I.body)
   local inv = {
-    count = 0, tick = L.tick, pending = 0, max_count = L.max_count, deadline = deadline,
-    mem_kb = gc_kb() + L.mem_bytes / 1024,
-    -- the hook's own frame is level 1 and the coroutine body level 2
-    depth_level = L.max_depth + 3, killed = false,
-    threads = setmetatable({[co] = true}, WEAK_KEYS), log_bytes = 0, max_log = L.max_log,
-    max_value = L.max_value, max_value_depth = L.max_value_depth,
-    max_response = L.max_response, max_import = L.max_import, modules = false,
-    importing = false, co = co, null = I.new_null(), kill_where = false,
+    count = 0, pending = 0, deadline = deadline, mem_kb = gc_kb() + L.mem_kb,
+    killed = false, co = co, threads = false, log_bytes = 0, null = false,
+    kill_where = false, modules = false, importing = false, handed = false,
   }
-  sethook(co, hook, "", inv.tick)
-  return inv, step(inv, fn, I.new_env(inv), flat, event_shape, event_vals)
+  sethook(co, hook, "", L.tick)
+  return step(inv, fn, I.new_env(inv), ...)
 end
 
 function I.resume(inv, ...) return step(inv, ...) end
@@ -338,7 +356,7 @@ function I.resume(inv, ...) return step(inv, ...) end
 function I.abort(inv, reason)
   local where = script_where(inv.co, 0)
   if not inv.killed then inv.killed = reason end
-  for co in next, inv.threads do sethook(co, hook, "", 1) end
+  stop_threads(inv)
   return where
 end
 

@@ -24,7 +24,7 @@ end
 -- A request whose arguments are all strings: they go as they are.
 local function request_strings(op, a, b)
   I.memory_check()
-  local max = I.current().max_value
+  local max = I.L.max_value
   if not utf8_len(a) or b and not utf8_len(b) then
     error(op .. ": the arguments must be valid UTF-8", 0)
   end

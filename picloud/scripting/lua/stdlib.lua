@@ -44,7 +44,7 @@ local function str(v, what, n)
   if t ~= "string" then
     error(what .. ": argument #" .. n .. " must be a string, got " .. t, 3)
   end
-  if #v > I.current().max_value then kill("value_bytes") end
+  if #v > I.L.max_value then kill("value_bytes") end
   return v
 end
 
@@ -174,7 +174,7 @@ local function logger(level)
     end
     local inv = I.current()
     inv.log_bytes = inv.log_bytes + size
-    if inv.log_bytes > inv.max_log then kill("log_bytes") end
+    if inv.log_bytes > I.L.max_log then kill("log_bytes") end
     call("log", host_log, level, concat(parts, " ", 1, n))
   end
 end
@@ -226,7 +226,7 @@ end
 local function sandbox_load(env, chunk, chunkname, _, e)
   if type(chunk) ~= "string" then error("load: only strings can be loaded", 2) end
   if e ~= nil and type(e) ~= "table" then error("load: the environment must be a table", 2) end
-  if #chunk > I.current().max_value then kill("value_bytes") end
+  if #chunk > I.L.max_value then kill("value_bytes") end
   local name = "=load"
   if type(chunkname) == "string" then name = "=" .. s_sub((s_gsub(chunkname, "^[=@]", "")), 1, 60) end
   I.charge(#chunk)
@@ -254,8 +254,8 @@ local function require_module(env, name)
       error("require: circular import " .. concat(stack, " -> ", i) .. " -> " .. name, 2)
     end
   end
-  if #stack >= inv.max_import then
-    error("require: imports nested deeper than " .. inv.max_import, 2)
+  if #stack >= I.L.max_import then
+    error("require: imports nested deeper than " .. I.L.max_import, 2)
   end
   local cached = MODULES[name]
   local version, src = call("require", host.module, name, cached and cached.version)
@@ -317,7 +317,7 @@ function I.new_env(inv)
     if build == nil or made[k] then return nil end
     made[k] = true
     local lib = build()
-    if k == "json" then lib.null = inv.null end
+    if k == "json" then lib.null = I.null() end
     R.rawset(t, k, lib)
     return lib
   end}
