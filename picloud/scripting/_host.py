@@ -141,7 +141,8 @@ class Host:
             raise std.StdlibError(f"module '{text}' not found")
         if spec.version == cached_version:
             return (True, spec.version)
-        return (True, spec.version, *self._bytes(spec.source.encode())[1:])
+        _, source_text = self._bytes(spec.source.encode())
+        return (True, spec.version, source_text)
 
     # -- codecs ----------------------------------------------------------------------
 

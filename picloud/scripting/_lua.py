@@ -16,7 +16,7 @@ __all__ = ["LuaError", "LuaMemoryError", "Sandbox", "open_sandbox"]
 LuaError = lua54.LuaError
 LuaMemoryError = lua54.LuaMemoryError
 
-TICK = 1000
+TICK = 2000
 """Instructions between two runs of the hook (time, memory, depth checks)."""
 
 _CHUNKS = ("guards", "bridge", "stdlib", "sdk")

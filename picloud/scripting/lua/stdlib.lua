@@ -3,6 +3,27 @@
 -- own shallow copies, so nothing one invocation writes is seen by the next.
 -- Functions needing Python (json.decode, base64, regex, ...) call the host
 -- through `call`, which never lets a Python error value reach the script.
+--
+-- What scripts get (SPEC.md §2), besides Lua's string, table, math (without
+-- randomseed), utf8, coroutine, os.time/clock/date/difftime and the base
+-- functions (print goes to log.info; load takes text only; setmetatable
+-- refuses __gc; getmetatable answers only for tables):
+--   json.encode(v) json.decode(s) json.null json.array(t?) json.object(t?)
+--     (mapping rules: bridge.lua)
+--   base64.encode/decode(s) base64.url_encode/url_decode(s)  hex.encode/decode(s)
+--   url.encode/decode(s) url.parse(u) -> {scheme, host, port, user, password,
+--     path, query, fragment, params} url.parse_query(s) url.build_query(t)
+--     (also url.query); a repeated query key gives an array
+--   regex.match(p, s, init?) -> {text, start, stop, groups, named} | nil
+--   regex.find(p, s, init?) -> start, stop | nil   regex.find_all(p, s, max?)
+--   regex.replace(p, s, repl, count?) -> s, n ("\1", "\g<name>")
+--   regex.split(p, s, max?)   -- RE2 syntax, linear time
+--   time.now() -> "2024-05-01T12:00:00.123Z"  time.unix() -> seconds
+--   time.format(t?, strftime?) (UTC)  time.parse(iso) -> unix seconds
+--   random.int(m?, n?) random.float() random.uuid() random.bytes(n) -> hex
+--   log.debug/info/warn/error(...)
+--   kv, docs, dead_letters: sdk.lua
+-- Errors are "lib.function: reason"; limits end the invocation (limits.py).
 local I = ...
 local R = I.raw
 local next, type, error, tostring, select = R.next, R.type, R.error, R.tostring, R.select
