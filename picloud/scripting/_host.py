@@ -78,7 +78,7 @@ class Host:
     def __init__(self, state: HostState, limits: ScriptLimits) -> None:
         self._state = state
         self._limits = limits
-        self._regex = std.RegexCache()
+        self._regex = std.REGEX
 
     def functions(self) -> dict[bytes, Callable[..., Any]]:
         names = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -24,7 +25,7 @@ from urllib.parse import (
 # google-re2 ships no type information
 import re2  # type: ignore[import-untyped]
 
-__all__ = ["RegexCache", "StdlibError"]
+__all__ = ["REGEX", "RegexCache", "StdlibError"]
 
 MAX_RANDOM_BYTES = 65_536
 MAX_FORMAT_CHARS = 256
@@ -151,24 +152,30 @@ def url_build_query(value: Any) -> bytes:
 
 
 class RegexCache:
-    """Compiled RE2 patterns of one runtime, least recently used first out.
+    """Compiled RE2 patterns, least recently used first out.
 
     RE2 matches in time linear in the subject and bounds its own memory
-    (``max_mem``), so no pattern or subject can make a call hang.
+    (``max_mem`` per pattern; past it a match falls back to a slower, still
+    linear engine), so no pattern or subject can make a call hang. One cache
+    serves every runtime of the process, so its memory is bounded by
+    ``size * max_mem`` however many apps compile patterns (compiled patterns
+    are immutable: sharing them shares nothing of an app).
     """
 
-    def __init__(self, size: int = 128, max_mem: int = 8 << 20) -> None:
+    def __init__(self, size: int = 128, max_mem: int = 1 << 20) -> None:
         self._size = size
         self._patterns: OrderedDict[bytes, Any] = OrderedDict()
+        self._lock = threading.Lock()
         self._options = re2.Options()
         self._options.log_errors = False
         self._options.max_mem = max_mem
 
     def get(self, pattern: bytes) -> Any:
-        found = self._patterns.get(pattern)
-        if found is not None:
-            self._patterns.move_to_end(pattern)
-            return found
+        with self._lock:
+            found = self._patterns.get(pattern)
+            if found is not None:
+                self._patterns.move_to_end(pattern)
+                return found
         if len(pattern) > MAX_PATTERN_BYTES:
             raise StdlibError(f"the pattern is longer than {MAX_PATTERN_BYTES} bytes")
         try:
@@ -178,10 +185,14 @@ class RegexCache:
             if isinstance(detail, bytes):
                 detail = detail.decode("utf-8", "replace")
             raise StdlibError(f"invalid pattern: {detail}") from e
-        self._patterns[pattern] = compiled
-        if len(self._patterns) > self._size:
-            self._patterns.popitem(last=False)
+        with self._lock:
+            self._patterns[pattern] = compiled
+            if len(self._patterns) > self._size:
+                self._patterns.popitem(last=False)
         return compiled
+
+
+REGEX = RegexCache()
 
 
 def _match_table(m: Any, compiled: Any) -> dict[str, Any]:

@@ -99,6 +99,14 @@ async def test_module_errors(
     assert message in str(info.value)
 
 
+async def test_module_names_are_checked_before_lookup(run: Runner) -> None:
+    modules = Modules({})
+    for name in ["sandbox.core", "../x", "", "a" * 65, "has space"]:
+        with pytest.raises(ScriptRuntimeError, match="invalid module name"):
+            await run(f"require({name!r})", modules=modules)
+    assert modules.lookups == []
+
+
 async def test_standard_library_names_give_the_library(run: Runner) -> None:
     assert (
         await run.value(

@@ -29,7 +29,7 @@ local R = I.raw
 local next, type, error, tostring, select = R.next, R.type, R.error, R.tostring, R.select
 local rawget, pcall, raw_load = R.rawget, R.pcall, R.load
 local string, math, os, table = R.string, R.math, R.os, R.table
-local s_sub, s_gsub, concat = string.sub, string.gsub, table.concat
+local s_sub, s_gsub, s_find, concat = string.sub, string.gsub, string.find, table.concat
 local host, kill = I.host, I.kill
 
 -- host calls -----------------------------------------------------------------
@@ -261,6 +261,9 @@ local MODULES, cached_count = {}, 0   -- name -> {version=, fn=}; compiled code 
 local function require_module(env, name)
   if type(name) ~= "string" then error("require: the module name must be a string", 2) end
   if LIBS[name] then return env[name] end
+  if #name > 64 or not s_find(name, "^[%a_][%w_]*$") then
+    error("require: invalid module name", 2)
+  end
   local inv = I.current()
   local loaded = inv.modules
   if not loaded then
