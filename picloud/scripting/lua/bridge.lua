@@ -232,6 +232,9 @@ end
 
 local RESPONSE_KEYS = {status = true, headers = true, body = true}
 
+-- A response table has no key but status, headers and body, its status (if
+-- any) is an integer and its headers (if any) a table; any other table is
+-- data, sent as JSON (so {status = "ok"} is data).
 local function is_response(t)
   if dgetmetatable(t) ~= nil then return false end
   local k = next(t)
@@ -240,7 +243,9 @@ local function is_response(t)
     if not RESPONSE_KEYS[k] then return false end
     k = next(t, k)
   until k == nil
-  return true
+  local status, headers = R.rawget(t, "status"), R.rawget(t, "headers")
+  return (status == nil or math_type(status) == "integer")
+    and (headers == nil or type(headers) == "table")
 end
 
 -- Turn the script's return value into what the driver hands to Python:
@@ -255,12 +260,6 @@ local function finish(v)
   end
   if t == "table" and is_response(v) then
     local status, headers, body = R.rawget(v, "status"), R.rawget(v, "headers"), R.rawget(v, "body")
-    if status ~= nil and math_type(status) ~= "integer" then
-      error("the response status must be an integer", 0)
-    end
-    if headers ~= nil and type(headers) ~= "table" then
-      error("the response headers must be a table", 0)
-    end
     local htext = headers and I.encode(headers, limit, "response_bytes", "response headers") or "{}"
     if type(body) == "string" then
       if #body + #htext > limit then kill("response_bytes") end
