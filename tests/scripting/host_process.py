@@ -20,8 +20,8 @@ from picloud.scripting import AppRuntime, CurrentInvocation, ScriptLimits, Watch
 from .conftest import MemorySdk, make_ctx
 
 LIMITS = ScriptLimits(
-    timeout_ms=100,
-    hard_deadline_grace_ms=100,
+    timeout_ms=300,
+    hard_deadline_grace_ms=200,
     max_instructions=10**12,
     max_memory_bytes=128 << 20,
 )

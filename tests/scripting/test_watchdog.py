@@ -18,9 +18,10 @@ from .conftest import TEST_LIMITS, Runner, make_ctx
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# One C call (gsub over 8 MB, ~0.5 s) that starts before the 100 ms timeout:
-# the hook cannot run inside it, so only the watchdog can stop it.
-STUCK_IN_C = 'local s = string.rep("ab", 4e6)\nlocal r = s:gsub(".", "%0%0")\nreturn #r'
+# One C call (gsub over 16 MB, about a second) that starts well before the
+# 300 ms timeout: the hook cannot run inside it, so only the watchdog (hard
+# deadline at 500 ms) can stop it.
+STUCK_IN_C = 'local s = string.rep("ab", 8e6)\nlocal r = s:gsub(".", "%0%0")\nreturn #r'
 
 
 class Host:
