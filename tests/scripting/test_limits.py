@@ -78,6 +78,32 @@ async def test_memory_cannot_be_caught_and_retried(run: Runner, other: Runner) -
     await assert_healthy(run, other)
 
 
+@pytest.mark.parametrize(
+    "catch",
+    [
+        "local ok = pcall(f)",
+        "local ok = xpcall(f, function(e) return e end)",
+        "local ok = coroutine.resume(coroutine.create(f))",
+        "local ok = pcall(coroutine.wrap(f))",
+    ],
+)
+async def test_a_failed_allocation_cannot_be_caught(
+    run: Runner, other: Runner, catch: str
+) -> None:
+    # One C call asks for more than the hard limit: the allocation fails with
+    # an ordinary Lua error, which no catching function may turn into success.
+    await expect_limit(
+        run,
+        "local function f()\n"
+        "  local s, t = ('x'):rep(1e6), {}\n"
+        "  for i = 1, 100 do t[i] = s end\n"
+        "  return table.concat(t)\n"
+        "end\n" + catch + "\nreturn 'survived'",
+        "memory",
+    )
+    await assert_healthy(run, other)
+
+
 async def test_call_depth(run: Runner, other: Runner) -> None:
     await expect_limit(
         run, "local function f(n) return 1 + f(n + 1) end\nreturn f(1)", "call_depth"

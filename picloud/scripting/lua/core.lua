@@ -19,7 +19,6 @@ local coroutine, debug, package, collectgarbage = coroutine, debug, package, col
 local sethook, getinfo, dgetmetatable = debug.sethook, debug.getinfo, debug.getmetatable
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_status, co_close, co_isyieldable = coroutine.status, coroutine.close, coroutine.isyieldable
-local pack, unpack = table.pack, table.unpack
 local s_sub, s_find, s_match = string.sub, string.find, string.match
 local clock = host.clock
 
@@ -152,13 +151,25 @@ end
 
 -- pcall, xpcall and coroutine functions as scripts see them ----------------
 
-local function rethrow_if_killed(...)
+-- What every catching function passes its results through: a kill is
+-- re-raised, and a failed allocation (the heap at the hard limit, which the
+-- soft limit should have prevented) becomes the memory limit. Recovering from
+-- the latter is never allowed: it may have been raised where hooks are off.
+local function settle(ok, ...)
   local inv = current
-  if inv and inv.killed then error(KILL, 0) end
-  return ...
+  if inv then
+    if inv.killed then error(KILL, 0) end
+    if not ok and (...) == "not enough memory" then kill(inv, "memory") end
+  end
+  return ok, ...
 end
 
-function I.pcall(f, ...) return rethrow_if_killed(pcall(f, ...)) end
+local function rethrow_if_killed()
+  local inv = current
+  if inv and inv.killed then error(KILL, 0) end
+end
+
+function I.pcall(f, ...) return settle(pcall(f, ...)) end
 
 -- Lua calls a message handler where the error was raised: for the kill that
 -- is inside the hook, where hooks are off, so the script's handler must not
@@ -168,7 +179,7 @@ function I.xpcall(f, h, ...)
   if type(h) ~= "function" then
     error("bad argument #2 to 'xpcall' (function expected, got " .. type(h) .. ")", 2)
   end
-  return rethrow_if_killed(xpcall(f, function(e)
+  return settle(xpcall(f, function(e)
     local inv = current
     if inv and inv.killed then return e end
     return h(e)
@@ -196,7 +207,7 @@ local function through(co, ok, first, ...)
   if ok and first == SDK and co_status(co) == "suspended" then
     return through(co, co_resume(co, co_yield(SDK, ...)))
   end
-  return rethrow_if_killed(ok, first, ...)
+  return settle(ok, first, ...)
 end
 
 function I.co_resume(co, ...) return through(co, co_resume(co, ...)) end
@@ -215,7 +226,7 @@ end
 -- run its __close handlers unhooked. After a kill nothing is closed.
 function I.co_close(co)
   rethrow_if_killed()
-  return rethrow_if_killed(co_close(co))
+  return settle(co_close(co))
 end
 
 -- The SDK bridge ---------------------------------------------------------------
@@ -283,9 +294,9 @@ end
 local SDK_REQUEST, DONE, FAILED, LIMIT = 1, 2, 3, 4
 
 local function finish(inv, kind, ...)
-  if not inv.killed then
-    -- run pending to-be-closed variables, hooked (after a kill they would
-    -- run with hooks off, see I.co_close)
+  if kind == FAILED and not inv.killed then
+    -- run pending to-be-closed variables, hooked; not after a limit, whose
+    -- error may have been raised where hooks are off (see I.co_close)
     current = inv
     co_close(inv.co)
     current = nil
@@ -360,5 +371,4 @@ function I.abort(inv, reason)
   return where
 end
 
-I.unpack, I.pack = unpack, pack
 return I
