@@ -354,6 +354,33 @@ async def test_big_c_calls_are_charged_to_the_time_limit(other: Runner) -> None:
     await assert_healthy(run, other)
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        # VM instructions whose cost grows with the strings they touch
+        'local s = ("x"):rep(1e7)\nwhile true do local t = s .. s .. s end',
+        'local a = "x"\nfor i = 1, 24 do a = a .. a end\n'
+        "while true do local t = a .. a end",
+        'local a = ("x"):rep(2e7)\nlocal b = ("x"):rep(2e7 - 1) .. "y"\n'
+        "while true do local r = a < b end",
+        'local a = "x"\nfor i = 1, 24 do a = a .. a end\nlocal b = a .. ""\n'
+        "while true do local r = a == b end",
+    ],
+)
+async def test_big_string_instructions_are_bounded_by_the_time_limit(
+    other: Runner, source: str
+) -> None:
+    limits = ScriptLimits(
+        max_instructions=10**12, timeout_ms=300, max_memory_bytes=96 * MIB
+    )
+    run = Runner(AppRuntime("strings", limits))
+    started = time.monotonic()
+    with pytest.raises(ScriptTimeout):
+        await run(source)
+    assert time.monotonic() - started < 1.5
+    await assert_healthy(run, other)
+
+
 async def test_big_c_calls_count_as_instructions(run: Runner, other: Runner) -> None:
     await expect_limit(
         run,

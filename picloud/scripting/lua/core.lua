@@ -83,30 +83,53 @@ local function gc_kb() return collectgarbage("count") end
 local hook
 -- Kill `inv` for `reason`: from now on each of its coroutines errors on every
 -- instruction, so nothing a script does can outlive the kill.
-local function stop_threads(inv)
-  sethook(inv.co, hook, "", 1)
-  if inv.threads then
-    for co in next, inv.threads do sethook(co, hook, "", 1) end
-  end
-end
+local set_hooks
 
 local function kill(inv, reason)
   if not inv.killed then
     inv.killed = reason
     inv.kill_where = script_where(nil, 2)
   end
-  stop_threads(inv)
+  set_hooks(inv, 1)
   error(KILL, 0)
 end
 I.kill = function(reason) return kill(current, reason) end
 
 -- The checks of the hook, also run by `charge` after large C-level work.
+-- Returns the heap size in KiB.
 local function check(inv)
   if inv.count > L.max_count then kill(inv, "instructions") end
   if clock() > inv.deadline then kill(inv, "time") end
-  if gc_kb() > inv.mem_kb then
+  local kb = gc_kb()
+  if kb > inv.mem_kb then
     collectgarbage("collect")
-    if gc_kb() > inv.mem_kb then kill(inv, "memory") end
+    kb = gc_kb()
+    if kb > inv.mem_kb then kill(inv, "memory") end
+  end
+  return kb
+end
+
+-- Set the hook of every coroutine of `inv` to run every `count` instructions.
+set_hooks = function(inv, count)
+  sethook(inv.co, hook, "", count)
+  if inv.threads then
+    for co in next, inv.threads do sethook(co, hook, "", count) end
+  end
+end
+
+-- One VM instruction can take time proportional to the strings it touches
+-- (comparing two 30 MB strings takes milliseconds), so the more heap a
+-- script holds, the more often the hook runs: every L.tick instructions up
+-- to 1 MiB of heap, then proportionally fewer, down to 64.
+local function adapt(inv, kb)
+  local tick = L.tick
+  if kb > 1024 then
+    tick = L.tick * 1024 // math.floor(kb)
+    if tick < 64 then tick = 64 end
+  end
+  if tick ~= inv.tick then
+    inv.tick = tick
+    set_hooks(inv, tick)
   end
 end
 
@@ -114,10 +137,28 @@ hook = function()
   local inv = current
   if not inv then return end
   if inv.killed then error(KILL, 0) end
-  inv.count = inv.count + L.tick
-  check(inv)
+  inv.count = inv.count + inv.tick
+  adapt(inv, check(inv))
   if getinfo(L.depth_level, "") then kill(inv, "call_depth") end
 end
+
+-- The garbage collector runs in proportion to what is allocated, so a
+-- finalizer of ours, re-armed at every cycle, catches a script that
+-- allocates a lot in few instructions (`s .. s` on big strings) between two
+-- runs of the hook: it makes the hook run at the next instruction, and the
+-- hook checks and sets the interval again. It calls no Python (a finalizer
+-- can run inside lupa's own calls) and cannot fail. Scripts still cannot set
+-- __gc (stdlib.lua).
+local GC_TICK = {}
+GC_TICK.__gc = function()
+  setmetatable({}, GC_TICK)
+  local inv = current
+  if inv and inv.tick ~= 1 then
+    inv.tick = 1
+    set_hooks(inv, 1)
+  end
+end
+setmetatable({}, GC_TICK)
 
 -- Account `n` bytes of work done by a C function the hook cannot see into:
 -- it counts as n/32 instructions, and every 1 MiB of it runs the checks.
@@ -129,7 +170,7 @@ function I.charge(n)
   local p = inv.pending + n
   if p >= 1048576 then
     inv.pending = 0
-    check(inv)
+    adapt(inv, check(inv))
   else
     inv.pending = p
   end
@@ -191,7 +232,7 @@ local WEAK_KEYS = {__mode = "k"}
 function I.co_create(f)
   local inv = current
   local co = co_create(f)
-  sethook(co, hook, "", inv.killed and 1 or L.tick)
+  sethook(co, hook, "", inv.killed and 1 or inv.tick)
   local threads = inv.threads
   if not threads then
     threads = setmetatable({}, WEAK_KEYS)
@@ -352,7 +393,7 @@ end
 function I.start(fn, deadline, ...)
   local co = co_create(I.body)
   local inv = {
-    count = 0, pending = 0, deadline = deadline, mem_kb = gc_kb() + L.mem_kb,
+    count = 0, pending = 0, deadline = deadline, mem_kb = gc_kb() + L.mem_kb, tick = L.tick,
     killed = false, co = co, threads = false, log_bytes = 0, null = false,
     kill_where = false, modules = false, importing = false, handed = false,
   }
@@ -367,7 +408,7 @@ function I.resume(inv, ...) return step(inv, ...) end
 function I.abort(inv, reason)
   local where = script_where(inv.co, 0)
   if not inv.killed then inv.killed = reason end
-  stop_threads(inv)
+  set_hooks(inv, 1)
   return where
 end
 
