@@ -79,6 +79,8 @@ class InvocationResult(msgspec.Struct, frozen=True, kw_only=True):
     """The script's return value as JSON-like data (what triggers look at)."""
     logs: list[LogLine]
     instructions: int
+    """Counted by the hook, so in steps of its interval (2000 instructions,
+    fewer with a large heap), plus C-level work charged by size."""
     duration_ms: float
 
 

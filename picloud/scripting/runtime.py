@@ -155,7 +155,9 @@ class AppRuntime:
         return await _driver.run(self, script, ctx, sdk, modules)
 
     def close(self) -> None:
-        """Release the Lua state. No finalizer of a script can run then: the
+        """Refuse further compiles and invocations. The Lua state is freed
+        once this runtime and its compiled scripts are no longer referenced
+        (lupa has no explicit close); no script code runs then, since the
         sandbox refuses ``__gc``."""
         self._closed = True
         self._running = None
