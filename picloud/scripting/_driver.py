@@ -186,7 +186,7 @@ async def _serve(
     """
     loop = asyncio.get_running_loop()
     timeout = asyncio.timeout_at(loop.time() + (inv.deadline - time.monotonic()))
-    resume = rt.sandbox.resume
+    resume, handle = rt.sandbox.resume, inv.handle
     try:
         async with timeout:
             while status[0] == SDK_REQUEST:
@@ -201,7 +201,7 @@ async def _serve(
                     answer: tuple[Any, ...] = (False, e.message.encode()[:MAX_MESSAGE])
                 else:
                     answer = _to_lua(rt, value)
-                status = _call(rt, inv, resume, inv.handle, *answer)
+                status = _call(rt, inv, resume, handle, *answer)
     except TimeoutError:
         if timeout.expired():
             raise _Stop("time") from None
@@ -216,17 +216,17 @@ def _op_name(op: bytes) -> str:
 
 def _to_lua(rt: AppRuntime, value: Any) -> tuple[Any, ...]:
     """``value`` as resume arguments: scalars as they are, the rest shaped."""
-    limits = rt.limits
     kind = type(value)
-    if value is None:
-        return (True,)
     if kind is str:
         data = value.encode()
-        if len(data) + 2 > limits.max_value_bytes:
+        if len(data) + 2 > rt.limits.max_value_bytes:
             raise _Stop("value_bytes")
         if len(data) > 4096 and not rt.fits(len(data) + 64):
             raise _Stop("memory")
         return (True, b"s", data)
+    if value is None:
+        return (True,)
+    limits = rt.limits
     if kind is bool:
         return (True, b"t" if value else b"f")
     if (kind is int and _INT_MIN <= value <= _INT_MAX) or kind is float:

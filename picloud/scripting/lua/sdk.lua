@@ -9,28 +9,30 @@ local type, error, setmetatable, tostring = R.type, R.error, R.setmetatable, R.t
 local math = R.math
 local utf8_len = R.utf8.len
 
+local build, memory_check, sdk_yield, export, L = I.build, I.memory_check, I.sdk_yield, I.export, I.L
+
 local function answer(op, ok, shape, vals)
   if ok ~= true then error(op .. ": " .. tostring(shape), 0) end
   if shape == nil then return nil end
-  return I.build(shape, vals)
+  return build(shape, vals)
 end
 
 -- A request whose arguments go as JSON (any JSON-like values).
 local function request(op, args)
-  I.memory_check()
-  return answer(op, I.sdk_yield(op, I.export(args, op)))
+  memory_check()
+  return answer(op, sdk_yield(op, export(args, op)))
 end
 
 -- A request whose arguments are all strings: they go as they are.
 local function request_strings(op, a, b)
-  I.memory_check()
-  local max = I.L.max_value
+  memory_check()
+  local max = L.max_value
   if not utf8_len(a) or b and not utf8_len(b) then
     error(op .. ": the arguments must be valid UTF-8", 0)
   end
   if #a > max or b and #b > max then I.kill("value_bytes") end
-  if b == nil then return answer(op, I.sdk_yield(op, nil, a)) end
-  return answer(op, I.sdk_yield(op, nil, a, b))
+  if b == nil then return answer(op, sdk_yield(op, nil, a)) end
+  return answer(op, sdk_yield(op, nil, a, b))
 end
 
 local function check(cond, op, msg)
