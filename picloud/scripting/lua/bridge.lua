@@ -41,7 +41,6 @@ function I.null()
 end
 function I.mark_array(t) return setmetatable(t or {}, ARRAY_MT) end
 function I.mark_object(t) return setmetatable(t or {}, OBJECT_MT) end
-function I.is_null(v) return type(v) == "table" and dgetmetatable(v) == NULL_MT end
 
 -- encode ---------------------------------------------------------------------
 

@@ -52,7 +52,6 @@ for k in next, G do G[k] = nil end
 
 local KILL = {}          -- the error value of a kill; never reaches a script
 local SDK = {}           -- first value of an SDK yield; never reaches a script
-I.KILL = KILL
 
 local current = nil      -- the invocation whose Lua code is running, or nil
 function I.current() return current end
@@ -63,7 +62,6 @@ I.L = L
 -- Script chunk names ("=name") known to this runtime: their frames give the
 -- positions in error messages; all other frames are ours and are skipped.
 local SOURCES = {}
-I.SOURCES = SOURCES
 
 local function script_where(co, level)
   for l = level, level + 300 do
@@ -76,7 +74,6 @@ local function script_where(co, level)
   end
   return nil
 end
-I.script_where = script_where
 
 local function gc_kb() return collectgarbage("count") end
 

@@ -197,7 +197,7 @@ local function position(v, fname)
   return p
 end
 
-local function length(t, fname)
+local function length(t)
   local n = #t
   if math_type(n) ~= "integer" then error("object length is not an integer", 3) end
   return n
@@ -207,7 +207,7 @@ function T.insert(t, ...)
   if select("#", ...) ~= 2 or type(t) ~= "table" then return insert(t, ...) end
   local pos, v = ...
   local plain = dgetmetatable(t) == nil
-  local e = length(t, "insert") + 1
+  local e = length(t) + 1
   local p = position(pos, "insert")
   if p < 1 or p > e then
     error("bad argument #2 to 'insert' (position out of bounds)", 2)
@@ -220,7 +220,7 @@ end
 function T.remove(t, ...)
   if type(t) ~= "table" then return remove(t, ...) end
   local plain = dgetmetatable(t) == nil
-  local size = length(t, "remove")
+  local size = length(t)
   local pos = ...
   if pos == nil then pos = size else pos = position(pos, "remove") end
   if pos ~= size and (pos < 1 or pos > size + 1) then

@@ -48,7 +48,6 @@ local function call(what, f, ...)
   if not ok then error(what .. ": internal error", 0) end
   return result(what, status, a, b, c)
 end
-I.call = call
 
 -- A value rebuilt from (shape, vals) returned by the host, or nil.
 local function call_value(what, f, ...)
