@@ -13,7 +13,6 @@ Guarantees (SPEC.md §3):
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -23,60 +22,27 @@ import msgspec
 
 from picloud.access import Capability, check_sdk_call
 from picloud.actors.app_data import AppData, KvIntent, Staged
-from picloud.actors.dead_letters import replay_events, resolve_events
+from picloud.actors.dead_letters import DeadLetterOps
+from picloud.actors.sdk_args import check_collection, limit_of, options, page_of
 from picloud.config import Settings
-from picloud.errors import Conflict, InvalidInput, SdkCallError
+from picloud.errors import InvalidInput, SdkCallError
 from picloud.events import utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
 from picloud.scripting import JSONValue
 from picloud.store.docs import DocRow, docs_find, docs_list
 from picloud.store.docs_query import matches, parse_query, sort_key
 from picloud.store.kv import kv_list
-from picloud.store.paging import decode_cursor, encode_cursor
-from picloud.store.triggers import DeadLetterRecord, get_dead_letter, list_dead_letters
+from picloud.store.paging import decode_cursor
 
-__all__ = [
-    "DataAccess",
-    "check_collection",
-    "dead_letter_view",
-    "envelope",
-    "new_doc_id",
-]
+__all__ = ["DataAccess", "envelope", "new_doc_id"]
 
-_COLLECTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_DEFAULT_PAGE = 100
-_MAX_PAGE = 1_000
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
-
-
-def check_collection(name: object) -> str:
-    if not isinstance(name, str) or not _COLLECTION.match(name):
-        raise SdkCallError(
-            f"invalid collection name {str(name)[:80]!r}: use 1-64 letters, digits, "
-            "_ . or -, starting with a letter, digit or _"
-        )
-    return name
 
 
 def new_doc_id() -> str:
     """Time-ordered: millisecond clock then randomness (creation order sorts)."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
-
-
-def dead_letter_view(letter: DeadLetterRecord) -> dict[str, Any]:
-    """A dead letter as scripts see it."""
-    return {
-        "id": letter.id,
-        "source": letter.source,
-        "event": _decode(letter.event),
-        "error": letter.error,
-        "attempts": letter.attempts,
-        "resolution": letter.resolution,
-        "trigger_id": letter.trigger_id,
-        "script_id": letter.script_id,
-        "created_at": letter.created_at.isoformat(),
-    }
 
 
 def envelope(row: DocRow) -> dict[str, Any]:
@@ -98,6 +64,7 @@ class DataAccess:
         self._granted = granted
         self._settings = settings
         self.staged = Staged()
+        letters = DeadLetterOps(data, self.staged)
         self._ops: dict[str, Callable[[list[Any]], Awaitable[JSONValue]]] = {
             "kv.get": self._kv_get,
             "kv.set": self._kv_set,
@@ -111,9 +78,9 @@ class DataAccess:
             "docs.find": self._doc_find,
             "docs.find_one": self._doc_find_one,
             "docs.list": self._doc_list,
-            "dead_letters.list": self._dl_list,
-            "dead_letters.replay": self._dl_replay,
-            "dead_letters.resolve": self._dl_resolve,
+            "dead_letters.list": letters.list_letters,
+            "dead_letters.replay": letters.replay,
+            "dead_letters.resolve": letters.resolve,
         }
 
     async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue:
@@ -187,11 +154,11 @@ class DataAccess:
 
     async def _kv_list(self, args: list[Any]) -> JSONValue:
         collection = check_collection(args[0] if args else None)
-        opts = _options(args, 1, {"prefix", "cursor", "limit"})
+        opts = options(args, 1, {"prefix", "cursor", "limit"})
         prefix = opts.get("prefix") or ""
         if not isinstance(prefix, str):
             raise SdkCallError("prefix must be a string")
-        after, limit = decode_cursor(opts.get("cursor")), _limit(opts.get("limit"))
+        after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = self._data.kv_pending_in(collection)
         overlay.update(
             {k: v for (c, k), v in self.staged.kv.items() if c == collection}
@@ -212,7 +179,7 @@ class DataAccess:
         keys = sorted(merged)[: limit + 1]
         page, more = keys[:limit], len(keys) > limit
         items = [{"key": k, "value": _decode(merged[k])} for k in page]
-        return _page(items, page[-1] if more and page else None)
+        return page_of(items, page[-1] if more and page else None)
 
     # -- docs -----------------------------------------------------------------------
 
@@ -335,8 +302,8 @@ class DataAccess:
 
     async def _doc_list(self, args: list[Any]) -> JSONValue:
         collection = check_collection(args[0] if args else None)
-        opts = _options(args, 1, {"cursor", "limit"})
-        after, limit = decode_cursor(opts.get("cursor")), _limit(opts.get("limit"))
+        opts = options(args, 1, {"cursor", "limit"})
+        after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = {i: r for i, r in self._docs_overlay(collection).items() if i > after}
         rows = await docs_list(
             self._data.pool,
@@ -349,87 +316,12 @@ class DataAccess:
         merged.update({i: r for i, r in overlay.items() if r is not None})
         ids = sorted(merged)[: limit + 1]
         page, more = ids[:limit], len(ids) > limit
-        return _page(
+        return page_of(
             [envelope(merged[i]) for i in page], page[-1] if more and page else None
         )
-
-    # -- dead letters -----------------------------------------------------------------
-
-    async def _dl_list(self, args: list[Any]) -> JSONValue:
-        opts = _options(args, 0, {"resolved", "cursor", "limit"})
-        resolved = opts.get("resolved")
-        if resolved is not None and not isinstance(resolved, bool):
-            raise SdkCallError("resolved must be a boolean")
-        cursor = opts.get("cursor")
-        if cursor is not None and not (isinstance(cursor, str) and cursor.isdigit()):
-            raise SdkCallError("cursor must be the string a previous list returned")
-        letters, after = await list_dead_letters(
-            self._data.pool,
-            self._data.app_id,
-            resolved=resolved,
-            before=None if cursor is None else int(cursor),
-            limit=_limit(opts.get("limit")),
-        )
-        page: dict[str, Any] = {"items": [dead_letter_view(d) for d in letters]}
-        if after is not None:
-            page["cursor"] = str(after)
-        return page
-
-    async def _letter(self, args: list[Any]) -> DeadLetterRecord:
-        letter_id = args[0] if args else None
-        if not isinstance(letter_id, str) or not letter_id:
-            raise SdkCallError("a dead letter id must be a non-empty string")
-        letter = await get_dead_letter(self._data.pool, self._data.app_id, letter_id)
-        if letter is None:
-            raise SdkCallError(f"no dead letter {letter_id[:80]!r} in this app")
-        return letter
-
-    async def _dl_replay(self, args: list[Any]) -> JSONValue:
-        try:
-            self.staged.events += replay_events(await self._letter(args), "script")
-        except Conflict as e:
-            raise SdkCallError(e.message) from None
-        return True
-
-    async def _dl_resolve(self, args: list[Any]) -> JSONValue:
-        events = resolve_events(await self._letter(args), "script")
-        self.staged.events += events
-        return bool(events)
 
     def _check_size(self, value: bytes) -> None:
         if len(value) > self._settings.script_max_value_bytes:
             raise SdkCallError(
                 f"value is larger than {self._settings.script_max_value_bytes} bytes"
             )
-
-
-def _page(items: list[Any], last: str | None) -> dict[str, Any]:
-    """A page for Lua: no ``cursor`` key at the end, so ``page.cursor == nil``."""
-    if last is None:
-        return {"items": items}
-    return {"items": items, "cursor": encode_cursor(last)}
-
-
-def _options(args: list[Any], index: int, allowed: set[str]) -> dict[str, Any]:
-    opts = args[index] if len(args) > index and args[index] is not None else {}
-    if not isinstance(opts, dict):
-        raise SdkCallError("options must be a table")
-    unknown = set(opts) - allowed
-    if unknown:
-        known = ", ".join(sorted(allowed))
-        raise SdkCallError(
-            f"unknown option {sorted(unknown)[0]!r}; options are {known}"
-        )
-    return opts
-
-
-def _limit(value: object) -> int:
-    if value is None:
-        return _DEFAULT_PAGE
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 1 <= value <= _MAX_PAGE
-    ):
-        raise SdkCallError(f"limit must be an integer from 1 to {_MAX_PAGE}")
-    return value

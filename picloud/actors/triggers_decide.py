@@ -7,7 +7,7 @@ from datetime import datetime
 
 from picloud.access import script_capabilities
 from picloud.actors.protocol import AddTrigger, RemoveTrigger
-from picloud.actors.sdk import check_collection
+from picloud.actors.sdk_args import check_collection
 from picloud.errors import InvalidInput, NotFound, SdkCallError
 from picloud.events import Event, utcnow
 from picloud.events.app_state import AppState

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from picloud.access import Capability
 from picloud.actors.protocol import DataOp
-from picloud.actors.sdk import check_collection, envelope
+from picloud.actors.sdk import envelope
+from picloud.actors.sdk_args import check_collection
 from picloud.errors import InvalidInput, NotFound, PayloadTooLarge, SdkCallError
 from picloud.http.admin_apps import app_or_404
 from picloud.http.admin_scripts import send
