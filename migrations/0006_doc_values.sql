@@ -52,3 +52,11 @@ $$;
 
 CREATE TRIGGER apps_forget_doc_values AFTER DELETE ON apps
     FOR EACH ROW EXECUTE FUNCTION picloud_forget_doc_values();
+
+-- Equality filters read the scoped GIN index of 0005. With its default pending
+-- list (fastupdate, up to 4 MB) every search also scans the entries not yet
+-- merged: measured on 100,000 documents, an equality find went from 1.7 ms to
+-- 10 ms after 10,000 inserts until a vacuum merged them. Inserting straight
+-- into the index costs writes a little (about a tenth more per document).
+ALTER INDEX docs_scoped_data_idx SET (fastupdate = off);
+SELECT gin_clean_pending_list('docs_scoped_data_idx'::regclass);
