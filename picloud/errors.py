@@ -15,6 +15,7 @@
     │   │   └── ScriptLimitExceeded      a named limit was hit
     │   │       └── ScriptTimeout        the time limit (also a TimeoutError)
     │   ├── ModuleError                  require(): unknown, cycle, depth, shape
+    │   │   └── ModuleShapeError         top-level code in a module: line and reason
     │   └── SdkCallError                 an SDK operation refused; fails the Lua call
     ├── ActorError                       hosting, placement, commands
     │   ├── ActorUnavailable             the host did not answer
@@ -52,6 +53,7 @@ __all__ = [
     "MethodNotAllowed",
     "MigrationError",
     "ModuleError",
+    "ModuleShapeError",
     "NotFound",
     "PayloadTooLarge",
     "PiCloudError",
@@ -162,6 +164,17 @@ class ScriptTimeout(ScriptLimitExceeded, TimeoutError):
 
 class ModuleError(ScriptError):
     code = "module_error"
+
+
+class ModuleShapeError(ModuleError):
+    """A module holds more than definitions at top level; ``line`` is 1-based
+    (0 when unknown)."""
+
+    code = "module_shape_error"
+
+    def __init__(self, message: str, *, line: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class SdkCallError(ScriptError):

@@ -27,6 +27,7 @@ import msgspec
 from . import _stdlib as std
 from ._convert import ValueLimitHit, shape_value
 from .context import LogLine, ModuleSource
+from .modules import load_problem
 
 if TYPE_CHECKING:
     from .limits import ScriptLimits
@@ -133,16 +134,23 @@ class Host:
         )
         return (True,)
 
-    def module(self, name: bytes, cached_version: int | None) -> Result:
+    def module(self, name: bytes, cached: bytes | None) -> Result:
+        """The module's token (its id and version), and its source unless
+        ``cached`` is that token. A source is shape-checked before it is
+        handed over for compiling (memoised per source text, modules.py)."""
         source = self._state.running_modules()
         text = name.decode("utf-8", "replace")
         spec = source.lookup(text) if source is not None else None
         if spec is None:
             raise std.StdlibError(f"module '{text}' not found")
-        if spec.version == cached_version:
-            return (True, spec.version)
+        token = f"{spec.id}@{spec.version}".encode()
+        if token == cached:
+            return (True, token)
+        problem = load_problem(spec.name, spec.source)
+        if problem is not None:
+            raise std.StdlibError(problem)
         _, source_text = self._bytes(spec.source.encode())
-        return (True, spec.version, source_text)
+        return (True, token, source_text)
 
     # -- codecs ----------------------------------------------------------------------
 

@@ -99,6 +99,10 @@ class ModuleSpec(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     version: int
     source: str
+    id: str = ""
+    """The script's id: with ``version`` it identifies the compiled code, so a
+    module deleted and created again under its name is never confused with
+    the old one."""
 
 
 class ModuleSource(Protocol):

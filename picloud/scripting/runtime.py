@@ -68,7 +68,16 @@ class AppRuntime:
     fit and lupa never fails an allocation outside a protected call.
     """
 
-    def __init__(self, app_id: str, limits: ScriptLimits | None = None) -> None:
+    def __init__(
+        self,
+        app_id: str,
+        limits: ScriptLimits | None = None,
+        *,
+        module_cache_size: int = 512,
+    ) -> None:
+        """``module_cache_size``: compiled modules kept (LRU, by module name)."""
+        if module_cache_size < 1:
+            raise ValueError("module_cache_size must be positive")
         self.app_id = app_id
         self.limits = limits or ScriptLimits()
         self.headroom = 16 * self.limits.max_value_bytes + 2 * MIB
@@ -86,6 +95,7 @@ class AppRuntime:
             lim.max_value_depth,
             lim.max_response_bytes,
             lim.module_import_depth_max,
+            module_cache_size,
         )
         self._current: CurrentInvocation | None = None
         self._running: _driver.Invocation | None = None

@@ -374,12 +374,12 @@ local function step(inv, ...)
 end
 
 function I.configure(max_count, mem_bytes, max_depth, max_log, max_value,
-                     max_value_depth, max_response, max_import)
+                     max_value_depth, max_response, max_import, module_cache)
   L.max_count, L.mem_kb, L.max_log = max_count, mem_bytes / 1024, max_log
   -- the hook's own frame is level 1 and the coroutine body is below the script
   L.depth_level = max_depth + 3
   L.max_value, L.max_value_depth, L.max_response = max_value, max_value_depth, max_response
-  L.max_import = max_import
+  L.max_import, L.module_cache = max_import, module_cache
   L.tick = TICK
   if max_count < TICK * 10 then L.tick = max_count // 10 + 1 end
 end

@@ -255,7 +255,37 @@ end
 
 -- require ----------------------------------------------------------------------
 
-local MODULES, cached_count = {}, 0   -- name -> {version=, fn=}; compiled code only
+-- Compiled modules of this runtime (one app): name -> {token=, fn=, used=}, at
+-- most L.module_cache of them, least recently used evicted. The host's token
+-- names the module script and its version, so a saved module is compiled
+-- again on its next require. Only code is kept: each invocation runs the
+-- module afresh, so no state outlives an invocation.
+local MODULES, cached_count, uses = {}, 0, 0
+
+local function evict_lru()
+  local oldest, used = nil, math.huge
+  for name, entry in next, MODULES do
+    if entry.used < used then oldest, used = name, entry.used end
+  end
+  MODULES[oldest] = nil
+end
+
+local function compiled_module(name)
+  local cached = MODULES[name]
+  local token, src = call("require", host.module, name, cached and cached.token)
+  if src ~= nil or not cached or cached.token ~= token then
+    local fn, err = I.compile(name, src)
+    if not fn then error("require: module '" .. name .. "' does not compile: " .. err, 3) end
+    if not cached then
+      if cached_count >= I.L.module_cache then evict_lru() else cached_count = cached_count + 1 end
+    end
+    cached = {token = token, fn = fn}
+    MODULES[name] = cached
+  end
+  uses = uses + 1
+  cached.used = uses
+  return cached.fn
+end
 
 local function require_module(env, name)
   if type(name) ~= "string" then error("require: the module name must be a string", 2) end
@@ -280,18 +310,7 @@ local function require_module(env, name)
   if #stack >= I.L.max_import then
     error("require: imports nested deeper than " .. I.L.max_import, 2)
   end
-  local cached = MODULES[name]
-  local version, src = call("require", host.module, name, cached and cached.version)
-  local fn
-  if src == nil and cached and cached.version == version then
-    fn = cached.fn
-  else
-    local err
-    fn, err = I.compile(name, src)
-    if not fn then error("require: module '" .. name .. "' does not compile: " .. err, 2) end
-    if cached_count >= 512 then MODULES, cached_count = {}, 0 end
-    MODULES[name], cached_count = {version = version, fn = fn}, cached_count + 1
-  end
+  local fn = compiled_module(name)
   stack[#stack + 1] = name
   m = fn(I.new_env(inv))
   stack[#stack] = nil
