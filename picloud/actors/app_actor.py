@@ -67,6 +67,7 @@ from picloud.events.app_state import AppState, evolve_app
 from picloud.events.deliveries import Deliveries, Delivery, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
 from picloud.scripting import AppInfo, AppRuntime
+from picloud.scripting.modules import prepare
 from picloud.store import EventLog, Transaction
 from picloud.store.apps import get_app
 from picloud.store.projections import project_app
@@ -230,6 +231,8 @@ class AppActor:
         try:
             while not queue.empty():
                 command, deadline, future = queue.get_nowait()
+                if isinstance(command, SaveScript):  # parse off the event loop
+                    await prepare(command.source)
                 if (
                     isinstance(command, _DRAIN_FIRST)
                     or len(self._pending) > _MAX_PENDING

@@ -33,6 +33,11 @@ from picloud.events.app import (
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
 from picloud.events.triggers import TriggerRemoved
 from picloud.scripting import validate_source
+from picloud.scripting.modules import (
+    check_module_name,
+    check_module_source,
+    imports_of,
+)
 from picloud.store.projections.app import path_shape
 from picloud.store.scripts import RouteRecord, ScriptRecord
 
@@ -45,6 +50,7 @@ __all__ = [
     "decide_host_kill",
     "decide_remove_route",
     "decide_save_script",
+    "importers",
     "route_record",
     "script_record",
 ]
@@ -85,7 +91,6 @@ def decide_save_script(state: AppState, command: SaveScript) -> list[Event]:
             raise InvalidInput("a script cannot be renamed; create a new one")
         script_id, version, name = old.id, old.version + 1, old.name
         kind = "module" if old.kind == "module" else "endpoint"
-    validate_source(name, command.source)
     return [
         ScriptSaved(
             at=utcnow(),
@@ -95,13 +100,43 @@ def decide_save_script(state: AppState, command: SaveScript) -> list[Event]:
             kind=kind,
             source=command.source,
             version=version,
+            imports=_checked_imports(name, kind, command.source),
         )
     ]
 
 
+def _checked_imports(name: str, kind: str, source: str) -> list[str]:
+    """Validate ``source`` (Lua syntax; for a module its name and shape) and
+    return the module names it requires literally."""
+    if kind == "module":
+        check_module_name(name)
+    validate_source(name, source)
+    if kind == "module":
+        check_module_source(name, source)
+    return imports_of(source)
+
+
+def importers(state: AppState, script: ScriptInfo) -> list[str]:
+    """The other scripts of the app that require module ``script`` literally."""
+    if script.kind != "module":
+        return []
+    return sorted(
+        s.name
+        for s in state.scripts.values()
+        if s.id != script.id and script.name in s.imports
+    )
+
+
 def decide_delete_script(state: AppState, command: DeleteScript) -> list[Event]:
-    """Delete a script and the routes and triggers that target it."""
+    """Delete a script and the routes and triggers that target it; a module
+    other scripts import only with ``force`` (they then fail at require)."""
     script = _script(state, command.script_id)
+    users = [] if command.force else importers(state, script)
+    if users:
+        raise Conflict(
+            f"module {script.name!r} is imported by {', '.join(users)}; change "
+            "them first, or delete it with ?force=true"
+        )
     now = utcnow()
     events: list[Event] = [
         RouteRemoved(at=now, app_id=state.app_id, route_id=route.id)
@@ -245,9 +280,7 @@ def script_record(state: AppState, script: ScriptInfo) -> ScriptRecord:
         version=script.version,
         source=script.source,
         imports=list(script.imports),
-        used_by=sorted(
-            s.name for s in state.scripts.values() if script.name in s.imports
-        ),
+        used_by=importers(state, script),
         created_at=script.created_at,
         updated_at=script.updated_at,
     )

@@ -179,7 +179,10 @@ class AppHost:
             raise NotFound(f"no app {app_id!r}")
         app = AppInfo(id=record.id, slug=record.slug, name=record.name)
         invoker = Invoker(
-            app, self._limits, cache_size=self._settings.script_cache_size
+            app,
+            self._limits,
+            cache_size=self._settings.script_cache_size,
+            module_cache_size=self._settings.module_cache_size,
         )
         actor = AppActor(app, log=self._log, settings=self._settings, invoker=invoker)
         await actor.activate()

@@ -32,13 +32,15 @@ from picloud.scripting import (
     CompiledScript,
     InvocationContext,
     LogLine,
+    ModuleSpec,
     RequestData,
     ScriptLimits,
     SdkHandler,
     logs_of,
 )
+from picloud.scripting.modules import prepare
 
-__all__ = ["Invoker", "Job"]
+__all__ = ["AppModules", "Invoker", "Job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +57,70 @@ class Job:
 
 _JSON = {"Content-Type": "application/json"}
 _encode = msgspec.json.encode
+_CHECKED_MAX = 4096
+
+
+class AppModules:
+    """``require`` of one app: its own module scripts in the given control
+    state, and nothing else (another app's modules do not exist for it)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+
+    def lookup(self, name: str) -> ModuleSpec | None:
+        script = self._state.script_named(name)
+        if script is None or script.kind != "module":
+            return None
+        return ModuleSpec(
+            name=script.name, version=script.version, source=script.source, id=script.id
+        )
 
 
 class Invoker:
     """Owns the app's :class:`AppRuntime`; one per active app."""
 
-    def __init__(self, app: AppInfo, limits: ScriptLimits, *, cache_size: int) -> None:
+    def __init__(
+        self,
+        app: AppInfo,
+        limits: ScriptLimits,
+        *,
+        cache_size: int,
+        module_cache_size: int = 512,
+    ) -> None:
         self.app = app
-        self.runtime = AppRuntime(app.id, limits)
+        self.runtime = AppRuntime(app.id, limits, module_cache_size=module_cache_size)
         self._cache_size = cache_size
         self._compiled: OrderedDict[str, tuple[int, CompiledScript]] = OrderedDict()
+        self._checked: set[tuple[str, int]] = set()
 
     def close(self) -> None:
         self._compiled.clear()
         self.runtime.close()
+
+    async def check_modules(self, state: AppState, script: ScriptInfo) -> None:
+        """Shape-check, in a thread, the modules ``script`` imports (directly
+        or through other modules) whose source this process has never seen
+        (they came through the log only), so that loading them does not parse
+        on the event loop. Loading checks again in any case (runtime)."""
+        sources: list[str] = []
+        names, seen = list(script.imports), set()
+        while names:
+            name = names.pop()
+            module = state.script_named(name)
+            if name in seen or module is None or module.kind != "module":
+                continue
+            seen.add(name)
+            names.extend(module.imports)
+            key = (module.id, module.version)
+            if key not in self._checked:
+                if len(self._checked) >= _CHECKED_MAX:
+                    self._checked.clear()
+                self._checked.add(key)
+                sources.append(module.source)
+        for source in sources:
+            await prepare(source)
 
     def compiled(self, script: ScriptInfo) -> CompiledScript:
         """The script compiled at its current version (LRU, by version)."""
@@ -127,7 +179,10 @@ class Invoker:
                 trigger_depth=job.depth,
             )
             try:
-                result = await self.runtime.invoke(self.compiled(script), ctx, sdk)
+                await self.check_modules(state, script)
+                result = await self.runtime.invoke(
+                    self.compiled(script), ctx, sdk, AppModules(state)
+                )
             except ScriptError as e:
                 error, logs = e.message, logs_of(e)
             else:

@@ -69,6 +69,8 @@ class SaveScript(_Command, frozen=True, kw_only=True, tag="save_script"):
 
 class DeleteScript(_Command, frozen=True, kw_only=True, tag="delete_script"):
     script_id: str
+    force: bool = False
+    """Delete a module even though other scripts import it."""
 
 
 class AddRoute(_Command, frozen=True, kw_only=True, tag="add_route"):

@@ -175,13 +175,16 @@ async def update_script(request: web.Request, body: UpdateScriptBody) -> Any:
     "DELETE",
     "/api/v1/admin/scripts/{id}",
     needs=Capability.SCRIPT_WRITE,
-    summary="Delete a script and its routes",
+    summary="Delete a script and its routes (a module others import: 409, "
+    "unless ?force=true)",
     status=204,
     app_of=app_of_script,
 )
 async def delete_script(request: web.Request) -> None:
     script = await _script_or_404(request)
-    done = await send(request, script.app_id, DeleteScript(script_id=script.id))
+    force = _bool_param(request.query.get("force"), "force")
+    command = DeleteScript(script_id=script.id, force=force)
+    done = await send(request, script.app_id, command)
     await _routing_sees(request, done)
 
 
@@ -262,6 +265,14 @@ async def list_app_executions(request: web.Request) -> ExecutionList:
         request.app[SERVICES].pool, app.id, status=status, before=before, limit=limit
     )
     return ExecutionList(items=items, cursor=None if after is None else str(after))
+
+
+def _bool_param(value: str | None, name: str) -> bool:
+    if value is None or value in ("", "false", "0"):
+        return False
+    if value in ("true", "1"):
+        return True
+    raise InvalidInput(f"{name} must be true or false")
 
 
 def _int_param(value: str | None, name: str) -> int | None:

@@ -42,14 +42,23 @@ class RouteRecord(msgspec.Struct, frozen=True, kw_only=True):
     dispatch_mode: DispatchMode
 
 
+# used_by: the other scripts of the app that require a module by its name
+# (an endpoint is never imported: require only finds modules).
 _SCRIPT = """
-SELECT s.id, s.app_id, s.name, s.kind, s.version, s.source, s.created_at, s.updated_at
+SELECT s.id, s.app_id, s.name, s.kind, s.version, s.source, s.created_at, s.updated_at,
+       ARRAY(SELECT i.module_name FROM script_imports i
+             WHERE i.script_id = s.id ORDER BY i.module_name COLLATE "C") AS imports,
+       CASE WHEN s.kind = 'module' THEN
+         ARRAY(SELECT u.name FROM script_imports i JOIN scripts u ON u.id = i.script_id
+               WHERE i.app_id = s.app_id AND i.module_name = s.name AND u.id <> s.id
+               ORDER BY u.name COLLATE "C")
+       ELSE '{}'::text[] END AS used_by
 FROM scripts s
 """
 
 
 def _script(row: asyncpg.Record) -> ScriptRecord:
-    return ScriptRecord(**dict(row), imports=[], used_by=[])
+    return ScriptRecord(**dict(row))
 
 
 async def get_script(db: asyncpg.Pool, script_id: str) -> ScriptRecord | None:

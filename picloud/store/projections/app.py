@@ -33,6 +33,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 ON CONFLICT (id) DO UPDATE
 SET name = $3, kind = $4, source = $5, version = $6, updated_at = $7
 """
+_SET_IMPORTS = """
+INSERT INTO script_imports (script_id, app_id, module_name)
+SELECT $1, $2, unnest($3::text[])
+"""
 _ADD_ROUTE = """
 INSERT INTO routes (id, app_id, script_id, method, path, path_shape, dispatch_mode,
                     created_at)
@@ -78,16 +82,7 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
     event = recorded.event
     match event:
         case ScriptSaved():
-            await conn.execute(
-                _SAVE_SCRIPT,
-                event.script_id,
-                event.app_id,
-                event.name,
-                event.kind,
-                event.source,
-                event.version,
-                event.at,
-            )
+            await _save_script(conn, event)
         case ScriptDeleted():
             await conn.execute("DELETE FROM scripts WHERE id = $1", event.script_id)
         case RouteAdded():
@@ -122,6 +117,27 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
             )
         case _:
             await project_trigger_event(conn, recorded)
+
+
+async def _save_script(conn: asyncpg.Connection, event: ScriptSaved) -> None:
+    """The script's row and its import edges (replaced with each version)."""
+    await conn.execute(
+        _SAVE_SCRIPT,
+        event.script_id,
+        event.app_id,
+        event.name,
+        event.kind,
+        event.source,
+        event.version,
+        event.at,
+    )
+    await conn.execute(
+        "DELETE FROM script_imports WHERE script_id = $1", event.script_id
+    )
+    if event.imports:
+        await conn.execute(
+            _SET_IMPORTS, event.script_id, event.app_id, sorted(set(event.imports))
+        )
 
 
 def _execution_row(event: InvocationRecorded, position: int) -> tuple[Any, ...]:
