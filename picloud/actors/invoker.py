@@ -62,12 +62,14 @@ _CHECKED_MAX = 4096
 
 class AppModules:
     """``require`` of one app: its own module scripts in the given control
-    state, and nothing else (another app's modules do not exist for it)."""
+    state, and nothing else (another app's modules do not exist for it).
+    ``generation`` changes whenever the app's scripts do (Invoker)."""
 
-    __slots__ = ("_state",)
+    __slots__ = ("_state", "generation")
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: AppState, generation: int | None = None) -> None:
         self._state = state
+        self.generation = generation
 
     def lookup(self, name: str) -> ModuleSpec | None:
         script = self._state.script_named(name)
@@ -94,6 +96,8 @@ class Invoker:
         self._cache_size = cache_size
         self._compiled: OrderedDict[str, tuple[int, CompiledScript]] = OrderedDict()
         self._checked: set[tuple[str, int]] = set()
+        self._scripts: object = None
+        self._generation = 0
 
     def close(self) -> None:
         self._compiled.clear()
@@ -121,6 +125,15 @@ class Invoker:
                 sources.append(module.source)
         for source in sources:
             await prepare(source)
+
+    def modules(self, state: AppState) -> AppModules:
+        """The modules of ``state``, with a generation that changes with its
+        scripts (a new map: every evolve that touches a script makes one; the
+        old map is held here, so its identity is never reused meanwhile)."""
+        if state.scripts is not self._scripts:
+            self._scripts = state.scripts
+            self._generation += 1
+        return AppModules(state, self._generation)
 
     def compiled(self, script: ScriptInfo) -> CompiledScript:
         """The script compiled at its current version (LRU, by version)."""
@@ -181,7 +194,7 @@ class Invoker:
             try:
                 await self.check_modules(state, script)
                 result = await self.runtime.invoke(
-                    self.compiled(script), ctx, sdk, AppModules(state)
+                    self.compiled(script), ctx, sdk, self.modules(state)
                 )
             except ScriptError as e:
                 error, logs = e.message, logs_of(e)

@@ -126,9 +126,10 @@ def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any
         raise _Stop("memory")
     if event_shape is not None:
         event_vals = rt.new_table(shaped.vals)
+    gen = getattr(inv.modules, "generation", None)
     status = _call(
-        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, event_shape, event_vals,
-        *args,
+        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, gen, event_shape,
+        event_vals, *args,
     )  # fmt: skip
     if status[0] == SDK_REQUEST:
         inv.handle = status[2]

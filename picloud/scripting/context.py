@@ -106,7 +106,12 @@ class ModuleSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ModuleSource(Protocol):
-    """Resolves ``require(name)`` to the app's own module script, or None."""
+    """Resolves ``require(name)`` to the app's own module script, or None.
+
+    A source may also have an integer attribute ``generation``: two sources
+    with the same generation promise the same answers, so a runtime skips
+    the lookup of a module it compiled under the current generation.
+    """
 
     def lookup(self, name: str) -> ModuleSpec | None: ...
 

@@ -190,3 +190,28 @@ async def test_a_module_made_again_under_its_name_is_compiled_again() -> None:
     modules.text["m"], modules.ids["m"] = "new", "id2"  # same name and version 1
     assert await _v(rt, modules, "m") == "new"
     rt.close()
+
+
+class Counted(Swappable):
+    """Counts lookups; has a generation, as the actor's module source does."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names)
+        self.generation = 1
+        self.lookups = 0
+
+    def lookup(self, name: str) -> ModuleSpec | None:
+        self.lookups += 1
+        return super().lookup(name)
+
+
+async def test_an_unchanged_generation_skips_the_lookup() -> None:
+    rt = AppRuntime("app-gen", TEST_LIMITS)
+    modules = Counted(["m"])
+    assert [await _v(rt, modules, "m") for _ in range(3)] == ["old"] * 3
+    assert modules.lookups == 1
+    modules.text["m"], modules.ids["m"] = "new", "id2"
+    modules.generation = 2
+    assert await _v(rt, modules, "m") == "new"
+    assert modules.lookups == 2
+    rt.close()

@@ -387,12 +387,15 @@ end
 -- Start an invocation of compiled script `fn` that must end by `deadline`
 -- (the clock's time). The context arrives as arguments (see bridge.lua) and
 -- is built inside the hooked coroutine.
-function I.start(fn, deadline, ...)
+-- `modules_gen` (an integer or nil) is the module source's generation: while
+-- it stays the same, modules compiled under it need no lookup (stdlib.lua).
+function I.start(fn, deadline, modules_gen, ...)
   local co = co_create(I.body)
   local inv = {
     count = 0, pending = 0, deadline = deadline, mem_kb = gc_kb() + L.mem_kb, tick = L.tick,
     killed = false, co = co, threads = false, log_bytes = 0, null = false,
     kill_where = false, modules = false, importing = false, handed = false,
+    modules_gen = modules_gen or false,
   }
   sethook(co, hook, "", L.tick)
   return step(inv, fn, I.new_env(inv), ...)

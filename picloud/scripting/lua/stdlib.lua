@@ -270,17 +270,22 @@ local function evict_lru()
   MODULES[oldest] = nil
 end
 
-local function compiled_module(name)
+-- The compiled module `name`: without asking the host when it was compiled
+-- under the invocation's module generation (nothing changed since).
+local function compiled_module(name, gen)
   local cached = MODULES[name]
-  local token, src = call("require", host.module, name, cached and cached.token)
-  if src ~= nil or not cached or cached.token ~= token then
-    local fn, err = I.compile(name, src)
-    if not fn then error("require: module '" .. name .. "' does not compile: " .. err, 3) end
-    if not cached then
-      if cached_count >= I.L.module_cache then evict_lru() else cached_count = cached_count + 1 end
+  if not (gen and cached and cached.gen == gen) then
+    local token, src = call("require", host.module, name, cached and cached.token)
+    if src ~= nil or not cached or cached.token ~= token then
+      local fn, err = I.compile(name, src)
+      if not fn then error("require: module '" .. name .. "' does not compile: " .. err, 3) end
+      if not cached then
+        if cached_count >= I.L.module_cache then evict_lru() else cached_count = cached_count + 1 end
+      end
+      cached = {token = token, fn = fn}
+      MODULES[name] = cached
     end
-    cached = {token = token, fn = fn}
-    MODULES[name] = cached
+    cached.gen = gen
   end
   uses = uses + 1
   cached.used = uses
@@ -310,7 +315,7 @@ local function require_module(env, name)
   if #stack >= I.L.max_import then
     error("require: imports nested deeper than " .. I.L.max_import, 2)
   end
-  local fn = compiled_module(name)
+  local fn = compiled_module(name, inv.modules_gen)
   stack[#stack + 1] = name
   m = fn(I.new_env(inv))
   stack[#stack] = nil
