@@ -12,20 +12,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
-from picloud.store.docs_query import ARRAY_SUFFIX, Condition, Sort
+from picloud.store.docs_query import (
+    ARRAY_SUFFIX,
+    MAX_INDEXED_STR_BYTES,
+    Condition,
+    Sort,
+)
 
 __all__ = [
     "COLUMNS",
+    "Candidates",
     "Eq",
     "Params",
     "Range",
     "bound_params",
     "candidate_selects",
+    "eq_candidate_selects",
+    "eq_contains",
     "eq_sql",
+    "indexed_values",
     "lower",
     "order_by",
     "range_exact",
@@ -34,6 +43,9 @@ __all__ = [
 COLUMNS: Final = "d.id, d.data, d.created_at, d.updated_at"
 _SCOPE: Final = "picloud_doc_scope(d.app_id, d.collection, d.data)"
 _SQL_OPS: Final = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_CANDIDATES: Final = (
+    "SELECT v.doc_id FROM doc_values v WHERE v.app_id = $1 AND v.collection = $2"
+)
 _encode = msgspec.json.Encoder().encode
 
 Kind = Literal["num", "str"]
@@ -111,10 +123,7 @@ def lower(conditions: Sequence[Condition]) -> tuple[list[Eq], list[Range], bool]
         elif isinstance(c.operand, str):
             ranges.setdefault((c.path, "str"), []).append((c.op, c.operand))
         else:
-            bound = (
-                Decimal(repr(c.operand)) if isinstance(c.operand, float) else c.operand
-            )
-            ranges.setdefault((c.path, "num"), []).append((c.op, Decimal(bound)))
+            ranges.setdefault((c.path, "num"), []).append((c.op, _decimal(c.operand)))
     groups = [Range(path, kind, tuple(b)) for (path, kind), b in ranges.items()]
     return eqs, groups, never
 
@@ -176,6 +185,59 @@ def eq_sql(p: Params, eq: Eq) -> str:
     return f"({index} AND ({_exact(p, eq)}))"
 
 
+def indexed_values(eq: Eq) -> bool:
+    """Whether doc_values holds the candidates: equality to numbers or strings,
+    one at least of them in its index (not only strings over 512 bytes)."""
+    scalars = all(
+        isinstance(item, str | int | float) and not isinstance(item, bool)
+        for item in eq.items
+    )
+    return (
+        scalars
+        and not eq.negate
+        and any(
+            not isinstance(item, str) or len(item.encode()) <= MAX_INDEXED_STR_BYTES
+            for item in eq.items
+        )
+    )
+
+
+def eq_contains(p: Params, eq: Eq) -> str:
+    """Equality to numbers or strings, exactly: containment on the document."""
+    shapes = [_nest(eq.path, shape) for item in eq.items for shape in (item, [item])]
+    return f"d.data @> ANY({p.add([_encode(shape) for shape in shapes], 'jsonb[]')})"
+
+
+def eq_candidate_selects(p: Params, eq: Eq) -> Candidates:
+    """The ids of documents that may hold one of ``eq``'s numbers or strings.
+
+    The field's value and its array elements, one index scan per type each,
+    and long strings (not held by doc_values) to recheck.
+    """
+    path = ".".join(eq.path)
+    here, elements = p.add(path, "text"), p.add(path + ARRAY_SUFFIX, "text")
+    nums = [_decimal(i) for i in eq.items if not isinstance(i, str)]
+    strs = [i for i in eq.items if isinstance(i, str)]
+    short = [i for i in strs if len(i.encode()) <= MAX_INDEXED_STR_BYTES]
+    tests = []
+    if nums:
+        tests.append(f"v.num = ANY({p.add(nums, 'numeric[]')})")
+    if short:
+        tests.append(f"v.str = ANY({p.add(short, 'text[]')})")
+    counted = [
+        f"{_CANDIDATES} AND v.path = {at} AND {test}"
+        for at in (here, elements)
+        for test in tests
+    ]
+    unindexed = [_long_strings(here, elements)] if len(short) < len(strs) else []
+    return Candidates(counted, unindexed)
+
+
+def _decimal(number: float) -> Decimal:
+    """A number as numeric holds it (a float is its shortest decimal repr)."""
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
 def _exact(p: Params, eq: Eq) -> str:
     f = field(p, eq.path)
     return " OR ".join(_exact_item(p, f, item) for item in eq.items)
@@ -212,32 +274,39 @@ def range_exact(p: Params, rng: Range) -> str:
     )
 
 
-def candidate_selects(p: Params, rng: Range, *, direct: bool) -> list[str]:
-    """SELECTs of ids that may satisfy the range group, one index range each.
+class Candidates(NamedTuple):
+    """SELECTs of candidate ids: index range scans, and rows to recheck."""
 
-    Together a superset of the matches (the exact predicate decides): the
-    field's own values within every bound (if ``direct``), array elements
-    within the first bound, and long strings (not in the index).
+    counted: list[str]  # numbers and short strings: one index range each
+    unindexed: list[str]  # long strings (no value in doc_values)
+
+
+def candidate_selects(p: Params, rng: Range, *, direct: bool) -> Candidates:
+    """The ids of documents that may satisfy the range group (a superset).
+
+    The exact predicate decides: the field's own values within every bound (if
+    ``direct``), array elements within the first bound, and long strings.
     """
     path = ".".join(rng.path)
     col = "v.num" if rng.kind == "num" else "v.str"
-    scope = (
-        "SELECT v.doc_id FROM doc_values v WHERE v.app_id = $1 AND v.collection = $2"
-    )
-    selects = []
+    counted = []
     if direct:
         every = " AND ".join(f"{col} {op} {v}" for op, v in bound_params(p, rng))
-        selects.append(f"{scope} AND v.path = {p.add(path, 'text')} AND {every}")
+        counted.append(f"{_CANDIDATES} AND v.path = {p.add(path, 'text')} AND {every}")
     op, first = bound_params(p, rng, 1)[0]
     elements = p.add(path + ARRAY_SUFFIX, "text")
-    selects.append(f"{scope} AND v.path = {elements} AND {col} {op} {first}")
+    counted.append(f"{_CANDIDATES} AND v.path = {elements} AND {col} {op} {first}")
+    unindexed = []
     if rng.kind == "str":
-        here = p.add(path, "text")
-        selects.append(
-            f"{scope} AND v.path IN ({here}, {elements})"
-            " AND v.num IS NULL AND v.str IS NULL"
-        )
-    return selects
+        unindexed.append(_long_strings(p.add(path, "text"), elements))
+    return Candidates(counted, unindexed)
+
+
+def _long_strings(here: str, elements: str) -> str:
+    return (
+        f"{_CANDIDATES} AND v.path IN ({here}, {elements})"
+        " AND v.num IS NULL AND v.str IS NULL"
+    )
 
 
 def order_by(p: Params, sort: Sort | None) -> str:

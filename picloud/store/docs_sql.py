@@ -12,14 +12,17 @@ How each condition is served (see also migrations 0005 and 0006):
   are rechecked exactly, since containment is not equality;
 - ``$eq null``, ``$ne``: exact predicates (they match missing fields, which no
   index holds);
-- ranges on one field and one type: a ``doc_values`` range scan yields
-  candidates, an exact predicate on the document rechecks them (arrays need
-  each bound met by some element, long strings are not in the index);
 - a boolean range is the equality it amounts to (``$gt false`` is ``= true``);
-- ``$sort`` on a field that has a range: the ``doc_values`` index of that field
-  is walked in order and stops at the limit, merged with the few documents it
-  cannot order (arrays, long strings); any other ``$sort`` sorts the matches.
+- other ranges are grouped by field and type and always checked exactly on the
+  document; ``doc_values`` gives their candidates. With ``$sort`` on the field
+  of a range, that field's index is walked in the sort's order and stops at the
+  limit (merged with the few documents it cannot order: arrays, long strings).
+  Otherwise the candidates of each range are counted up to a bound and the
+  query drives from the first range with few of them (fetched by id), or, when
+  all have many, filters the documents it reaches (in id order, soon done).
+  Statistics cannot make that choice: doc_values mixes every path of every app.
 
+The text may start with ``WITH``; it always returns those four columns.
 :func:`write_doc_values` maintains ``doc_values`` in the caller's transaction.
 """
 
@@ -29,7 +32,7 @@ How each condition is served (see also migrations 0005 and 0006):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import asyncpg
 
@@ -40,7 +43,10 @@ from picloud.store._docs_predicates import (
     Range,
     bound_params,
     candidate_selects,
+    eq_candidate_selects,
+    eq_contains,
     eq_sql,
+    indexed_values,
     lower,
     order_by,
     range_exact,
@@ -78,6 +84,45 @@ def find_sql(
     return _filter_sql(p, sort, (eqs, ranges, never), limit=limit), p.args
 
 
+class _Driver(NamedTuple):
+    """A condition the query may be driven from: its candidates in doc_values."""
+
+    counted: list[str]  # SELECTs of candidate ids, each counted up to a bound
+    fetched: str  # all candidate ids (those plus any the index cannot hold)
+    exact: str  # the condition itself, on the document, without an index
+    gin: str  # the condition with the scoped GIN index in play (if equality)
+
+
+def _drivers(
+    p: Params, eqs: list[Eq], ranges: list[Range], *, gin: bool
+) -> tuple[list[_Driver], list[str]]:
+    """The conditions to count (at most _MAX_DRIVERS) and the others' SQL.
+
+    ``gin``: give equalities their GIN form too (else it is their exact form).
+    """
+    drivers: list[_Driver] = []
+    others: list[str] = []
+    for eq in eqs:
+        if not indexed_values(eq) or len(drivers) == _MAX_DRIVERS:
+            others.append(eq_sql(p, eq))
+            continue
+        selects = eq_candidate_selects(p, eq)
+        union = " UNION ALL ".join([*selects.counted, *selects.unindexed])
+        exact = eq_contains(p, eq)
+        drivers.append(
+            _Driver(selects.counted, union, exact, eq_sql(p, eq) if gin else exact)
+        )
+    for rng in ranges:
+        exact = f"({range_exact(p, rng)})"
+        if len(drivers) == _MAX_DRIVERS:
+            others.append(exact)
+            continue
+        selects = candidate_selects(p, rng, direct=True)
+        union = " UNION ALL ".join([*selects.counted, *selects.unindexed])
+        drivers.append(_Driver(selects.counted, union, exact, exact))
+    return drivers, others
+
+
 def _filter_sql(
     p: Params,
     sort: Sort | None,
@@ -85,60 +130,62 @@ def _filter_sql(
     *,
     limit: int,
 ) -> str:
-    """Filter, then order: equalities by the GIN index, ranges by doc_values.
+    """Filter, then order, driven by the condition that holds few documents.
 
-    How to serve a range depends on how many documents it holds, which the
-    planner cannot know (the statistics of doc_values mix every path of every
-    app; it once walked 100,000 documents for 9, 1.1 s). So the candidates of
-    the first ranges are counted, at most ``few`` index entries each, and one
-    branch runs, the others pruned before they start: the first range with
-    few candidates fetches them by id; when all have many, ranges are only
-    checked on the documents the planner reaches (in id order, a walk that
-    finds ``limit`` matches soon).
+    Which strategy is right depends on how many documents a condition holds,
+    which the planner cannot know (doc_values' statistics mix every path of
+    every app; the GIN index's estimate of a rare value is often 2%: it once
+    walked 100,000 documents for 9, 1.1 s). So the candidates of equalities
+    to numbers or strings and of ranges are counted in doc_values, at most
+    ``few`` index entries each, and one branch runs, the others pruned before
+    they start: the first condition with few candidates fetches them by id;
+    when all have many, the planner's plan runs (in id order, a walk that soon
+    finds ``limit`` matches, checking each condition on the document).
     """
     eqs, ranges, never = lowered
     order = order_by(p, sort)
     tail = f" ORDER BY {order} LIMIT {int(limit)}"
-    where = ["d.app_id = $1", "d.collection = $2"]
-    where += [eq_sql(p, eq) for eq in eqs]
-    where += [f"({range_exact(p, r)})" for r in ranges]
-    if never:
-        where.append("false")
-    if not ranges or never:
+    # When every condition holds many documents, keep the GIN index in play only
+    # where it may pay: intersecting equalities, or sorting all the matches. In
+    # id order one equality walks: its bitmap would recheck each match with a
+    # copy of the document (2,000 matches: 13-30 ms against 2-4 ms).
+    gin = sort is not None or len(eqs) > 1
+    if never:  # a range that no value meets (``$lt false``)
+        nothing = "d.app_id = $1 AND d.collection = $2 AND false"
+        return f"SELECT {COLUMNS} FROM docs d WHERE {nothing}{tail}"
+    drivers, others = _drivers(p, eqs, ranges, gin=gin)
+    where = ["d.app_id = $1", "d.collection = $2", *others]
+    if not drivers:
         return f"SELECT {COLUMNS} FROM docs d WHERE {' AND '.join(where)}{tail}"
-    drivers, few = ranges[:_MAX_DRIVERS], max(_FEW, 4 * limit)
-    counts = ", ".join(
-        f"{_count_sql(p, r, few)} AS c{n}" for n, r in enumerate(drivers)
-    )
+    few = max(_FEW, 4 * limit)
+    exact = [d.exact for d in drivers]
+    counts = ", ".join(f"{_count_sql(d, few)} AS c{n}" for n, d in enumerate(drivers))
     branches = []
-    for n, rng in enumerate(drivers):
-        union = " UNION ALL ".join(candidate_selects(p, rng, direct=True))
-        guard = " AND ".join([*(f"c{m} >= {few}" for m in range(n)), f"c{n} < {few}"])
-        driven = [*where, f"d.id = ANY(ARRAY({union}))"]
-        branches.append(_branch(driven, guard, tail))
-    guard = " AND ".join(f"c{m} >= {few}" for m in range(len(drivers)))
-    branches.append(_branch(where, guard, tail))
+    for n, driver in enumerate(drivers):
+        guard = [*(f"c{m} >= {few}" for m in range(n)), f"c{n} < {few}"]
+        fetch = f"d.id = ANY(ARRAY({driver.fetched}))"
+        branches.append(_branch([*where, *exact, fetch], guard, tail))
+    many = [f"c{m} >= {few}" for m in range(len(drivers))]
+    branches.append(
+        _branch([*where, *(d.gin if gin else d.exact for d in drivers)], many, tail)
+    )
     return (
         f"WITH counts AS MATERIALIZED (SELECT {counts})"
         f" SELECT {COLUMNS} FROM ({' UNION ALL '.join(branches)}) d{tail}"
     )
 
 
-def _branch(where: list[str], guard: str, tail: str) -> str:
+def _branch(where: list[str], guard: list[str], tail: str) -> str:
     """A SELECT that runs only if ``guard`` holds on the counts."""
     return (
         f"(SELECT {COLUMNS} FROM docs d WHERE {' AND '.join(where)}"
-        f" AND (SELECT {guard} FROM counts){tail})"
+        f" AND (SELECT {' AND '.join(guard)} FROM counts){tail})"
     )
 
 
-def _count_sql(p: Params, rng: Range, few: int) -> str:
-    """Candidates of a range's value and array elements, counted up to ``few``.
-
-    One LIMITed index range scan each: never more than ``few`` entries read.
-    """
-    selects = candidate_selects(p, rng, direct=True)[:2]
-    counts = [f"(SELECT count(*) FROM ({s} LIMIT {few}) c)" for s in selects]
+def _count_sql(driver: _Driver, few: int) -> str:
+    """A driver's candidates counted up to ``few`` per index scan: cheap."""
+    counts = [f"(SELECT count(*) FROM ({s} LIMIT {few}) c)" for s in driver.counted]
     return f"({' + '.join(counts)})"
 
 
@@ -154,7 +201,8 @@ def _walk_sql(p: Params, sort: Sort, rng: Range, others: list[str], limit: int) 
     desc = " DESC" if sort.descending else ""
     bounds = " AND ".join(f"{col} {op} {v}" for op, v in bound_params(p, rng))
     path = p.add(".".join(rng.path), "text")
-    rest_union = " UNION ALL ".join(candidate_selects(p, rng, direct=False))
+    selects = candidate_selects(p, rng, direct=False)
+    rest_union = " UNION ALL ".join([*selects.counted, *selects.unindexed])
     # By id from the candidates, whatever the planner guesses of their number.
     rest = [f"d.id = ANY(ARRAY({rest_union}))", f"({range_exact(p, rng)})"]
     order = order_by(p, sort)

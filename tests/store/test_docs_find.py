@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from picloud.store.docs_query import matches, parse_query, sort_key
-from picloud.store.docs_sql import find_docs, write_doc_values
+from picloud.store.docs_sql import find_docs, find_sql, write_doc_values
 
 MAX_IN, MAX_LIMIT = 8, 60
 APP = "app-1"
@@ -153,6 +154,16 @@ async def app_pool(pool: asyncpg.Pool) -> asyncpg.Pool:
 
 
 _collections = itertools.count()
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(filters(), walk_filters()), extra=st.integers(0, 3))
+def test_find_sql_binds_every_argument_once(raw: dict[str, Any], extra: int) -> None:
+    query = parse_query(raw, max_in=MAX_IN, max_limit=MAX_LIMIT)
+    sql, args = find_sql(query, APP, "c", extra=extra)
+    used = {int(n) for n in re.findall(r"\$(\d+)", sql)}
+    assert used == set(range(1, len(args) + 1))
+    assert f"LIMIT {query.limit + extra}" in sql
 
 
 @settings(EXAMPLES, max_examples=60)

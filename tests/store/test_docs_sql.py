@@ -77,6 +77,8 @@ def person(n: int) -> dict[str, Any]:
         "score": (n * 7919 % 10007) / 10.0,
         "name": f"user-{n * 31 % 5000:04d}",
         "tags": ["a", "b"] if n % 5 == 0 else [],
+        "vip": n == 77,
+        "box": {"w": n % 1000},
     }
 
 
@@ -129,15 +131,49 @@ def seq_scans(tree: dict[str, Any]) -> list[str]:
     ]
 
 
-async def test_equality_is_served_by_the_scoped_gin_index(people: asyncpg.Pool) -> None:
+async def test_equality_to_numbers_or_strings_fetches_its_few_candidates(
+    people: asyncpg.Pool,
+) -> None:
+    for raw, count in [
+        ({"email": "user-77@example.com"}, 1),
+        ({"email": "user-77@example.com", "$limit": 1}, 1),
+        ({"email": {"$in": ["user-1@example.com", "user-2@example.com"]}}, 2),
+        ({"age": 30, "score": {"$lt": 100}}, 7),
+        ({"email": "user-77@example.com", "age": {"$gt": 3}, "$sort": "-score"}, 1),
+    ]:
+        tree = await plan(people, raw)
+        scans = index_scans(tree)
+        assert tree["Actual Rows"] == count, raw
+        assert {"doc_values_str_idx", "doc_values_str_desc_idx"} & set(scans) or {
+            "doc_values_num_idx",
+            "doc_values_num_desc_idx",
+        } & set(scans), (raw, scans)
+        assert scans["docs_pkey"] <= 80, (raw, scans)  # age 30: 72 candidates
+        assert not seq_scans(tree), raw
+
+
+async def test_equality_to_other_values_uses_the_scoped_gin_index(
+    people: asyncpg.Pool,
+) -> None:
     for raw in [
-        {"email": "user-77@example.com"},
-        {"email": {"$in": ["user-1@example.com", "user-2@example.com"]}},
-        {"email": "user-77@example.com", "$limit": 1},
-        {"email": "user-77@example.com", "age": {"$gt": 3}, "$sort": "-score"},
+        {"vip": True},
+        {"box": {"w": 5}},
+        {"box": {"$in": [{"w": 5}, {"w": 6}]}},
     ]:
         tree = await plan(people, raw)
         assert "docs_scoped_data_idx" in index_scans(tree), raw
+        assert not seq_scans(tree), raw
+
+
+async def test_a_common_equality_in_id_order_walks_and_stops(
+    people: asyncpg.Pool,
+) -> None:
+    for raw in [{"tier": "gold", "$limit": 20}, {"tags": "a", "$limit": 20}]:
+        tree = await plan(people, raw)
+        scans = index_scans(tree)
+        assert tree["Actual Rows"] == 20
+        assert scans["docs_pkey"] <= 100, (raw, scans)  # 1 in 3, 1 in 5 match
+        assert "docs_scoped_data_idx" not in scans, (raw, scans)
         assert not seq_scans(tree), raw
 
 
