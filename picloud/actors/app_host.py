@@ -120,7 +120,7 @@ class AppHost:
             await self._log.pool.close()
 
     async def _announce(self, wakeups: Wakeups) -> None:
-        async with bridge_to_postgres(wakeups, self._dsn):
+        async with bridge_to_postgres(wakeups, self._dsn, listen=False):
             await asyncio.Event().wait()
 
     # -- calls ----------------------------------------------------------------------

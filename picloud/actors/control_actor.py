@@ -49,7 +49,7 @@ class _ControlPlaneActor:
             return self._plane
 
     async def _announce(self, wakeups: Wakeups) -> None:
-        async with bridge_to_postgres(wakeups, self._dsn):
+        async with bridge_to_postgres(wakeups, self._dsn, listen=False):
             await asyncio.Event().wait()
 
     async def execute(

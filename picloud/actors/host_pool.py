@@ -28,6 +28,7 @@ from picloud.errors import ActorUnavailable, CommandTimeout
 __all__ = ["HostLink", "HostPool", "rendezvous"]
 
 _RECONNECT_PAUSE_S = 0.05
+_PLACEMENT_MEMO = 100_000
 
 
 def rendezvous(key: str, names: list[str]) -> str:
@@ -103,6 +104,7 @@ class HostPool:
         self._dsn = dsn
         self._quarantined = quarantined
         self._names = host_names(settings)
+        self._placed: dict[str, str] = {}  # the hash is per request otherwise
         self.links = {
             name: HostLink(name, start_app_host(name, settings, dsn))
             for name in self._names
@@ -116,11 +118,16 @@ class HostPool:
                     name, start_app_host(name, self._settings, self._dsn)
                 )
             return self.links[name]
-        return self.links[rendezvous(app_id, self._names)]
+        return self.shared_link_for(app_id)
 
     def shared_link_for(self, app_id: str) -> HostLink:
         """The shared host the app hashes to, quarantined or not."""
-        return self.links[rendezvous(app_id, self._names)]
+        name = self._placed.get(app_id)
+        if name is None:
+            if len(self._placed) >= _PLACEMENT_MEMO:
+                self._placed.clear()
+            name = self._placed[app_id] = rendezvous(app_id, self._names)
+        return self.links[name]
 
     async def call(self, app_id: str, command: Command, timeout_s: float) -> Reply:
         """The app's reply to ``command``; raises CommandTimeout at the deadline."""

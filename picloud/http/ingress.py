@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -61,7 +61,7 @@ async def _handle(request: web.Request, slug: str, path: str) -> web.StreamRespo
     except web.HTTPRequestEntityTooLarge as e:
         limit = services.settings.max_request_bytes
         raise PayloadTooLarge(f"request body larger than {limit} bytes") from e
-    execution_id = str(uuid.uuid4())
+    execution_id = secrets.token_hex(16)
     command = Invoke(
         execution_id=execution_id,
         route_id=match.route_id,

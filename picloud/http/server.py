@@ -34,6 +34,7 @@ from picloud.store import (
     connect,
 )
 from picloud.store import create_pool as create_db_pool
+from picloud.store.wakeups import ROUTING_CHANNEL
 
 __all__ = ["Server"]
 
@@ -77,7 +78,9 @@ class Server:
         control = await self._start_control_plane()
         pool = await create_db_pool(self.dsn, self.settings)
         self._stack.push_async_callback(pool.close)
-        wakeups = Wakeups()
+        # The front door follows the log for its routing table only: it listens
+        # to the commits that change routes, not to every invocation's.
+        wakeups = Wakeups(ROUTING_CHANNEL)
         await self._stack.enter_async_context(bridge_to_postgres(wakeups, self.dsn))
         event_log = EventLog(pool, wakeups)
         routing = Routing()

@@ -96,21 +96,20 @@ ORDER BY stream_version LIMIT $3
 # leave the cursor behind every non-matching event, to be scanned again on
 # the next read); a row that does not match comes back without its payload.
 _READ_ALL = """
-WITH scanned AS (
-    SELECT position, txid, stream, stream_version, type, recorded_at,
+SELECT position, txid, stream, stream_version, recorded_at, matches,
+       CASE WHEN matches THEN data END AS data,
+       CASE WHEN matches THEN meta END AS meta
+FROM (
+    SELECT position, txid, stream, stream_version, recorded_at, data, meta,
            ($4::text IS NULL OR stream = $4)
            AND ($5::text[] IS NULL OR type = ANY($5))
            AND ($6::bigint IS NULL OR position >= $6) AS matches
     FROM events
     WHERE (txid, position) > ($1::xid8, $2::bigint)
       AND txid < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY txid, position LIMIT $3
-)
-SELECT s.position, s.txid, s.stream, s.stream_version, s.recorded_at, s.matches,
-       CASE WHEN s.matches THEN e.data END AS data,
-       CASE WHEN s.matches THEN e.meta END AS meta
-FROM scanned s JOIN events e ON e.position = s.position
-ORDER BY s.txid, s.position
+    ORDER BY txid, position
+    LIMIT $3
+) AS scanned
 """
 
 
@@ -120,6 +119,7 @@ class Transaction:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self.appended = 0
+        self.types: set[str] = set()
 
     async def append(
         self,
@@ -150,6 +150,7 @@ class Transaction:
         except asyncpg.UniqueViolationError as e:
             raise VersionConflict(stream, expected_version) from e
         self.appended += len(rows)
+        self.types.update(row[0] for row in rows)
         return [
             RecordedEvent(
                 position=position,
@@ -209,7 +210,7 @@ class EventLog:
                 tx = Transaction(conn)
                 yield tx
         if tx.appended:
-            self.wakeups.committed()
+            self.wakeups.committed(tx.types)
 
     async def append(
         self,

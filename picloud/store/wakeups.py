@@ -12,35 +12,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import asyncpg
 
-__all__ = ["CHANNEL", "Wakeups", "bridge_to_postgres"]
+from picloud.events.topics import ROUTING_EVENT_TYPES
+
+__all__ = ["CHANNEL", "ROUTING_CHANNEL", "Wakeups", "bridge_to_postgres"]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "picloud_events"
+ROUTING_CHANNEL = "picloud_routing"
 _RETRY_DELAY = 0.5
 
 
 class Wakeups:
-    """A generation counter that readers wait on; each commit bumps it.
+    """A generation counter that readers wait on; each relevant commit bumps it.
 
-    Waiting on a generation read *before* the read that found nothing cannot
-    miss a commit that happened in between.
+    ``channel`` is what wakes this process's readers: ``CHANNEL`` (every
+    commit) or a narrower one such as ``ROUTING_CHANNEL``. Waiting on a
+    generation read *before* the read that found nothing cannot miss a commit
+    that happened in between.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, channel: str = CHANNEL) -> None:
+        self.channel = channel
         self.generation = 0
         self._changed = asyncio.Event()
-        self._outgoing = asyncio.Event()
+        self._outgoing: set[str] = set()
+        self._announce = asyncio.Event()
 
-    def committed(self) -> None:
-        """This process committed events: wake local readers and other processes."""
-        self.wake()
-        self._outgoing.set()
+    def committed(self, types: Iterable[str] = ()) -> None:
+        """This process committed events of ``types``: wake the local readers they
+        concern and, through NOTIFY, other processes' readers."""
+        channels = {CHANNEL}
+        if not ROUTING_EVENT_TYPES.isdisjoint(types):
+            channels.add(ROUTING_CHANNEL)
+        if self.channel in channels:
+            self.wake()
+        self._outgoing |= channels
+        self._announce.set()
 
     def wake(self) -> None:
         """Something new may be readable: wake the local readers."""
@@ -60,36 +73,48 @@ class Wakeups:
             return False
         return True
 
-    async def next_outgoing(self) -> None:
-        """Wait for commits not yet announced to other processes."""
-        await self._outgoing.wait()
-        self._outgoing.clear()
+    async def next_outgoing(self) -> set[str]:
+        """The channels of commits not yet announced to other processes."""
+        await self._announce.wait()
+        self._announce.clear()
+        channels, self._outgoing = self._outgoing, set()
+        return channels
 
 
 @asynccontextmanager
-async def bridge_to_postgres(wakeups: Wakeups, dsn: str) -> AsyncIterator[None]:
-    """Run the NOTIFY sender and the LISTEN receiver for ``wakeups`` while open."""
+async def bridge_to_postgres(
+    wakeups: Wakeups, dsn: str, *, listen: bool = True
+) -> AsyncIterator[None]:
+    """Run the NOTIFY sender (and, with ``listen``, the LISTEN receiver of
+    ``wakeups.channel``) while open. Writers that follow nothing pass
+    ``listen=False``, so other processes' commits do not wake them."""
     async with asyncio.TaskGroup() as tasks:
-        sender = tasks.create_task(_send_notifies(wakeups, dsn), name="notify-sender")
-        receiver = tasks.create_task(
-            _receive_notifies(wakeups, dsn), name="notify-listener"
-        )
+        workers = [
+            tasks.create_task(_send_notifies(wakeups, dsn), name="notify-sender")
+        ]
+        if listen:
+            workers.append(
+                tasks.create_task(
+                    _receive_notifies(wakeups, dsn), name="notify-listener"
+                )
+            )
         try:
             yield
         finally:
-            sender.cancel()
-            receiver.cancel()
+            for worker in workers:
+                worker.cancel()
 
 
 async def _send_notifies(wakeups: Wakeups, dsn: str) -> None:
     conn: asyncpg.Connection | None = None
     try:
         while True:
-            await wakeups.next_outgoing()
+            channels = await wakeups.next_outgoing()
             try:
                 if conn is None or conn.is_closed():
                     conn = await asyncpg.connect(dsn)
-                await conn.execute(f"NOTIFY {CHANNEL}")
+                for channel in sorted(channels):
+                    await conn.execute(f"NOTIFY {channel}")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning(
                     "NOTIFY failed; readers fall back to polling", exc_info=True
@@ -112,7 +137,7 @@ async def _receive_notifies(wakeups: Wakeups, dsn: str) -> None:
         try:
             conn = await asyncpg.connect(dsn)
             conn.add_termination_listener(lambda _c, done=lost: done.set())
-            await conn.add_listener(CHANNEL, on_notify)
+            await conn.add_listener(wakeups.channel, on_notify)
             wakeups.wake()  # anything committed while we were not listening
             await lost.wait()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
