@@ -184,17 +184,10 @@ class Invoker:
         error: str | None = "the script no longer exists"
         logs: list[LogLine] = []
         if script is not None:
-            ctx = InvocationContext(
-                invocation_id=job.execution_id,
-                app=self.app,
-                request=_request_data(job.request),
-                event=job.event,
-                trigger_depth=job.depth,
-            )
             try:
                 await self.check_modules(state, script)
                 result = await self.runtime.invoke(
-                    self.compiled(script), ctx, sdk, self.modules(state)
+                    self.compiled(script), self._context(job), sdk, self.modules(state)
                 )
             except ScriptError as e:
                 error, logs = e.message, logs_of(e)
@@ -215,6 +208,15 @@ class Invoker:
             logs=[_log_entry(line) for line in logs],
         )
         return recorded, response
+
+    def _context(self, job: Job) -> InvocationContext:
+        return InvocationContext(
+            invocation_id=job.execution_id,
+            app=self.app,
+            request=_request_data(job.request),
+            event=job.event,
+            trigger_depth=job.depth,
+        )
 
 
 def _request_data(request: RequestRecord | None) -> RequestData | None:
