@@ -20,20 +20,14 @@ import asyncpg
 
 from picloud.events import AppCreated, AppDeleted, AppUpdated, RecordedEvent
 from picloud.events.app import AppQuarantined, RouteAdded, RouteRemoved
+from picloud.events.topics import ROUTING_EVENT_TYPES
 from picloud.store import Cursor, EventLog
 
 __all__ = ["ROUTING_TYPES", "Match", "Routing"]
 
 log = logging.getLogger(__name__)
 
-ROUTING_TYPES = [
-    "app.created.v1",
-    "app.updated.v1",
-    "app.deleted.v1",
-    "route.added.v1",
-    "route.removed.v1",
-    "app.quarantined.v1",
-]
+ROUTING_TYPES = sorted(ROUTING_EVENT_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
