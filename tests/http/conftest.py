@@ -23,6 +23,7 @@ from picloud.credentials import hash_password, new_api_key
 from picloud.events import EventMeta
 from picloud.http.server import Server
 from picloud.store.identity import KeyRecord, UserRecord
+from tests.conftest import create_database, drop_database
 
 
 class Api:
@@ -88,6 +89,34 @@ async def server(
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_overrides() -> dict[str, Any]:
+    """Settings for a module's shared server; a test module overrides this."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+async def shared_server(
+    pg_server: str,
+    template_db: str,
+    ray_session: None,
+    module_overrides: dict[str, Any],
+) -> AsyncIterator[Server]:
+    """One server (and database) for a whole module, for tests that keep to
+    their own apps: starting a server costs seconds, mostly Ray actors."""
+    dsn = await create_database(pg_server, template_db)
+    server = Server(server_settings(**module_overrides), dsn, owns_actors=True)
+    await server.start()
+    yield server
+    await server.stop()
+    await drop_database(pg_server, dsn)
+
+
+@pytest.fixture(scope="module")
+async def shared_admin(shared_server: Server) -> Identity:
+    return await create_identity(shared_server, "admin", admin=True)
 
 
 @dataclass(frozen=True)

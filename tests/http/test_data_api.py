@@ -6,10 +6,21 @@ import asyncio
 
 import pytest
 
-from tests.http.conftest import Api
+from picloud.http.server import Server
+from tests.http.conftest import Api, Identity
 from tests.http.test_ingress import make_app, make_route
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
+
+
+@pytest.fixture
+def server(shared_server: Server) -> Server:
+    return shared_server  # one server for the module: every test keeps to its apps
+
+
+@pytest.fixture
+def admin(shared_admin: Identity) -> Identity:
+    return shared_admin
 
 
 async def test_a_thousand_concurrent_increments_over_http_count_exactly(

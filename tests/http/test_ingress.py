@@ -8,9 +8,20 @@ from typing import Any
 import pytest
 
 from picloud.http.ingress import EXECUTION_HEADER
-from tests.http.conftest import Api
+from picloud.http.server import Server
+from tests.http.conftest import Api, Identity
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
+
+
+@pytest.fixture
+def server(shared_server: Server) -> Server:
+    return shared_server  # one server for the module: every test keeps to its apps
+
+
+@pytest.fixture
+def admin(shared_admin: Identity) -> Identity:
+    return shared_admin
 
 
 async def make_app(api: Api, slug: str) -> dict[str, Any]:
