@@ -11,20 +11,33 @@ import aiohttp
 import pytest
 
 from picloud.http.server import Server
-from tests.http.conftest import Api, server_settings
+from tests.http.conftest import Api, Identity, create_identity, server_settings
 from tests.http.test_ingress import make_app, make_route, make_script
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 
 
+FAST = {
+    "trigger_retry_base_ms": 100,
+    "trigger_retry_jitter": 0.0,
+    "trigger_retry_max_attempts": 2,
+    "delivery_wake_interval_ms": 200,
+}
+
+
+@pytest.fixture(scope="module")
+def module_overrides() -> dict[str, Any]:
+    return FAST
+
+
 @pytest.fixture
-def server_overrides() -> dict[str, Any]:
-    return {
-        "trigger_retry_base_ms": 100,
-        "trigger_retry_jitter": 0.0,
-        "trigger_retry_max_attempts": 2,
-        "delivery_wake_interval_ms": 200,
-    }
+def server(shared_server: Server) -> Server:
+    return shared_server  # one server for the module: every test keeps to its apps
+
+
+@pytest.fixture
+def admin(shared_admin: Identity) -> Identity:
+    return shared_admin
 
 
 async def eventually(
@@ -166,10 +179,10 @@ async def test_dead_letters_over_http_and_from_the_sdk(api: Api) -> None:
     )
     status, body = await api.call("GET", "/apps/letters/peek")
     assert status == 500  # a public route is not granted dead_letters:read
-    _, log = await api.call(
-        "GET", "/api/v1/admin/apps/letters/executions?status=error&limit=1"
-    )
-    assert "dead_letters:read" in log["items"][0]["error"]
+    failed = body["error"]["execution_id"]
+    _, log = await api.call("GET", "/api/v1/admin/apps/letters/executions?status=error")
+    [entry] = [item for item in log["items"] if item["id"] == failed]
+    assert "dead_letters:read" in entry["error"]
 
 
 async def test_replay_and_resolve_over_http(api: Api) -> None:
@@ -219,8 +232,20 @@ async def test_replay_and_resolve_over_http(api: Api) -> None:
 
 
 async def test_retries_scheduled_before_a_server_restart_still_happen(
-    api: Api, server: Server, database: str
+    database: str, ray_session: None
 ) -> None:
+    server = Server(server_settings(**FAST), database, owns_actors=True)
+    await server.start()
+    try:
+        await _retry_across_restart(server, database)
+    finally:
+        await server.stop()
+
+
+async def _retry_across_restart(server: Server, database: str) -> None:
+    admin = await create_identity(server, "admin", admin=True)
+    session = aiohttp.ClientSession()
+    api = Api(session, server.url, admin.bearer)
     await make_app(api, "survivor")
     handler = await make_script(
         api,
@@ -244,6 +269,7 @@ async def test_retries_scheduled_before_a_server_restart_still_happen(
 
     await eventually(first_attempt_failed)
     await api.call("PUT", "/api/v1/admin/apps/survivor/kv/cfg/ok", True)
+    await session.close()
     await server.stop()  # the whole server goes, the retry still pending
     restarted = Server(
         server_settings(trigger_retry_base_ms=3_000, delivery_wake_interval_ms=200),
