@@ -119,3 +119,37 @@ async def test_standard_library_names_give_the_library(run: Runner) -> None:
 async def test_no_module_source_means_no_modules(run: Runner) -> None:
     with pytest.raises(ScriptRuntimeError, match="module 'util' not found"):
         await run("require('util')")
+
+
+async def test_each_module_has_its_own_globals_over_a_shared_library(
+    run: Runner,
+) -> None:
+    modules = Modules(
+        {
+            "ma": (1, 'function helper() return "a" end\nreturn {get = helper}'),
+            "mb": (
+                1,
+                'function helper() return "b" end\n'
+                "local M = {}\n"
+                "function M.get() return helper() end\n"
+                "function M.globals() x_set_by_b = 1 return _G.x_set_by_b end\n"
+                "function M.leak() string.leak = 1 end\n"
+                "function M.peek() return tostring(string.leak) end\n"
+                "function M.detach()\n"
+                "  setmetatable(_G, {})\n"
+                '  return type(print) .. " " .. string.format("%d", 7)\n'
+                "end\n"
+                "return M",
+            ),
+        }
+    )
+    value = await run.value(
+        "local a, b = require('ma'), require('mb')\n"
+        "b.leak()\n"
+        "return {a.get(), b.get(), b.globals(), x_set_by_b == nil, helper == nil,\n"
+        "        string.leak == nil, b.detach(), a.get()}",
+        modules=modules,
+    )
+    assert value == ["a", "b", 1, True, True, True, "function 7", "a"]
+    # what a module changed in its libraries is gone in the next invocation
+    assert await run.value("return require('mb').peek()", modules=modules) == "nil"

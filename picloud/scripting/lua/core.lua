@@ -395,7 +395,7 @@ function I.start(fn, deadline, modules_gen, ...)
     count = 0, pending = 0, deadline = deadline, mem_kb = gc_kb() + L.mem_kb, tick = L.tick,
     killed = false, co = co, threads = false, log_bytes = 0, null = false,
     kill_where = false, modules = false, importing = false, handed = false,
-    modules_gen = modules_gen or false,
+    modules_gen = modules_gen or false, module_mt = false,
   }
   sethook(co, hook, "", L.tick)
   return step(inv, fn, I.new_env(inv), ...)

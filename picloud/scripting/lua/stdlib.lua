@@ -292,6 +292,27 @@ local function compiled_module(name, gen)
   return cached.fn
 end
 
+-- The modules of one invocation share one base environment (globals and
+-- libraries, made once for all of them, as a script's are), but each module
+-- has its own globals: its environment is a small table that reads through
+-- to the base. Nothing is shared with the invoking script's environment or
+-- with another invocation. (A full environment per module was most of the
+-- cost of a require.)
+local MODULE_MT = raw_setmetatable({}, {__mode = "k"})
+
+local function module_env(inv)
+  local mt = inv.module_mt
+  if not mt then
+    mt = {__index = I.new_env(inv)}
+    MODULE_MT[mt] = true
+    inv.module_mt = mt
+  end
+  local env = {}
+  env._G = env
+  env.load = function(chunk, chunkname, mode, e) return sandbox_load(env, chunk, chunkname, mode, e) end
+  return raw_setmetatable(env, mt)
+end
+
 local function require_module(env, name)
   if type(name) ~= "string" then error("require: the module name must be a string", 2) end
   if LIBS[name] then return env[name] end
@@ -317,7 +338,7 @@ local function require_module(env, name)
   end
   local fn = compiled_module(name, inv.modules_gen)
   stack[#stack + 1] = name
-  m = fn(I.new_env(inv))
+  m = fn(module_env(inv))
   stack[#stack] = nil
   if type(m) ~= "table" then error("require: module '" .. name .. "' must return a table", 2) end
   loaded[name] = m
@@ -348,10 +369,17 @@ end
 
 -- Make every library of `env` that is not made yet (before a script replaces
 -- the metatable of its environment, which would lose the lazy loader).
+-- A module's environment gets a copy of what it reads through to instead.
 make_all = function(env, mt)
   if LAZY[mt] then
     local index = mt.__index
     for name in next, BUILDERS do index(env, name) end
+  elseif MODULE_MT[mt] then
+    local base = mt.__index
+    make_all(base, raw_getmetatable(base))
+    for k, v in next, base do
+      if rawget(env, k) == nil then R.rawset(env, k, v) end
+    end
   end
 end
 
