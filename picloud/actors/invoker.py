@@ -96,6 +96,7 @@ class Invoker:
         self._cache_size = cache_size
         self._compiled: OrderedDict[str, tuple[int, CompiledScript]] = OrderedDict()
         self._checked: set[tuple[str, int]] = set()
+        self._checked_at: dict[str, int] = {}  # script id -> generation checked
         self._scripts: object = None
         self._generation = 0
 
@@ -107,7 +108,15 @@ class Invoker:
         """Shape-check, in a thread, the modules ``script`` imports (directly
         or through other modules) whose source this process has never seen
         (they came through the log only), so that loading them does not parse
-        on the event loop. Loading checks again in any case (runtime)."""
+        on the event loop. Loading checks again in any case (runtime). Once
+        per script and generation of the app's scripts."""
+        self.modules(state)  # brings the generation up to date
+        generation = self._generation
+        if self._checked_at.get(script.id) == generation:
+            return
+        if len(self._checked_at) >= _CHECKED_MAX:
+            self._checked_at.clear()
+        self._checked_at[script.id] = generation
         sources: list[str] = []
         names, seen = list(script.imports), set()
         while names:
