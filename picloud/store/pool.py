@@ -38,6 +38,13 @@ def _decode_jsonb(data: bytes) -> bytes:
     return data[1:]
 
 
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset query (a round trip per
+    transaction): pool connections carry no session state — no LISTEN, advisory
+    lock, cursor or SET outlives a transaction here; asyncpg still rolls back a
+    transaction left open before this runs."""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb",
@@ -73,6 +80,7 @@ async def create_pool(
             min_size=min_size or settings.db_pool_min,
             max_size=max_size or settings.db_pool_max,
             init=_init_connection,
+            reset=_no_session_state,
             server_settings=_server_settings(settings),
             command_timeout=settings.db_statement_timeout_ms / 1000 + 5,
         )
