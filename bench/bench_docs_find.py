@@ -107,7 +107,7 @@ QUERIES: list[tuple[str, Callable[[int], Raw]]] = [
     ),
     (
         "narrow range, id order, $limit 20",
-        lambda n: {"name": {"$gt": f"user-9999{n % 10}"}, "$limit": 20},
+        lambda n: {"name": {"$gt": f"user-9999{n % 9}"}, "$limit": 20},
     ),
     (
         "narrow range, sort other, $limit 20",
