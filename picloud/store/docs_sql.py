@@ -59,7 +59,8 @@ __all__ = ["find_docs", "find_sql", "write_doc_values"]
 # A range with fewer candidates than this (or 4 x the limit) drives the query
 # from its doc_values; with more, the planner chooses (a walk in id order
 # finds the first rows of a wide range soonest). Counting them is cheap.
-_FEW: Final = 1000
+_FEW = 1000
+_FEW_PER_ROW = 4
 _MAX_DRIVERS: Final = 3
 
 
@@ -162,7 +163,7 @@ def _filter_sql(
     where = ["d.app_id = $1", "d.collection = $2", *others]
     if not drivers:
         return f"SELECT {COLUMNS} FROM docs d WHERE {' AND '.join(where)}{tail}"
-    few = max(_FEW, 4 * limit)
+    few = max(_FEW, _FEW_PER_ROW * limit)
     exact = [d.exact for d in drivers]
     counts = ", ".join(f"{_count_sql(d, few)} AS c{n}" for n, d in enumerate(drivers))
     branches = []

@@ -5,14 +5,18 @@ the maintenance of doc_values (update, delete, batches, app deletion)."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
 
+from picloud.config import Settings
+from picloud.store import create_pool
 from picloud.store.docs_query import doc_index_rows, matches, parse_query, sort_key
 from picloud.store.docs_sql import find_docs, find_sql, write_doc_values
+from tests.conftest import create_database, drop_database
 
 APPS = ["app-1", "app-2", "x", "x/y"]
 
@@ -82,8 +86,16 @@ def person(n: int) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def people(db: asyncpg.Pool) -> asyncpg.Pool:
+@pytest.fixture(scope="module")
+async def people(pg_server: str, template_db: str) -> AsyncIterator[asyncpg.Pool]:
+    """5,000 people in app-1/people, analyzed; one database for the module's
+    plan tests, which only read it."""
+    dsn = await create_database(pg_server, template_db)
+    db = await create_pool(dsn, Settings(db_pool_min=1, db_pool_max=2))
+    await db.execute(
+        "INSERT INTO apps (id, slug, name, created_at, updated_at)"
+        " VALUES ('app-1', 'app-1', 'one', now(), now())"
+    )
     async with db.acquire() as conn, conn.transaction():
         docs = [(f"{n:06d}", person(n)) for n in range(5000)]
         await conn.executemany(
@@ -94,7 +106,9 @@ async def people(db: asyncpg.Pool) -> asyncpg.Pool:
         await write_doc_values(conn, [("app-1", "people", i, d) for i, d in docs])
     await db.execute("VACUUM ANALYZE docs")
     await db.execute("VACUUM ANALYZE doc_values")
-    return db
+    yield db
+    await db.close()
+    await drop_database(pg_server, dsn)
 
 
 async def plan(db: asyncpg.Pool, raw: Any) -> dict[str, Any]:
