@@ -6,8 +6,9 @@ semantics that ``docs_sql.find_sql`` reproduces in SQL (the tests hold them
 equal); :func:`doc_index_rows` gives the ``doc_values`` rows of one document.
 
 Semantics (MongoDB's, for this subset):
-- a path is 1 to 5 object keys; an array or a scalar in the middle of a path, or
-  an absent key, means *missing*; no numeric indexing into arrays;
+- a path is 1 to 5 object keys (none empty or starting with '$'; at most 256
+  bytes); an array or a scalar in the middle of a path, or an absent key,
+  means *missing*; no numeric indexing into arrays;
 - comparisons are type-bracketed: a range operand (number, string or boolean)
   only meets values of its own type; numbers compare by value (``1 == 1.0``,
   exactly as Postgres ``numeric`` does), never equal to booleans; strings in
