@@ -54,6 +54,26 @@ def envelope(row: DocRow) -> dict[str, Any]:
     }
 
 
+_OPS = {
+    "kv.get": "_kv_get",
+    "kv.set": "_kv_set",
+    "kv.has": "_kv_has",
+    "kv.delete": "_kv_delete",
+    "kv.list": "_kv_list",
+    "docs.create": "_doc_create",
+    "docs.get": "_doc_get",
+    "docs.update": "_doc_update",
+    "docs.delete": "_doc_delete",
+    "docs.find": "_doc_find",
+    "docs.find_one": "_doc_find_one",
+    "docs.list": "_doc_list",
+    "dead_letters.list": "list_letters",
+    "dead_letters.replay": "replay",
+    "dead_letters.resolve": "resolve",
+}
+"""SDK operation → the method that performs it (checked by access.SDK_NEEDS first)."""
+
+
 class DataAccess:
     """One invocation's view of its app's data; an :class:`SdkHandler`."""
 
@@ -64,30 +84,17 @@ class DataAccess:
         self._granted = granted
         self._settings = settings
         self.staged = Staged()
-        letters = DeadLetterOps(data, self.staged)
-        self._ops: dict[str, Callable[[list[Any]], Awaitable[JSONValue]]] = {
-            "kv.get": self._kv_get,
-            "kv.set": self._kv_set,
-            "kv.has": self._kv_has,
-            "kv.delete": self._kv_delete,
-            "kv.list": self._kv_list,
-            "docs.create": self._doc_create,
-            "docs.get": self._doc_get,
-            "docs.update": self._doc_update,
-            "docs.delete": self._doc_delete,
-            "docs.find": self._doc_find,
-            "docs.find_one": self._doc_find_one,
-            "docs.list": self._doc_list,
-            "dead_letters.list": letters.list_letters,
-            "dead_letters.replay": letters.replay,
-            "dead_letters.resolve": letters.resolve,
-        }
 
     async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue:
         check_sdk_call(self._granted, op)
-        handler = self._ops.get(op)
-        if handler is None:
+        name = _OPS.get(op)
+        if name is None:
             raise SdkCallError(f"{op} is not available yet")
+        # Bound per call, not per invocation: most invocations make no SDK call.
+        owner: object = self
+        if op.startswith("dead_letters."):
+            owner = DeadLetterOps(self._data, self.staged)
+        handler: Callable[[list[Any]], Awaitable[JSONValue]] = getattr(owner, name)
         try:
             return await handler(args)
         except InvalidInput as e:  # a malformed filter: the script's mistake

@@ -32,6 +32,8 @@ def make_app(services: Services) -> web.Application:
         middlewares=middlewares, client_max_size=services.settings.max_request_bytes
     )
     app[SERVICES] = services
-    app.add_routes(ENDPOINTS.routes(authorize=install_auth(app)))
+    # Ingress first: aiohttp tries resources in order, and every app request
+    # would otherwise be matched against each admin route's pattern first.
     app.add_routes(ingress_routes())
+    app.add_routes(ENDPOINTS.routes(authorize=install_auth(app)))
     return app
