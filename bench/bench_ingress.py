@@ -326,7 +326,8 @@ def _print_cpu(medians: dict[tuple[str, int], Point]) -> None:
 
 _SCANS = """
 SELECT (SELECT count(*) FROM events) AS events,
-       (SELECT count(*) FROM executions) AS executions,
+       (SELECT count(*) FROM events WHERE type = 'invocation.recorded.v1')
+           AS executions,
        seq_scan, seq_tup_read
 FROM pg_stat_user_tables WHERE relname = 'events'
 """

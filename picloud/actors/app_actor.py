@@ -240,6 +240,10 @@ class AppActor:
                     await self._drain()
                 async with self._lock:
                     await self._run(command, deadline, future)
+                # A command that awaits nothing (a script without SDK calls) runs
+                # to the end without yielding; let the append in flight read its
+                # answers between commands, or a long queue holds up its commit.
+                await asyncio.sleep(0)
         finally:
             self._inbox.worker = None
 

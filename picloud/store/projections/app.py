@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -19,7 +18,6 @@ from picloud.events.app import (
     ScriptDeleted,
     ScriptSaved,
 )
-from picloud.store.pool import jsonb
 from picloud.store.projections.data import project_data
 from picloud.store.projections.triggers import project_trigger_event
 
@@ -42,14 +40,6 @@ INSERT INTO routes (id, app_id, script_id, method, path, path_shape, dispatch_mo
                     created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 """
-_ADD_EXECUTIONS = """
-INSERT INTO executions (id, app_id, script_id, trigger, status, started_at,
-                        duration_ms, error, logs, position)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                     $6::timestamptz[], $7::float8[], $8::text[], $9::jsonb[],
-                     $10::bigint[])
-ON CONFLICT (id) DO NOTHING
-"""
 
 
 def path_shape(path: str) -> str:
@@ -60,20 +50,18 @@ def path_shape(path: str) -> str:
 async def project_app(
     conn: asyncpg.Connection, records: Sequence[RecordedEvent]
 ) -> None:
-    """Apply app-stream events in order; execution rows and data writes are
-    batched (neither depends on the control events of the same batch)."""
-    executions: list[tuple[Any, ...]] = []
+    """Apply app-stream events in order; data writes are batched (they do not
+    depend on the control events of the same batch). Invocation records need
+    no row: the execution log reads them from the log itself."""
     data: list[DataEvent] = []
     for recorded in records:
         event = recorded.event
         if isinstance(event, InvocationRecorded):
-            executions.append(_execution_row(event, recorded.position))
-        elif isinstance(event, DataEvent):
+            continue
+        if isinstance(event, DataEvent):
             data.append(event)
         else:
             await _apply_control(conn, recorded)
-    if executions:
-        await conn.execute(_ADD_EXECUTIONS, *zip(*executions, strict=True))
     if data:
         await project_data(conn, data)
 
@@ -138,18 +126,3 @@ async def _save_script(conn: asyncpg.Connection, event: ScriptSaved) -> None:
         await conn.execute(
             _SET_IMPORTS, event.script_id, event.app_id, sorted(set(event.imports))
         )
-
-
-def _execution_row(event: InvocationRecorded, position: int) -> tuple[Any, ...]:
-    return (
-        event.execution_id,
-        event.app_id,
-        event.script_id,
-        event.trigger,
-        event.status,
-        event.started_at,
-        event.duration_ms,
-        event.error,
-        jsonb(event.logs),
-        position,
-    )
