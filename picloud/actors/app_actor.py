@@ -135,7 +135,10 @@ class AppActor:
         self._lock = asyncio.Lock()  # held while a command runs or state reloads
         self._answers: OrderedDict[str, asyncio.Future[Reply]] = OrderedDict()
         self._logged_keys: set[str] = set()
-        self._queued: set[str] = set()
+        self._queued: dict[str, int] = {}
+        """Delivery id → the attempt queued. It stays until the fold moves the
+        delivery on (done, or the next attempt), so a commit of other events in
+        between cannot queue the same attempt twice."""
         self._timer: asyncio.TimerHandle | None = None
         self.last_used = time.monotonic()
         self.closed = False
@@ -291,7 +294,6 @@ class AppActor:
                 )
                 return await ctx.invoke(state, command, deadline, meta)
             case Deliver():
-                self._queued.discard(command.delivery_id)
                 pending = self._deliveries.get(command.delivery_id)
                 return None if pending is None else await ctx.deliver(state, pending)
             case DataOp():
@@ -340,11 +342,13 @@ class AppActor:
             return
         now = utcnow()
         soonest: datetime | None = None
+        for gone in self._queued.keys() - self._deliveries.keys():
+            del self._queued[gone]
         for delivery in sorted(self._deliveries.values(), key=_log_order):
-            if delivery.id in self._queued:
+            if self._queued.get(delivery.id) == delivery.attempt:
                 continue
             if delivery.due_at is None or delivery.due_at <= now:
-                self._queued.add(delivery.id)
+                self._queued[delivery.id] = delivery.attempt
                 self.submit(Deliver(delivery_id=delivery.id), _NO_DEADLINE)
             elif soonest is None or delivery.due_at < soonest:
                 soonest = delivery.due_at
