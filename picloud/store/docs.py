@@ -9,7 +9,7 @@ import msgspec
 
 from picloud.store._errors import translate_errors
 from picloud.store.docs_query import DocQuery
-from picloud.store.docs_sql import find_sql
+from picloud.store.docs_sql import find_docs
 
 __all__ = ["DocRow", "doc_collections", "docs_find", "docs_get", "docs_list"]
 
@@ -48,10 +48,9 @@ async def docs_find(  # a query with its scope
     *,
     extra: int = 0,
 ) -> list[DocRow]:
-    """Documents matching ``query`` in its order, at most ``limit + extra``."""
-    sql, params = find_sql(query, app_id, collection, extra=extra)
-    with translate_errors("find docs"):
-        rows = await db.fetch(sql, *params)
+    """Documents matching ``query`` in its order, at most ``limit + extra``
+    (planned for its actual values: see :func:`find_docs`)."""
+    rows = await find_docs(db, query, app_id, collection, extra=extra)
     return [_row(row) for row in rows]
 
 
