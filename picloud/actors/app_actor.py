@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from pyrsistent import pmap
 
@@ -63,6 +63,7 @@ from picloud.actors.triggers_decide import trigger_record
 from picloud.config import Settings
 from picloud.errors import ActorUnavailable, InvalidInput, NotFound, PiCloudError
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
+from picloud.events.app import InvocationRecorded
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.deliveries import Deliveries, Delivery, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
@@ -379,18 +380,23 @@ class AppActor:
         items = [e for p in batch for e in p.outcome.events]
         metas = [p.outcome.meta for p in batch for _ in p.outcome.events]
         try:
-            async with self._log.transaction() as tx:
-                events = await self._data.resolve(tx.conn, items)
-                recorded = await tx.append(self.stream, self._durable, events, metas)
-                await project_app(tx.conn, recorded)
-                deliveries = await self._track_deliveries(tx, recorded)
+            runs = [item for item in items if _only_recorded(item)]
+            if len(runs) == len(items):
+                # Route runs that wrote nothing: no projection, no delivery moves,
+                # so one statement that commits by itself (the hot path).
+                recorded = await self._log.append(
+                    self.stream, self._durable, runs, metas
+                )
+                deliveries = self._deliveries
+            else:
+                recorded, deliveries = await self._append_with_projections(items, metas)
         except PiCloudError as e:
             log.warning(
                 "append to %s failed (%s); reloading from the log", self.stream, e
             )
             await self._recover(batch, e)
             return
-        self._durable += len(events)
+        self._durable += len(recorded)
         self._deliveries = deliveries
         self._data.committed([p.ticket for p in batch if p.ticket is not None])
         start = 0
@@ -402,6 +408,16 @@ class AppActor:
         self._schedule_due()
         if self._durable - self._snapshot_version >= self._settings.app_snapshot_every:
             await self._snapshot()
+
+    async def _append_with_projections(
+        self, items: list[Event | KvIntent], metas: list[EventMeta]
+    ) -> tuple[list[RecordedEvent], Deliveries]:
+        async with self._log.transaction() as tx:
+            events = await self._data.resolve(tx.conn, items)
+            recorded = await tx.append(self.stream, self._durable, events, metas)
+            await project_app(tx.conn, recorded)
+            deliveries = await self._track_deliveries(tx, recorded)
+        return recorded, deliveries
 
     async def _track_deliveries(
         self, tx: Transaction, recorded: list[RecordedEvent]
@@ -445,6 +461,10 @@ class AppActor:
             log.warning("snapshot of %s failed: %s", self.stream, e)
             return
         self._snapshot_version = version
+
+
+def _only_recorded(item: Event | KvIntent) -> TypeGuard[InvocationRecorded]:
+    return type(item) is InvocationRecorded and item.delivery_id is None
 
 
 def _log_order(delivery: Delivery) -> int:
