@@ -1,0 +1,216 @@
+"""Durable kv.set invocations per second through HTTP, against a hand-written handler.
+
+One run: an embedded Postgres, a local Ray and a PiCloud server on loopback
+with a route whose script does one ``kv.collection("bench"):set(key, value)``
+per request; and, in a separate process on the same Postgres, an aiohttp
+handler doing what a user would write by hand: one
+``INSERT … ON CONFLICT DO UPDATE`` per request through an asyncpg pool (a
+commit, and its WAL fsync, per request). wrk drives both with a unique key per
+request at ``--connections`` (64), alternating, ``--rounds`` times; the medians
+and the ratio PiCloud/hand-written are printed (target ≥ 1.0: group commit
+should beat a commit per request).
+
+Usage: python bench/bench_kv.py [--seconds 10] [--rounds 3] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import statistics
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import aiohttp
+import ray
+from bench_ingress import Point, admin_key, parse_wrk
+
+from picloud.config import Settings
+from picloud.http.server import Server
+from picloud.store import EmbeddedPostgres
+
+SET_ONE = """
+kv.collection("bench"):set(ctx.request.query.k, {n = 1, at = ctx.request.query.k})
+return {ok = true}
+"""
+
+# wrk makes every request's key unique, so each write inserts a new row.
+WRK_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", wrk.path .. "?k=" .. counter .. "-" .. math.random(1, 1e9))
+end
+"""
+
+_HANDWRITTEN = """
+import asyncio, sys
+import asyncpg
+from aiohttp import web
+
+DSN = sys.argv[1]
+
+async def main():
+    pool = await asyncpg.create_pool(DSN, min_size=10, max_size=10)
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS bench_kv"
+        " (key text PRIMARY KEY, value jsonb NOT NULL)"
+    )
+
+    async def put(request):
+        key = request.query["k"]
+        await pool.execute(
+            "INSERT INTO bench_kv (key, value) VALUES ($1, $2::jsonb)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            key, '{"n": 1, "at": "' + key + '"}',
+        )
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/set", put)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(site._server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def start_handwritten(dsn: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HANDWRITTEN, dsn, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    return proc, f"http://127.0.0.1:{int(line)}/set"
+
+
+async def wrk_post(url: str, connections: int, seconds: float, script: Path) -> Point:
+    proc = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return parse_wrk(out.decode())
+
+
+async def setup_route(server: Server) -> str:
+    headers = {"Authorization": f"Bearer {await admin_key(server)}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for method, path, body in [
+            ("POST", "/api/v1/admin/apps", {"slug": "kvbench", "name": "kv"}),
+            (
+                "POST",
+                "/api/v1/admin/apps/kvbench/scripts",
+                {"name": "put", "source": SET_ONE},
+            ),
+        ]:
+            async with session.request(method, server.url + path, json=body) as r:
+                made = await r.json()
+                assert r.status == 201, made
+        route = {"method": "POST", "path": "/set"}
+        async with session.post(
+            f"{server.url}/api/v1/admin/scripts/{made['id']}/routes", json=route
+        ) as r:
+            assert r.status == 201, await r.text()
+    return f"{server.url}/apps/kvbench/set"
+
+
+async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
+    settings = Settings(
+        http_port=0,
+        ray_namespace=f"bench-{uuid.uuid4().hex[:8]}",
+        data_dir=str(tmp / "data"),
+        log_level="WARNING",
+    )
+    server = Server(settings, dsn, owns_actors=True)
+    await server.start()
+    hand, hand_url = await start_handwritten(dsn)
+    script = tmp / "unique-keys.lua"
+    script.write_text(WRK_SCRIPT)
+    try:
+        picloud_url = await setup_route(server)
+        for url in (picloud_url, hand_url):  # warm-up
+            await wrk_post(url, args.connections, 2, script)
+        points: dict[str, list[Point]] = {"picloud": [], "hand-written": []}
+        for _ in range(args.rounds):
+            points["picloud"].append(
+                await wrk_post(picloud_url, args.connections, args.seconds, script)
+            )
+            points["hand-written"].append(
+                await wrk_post(hand_url, args.connections, args.seconds, script)
+            )
+        print(
+            f"durable kv.set per request, {args.connections} connections,"
+            f" {args.seconds:g} s x {args.rounds}"
+        )
+        medians = {}
+        for name, runs in points.items():
+            rps = statistics.median(p.rps for p in runs)
+            medians[name] = rps
+            p50 = statistics.median(p.p50_ms for p in runs)
+            p99 = statistics.median(p.p99_ms for p in runs)
+            errors = sum(p.errors for p in runs)
+            rounds = ", ".join(f"{p.rps:,.0f}" for p in runs)
+            print(
+                f"  {name:<13} {rps:>8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
+                f"  errors {errors}  (rounds: {rounds})"
+            )
+        ratio = medians["picloud"] / medians["hand-written"]
+        print(f"  ratio picloud / hand-written: {ratio:.2f} (target >= 1.0)")
+        async with server.services.pool.acquire() as conn:  # type: ignore[union-attr]
+            stored = await conn.fetchval("SELECT count(*) FROM kv_entries")
+            events = await conn.fetchval(
+                "SELECT count(*) FROM events WHERE type = 'kv.set.v1'"
+            )
+        print(f"  PiCloud stored {stored:,} entries from {events:,} kv.set events")
+    finally:
+        hand.terminate()
+        await hand.wait()
+        await server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        home.chmod(0o755)
+        embedded = EmbeddedPostgres(home, cleanup_mode="delete")
+        dsn = embedded.start("bench")
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+        try:
+            asyncio.run(run(dsn, home, args))
+        finally:
+            ray.shutdown()
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()
