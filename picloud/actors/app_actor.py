@@ -85,7 +85,8 @@ _READ_BATCH = 1_000
 _NO_DEADLINE = 365 * 86_400.0
 # Commands that change the triggers wait until every pending append is durable,
 # so each committed event is matched against the triggers in force before it.
-_DRAIN_FIRST = (AddTrigger, RemoveTrigger, DeleteScript)
+# Wake waits too, so the wake-up time it rewrites is not raced by an append.
+_DRAIN_FIRST = (AddTrigger, RemoveTrigger, DeleteScript, Wake)
 
 
 def app_stream(app_id: str) -> str:
@@ -141,6 +142,8 @@ class AppActor:
         delivery on (done, or the next attempt), so a commit of other events in
         between cannot queue the same attempt twice."""
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: datetime | None = None
+        self._changed: set[str] = set()  # deliveries the batch being appended touched
         self.last_used = time.monotonic()
         self.closed = False
         self.gone = False
@@ -297,15 +300,14 @@ class AppActor:
             case Deliver():
                 pending = self._deliveries.get(command.delivery_id)
                 return None if pending is None else await ctx.deliver(state, pending)
-            case DataOp():
-                return await ctx.data_op(command, meta)
-            case ReplayDeadLetter() | ResolveDeadLetter():
-                return await ctx.dead_letter(command, meta)
-            case Expire():
-                return await ctx.expire(command, meta)
+            case DataOp() | ReplayDeadLetter() | ResolveDeadLetter() | Expire():
+                return await ctx.data_command(command, meta)
             case MarkAbandoned():
                 return Outcome(ctx.invoker.abandoned(command.execution_id), meta, done)
-            case Deactivate() | Wake():
+            case Wake():
+                await self._refresh_wakeup()
+                return None
+            case Deactivate():
                 return None
             case SaveScript() | AddRoute() | AddTrigger():
                 events = app_decide.decide_admin(state, command, self._settings)
@@ -337,15 +339,27 @@ class AppActor:
 
     # -- deliveries -----------------------------------------------------------------
 
-    def _schedule_due(self) -> None:
-        """Queue every due delivery not yet queued; arm a timer for the next one."""
+    def _schedule_due(self, only: set[str] | None = None) -> None:
+        """Queue the due deliveries not yet queued, in log order, and arm the
+        timer for the next one: all of them, or ``only`` the ids a batch touched
+        (so a long backlog is not rescanned on every commit)."""
         if self.closed or self.gone:
             return
+        if only is None:
+            for gone in self._queued.keys() - self._deliveries.keys():
+                del self._queued[gone]
+            candidates = list(self._deliveries.values())
+        else:
+            candidates = []
+            for delivery_id in only:
+                delivery = self._deliveries.get(delivery_id)
+                if delivery is None:
+                    self._queued.pop(delivery_id, None)
+                else:
+                    candidates.append(delivery)
         now = utcnow()
         soonest: datetime | None = None
-        for gone in self._queued.keys() - self._deliveries.keys():
-            del self._queued[gone]
-        for delivery in sorted(self._deliveries.values(), key=_log_order):
+        for delivery in sorted(candidates, key=_log_order):
             if self._queued.get(delivery.id) == delivery.attempt:
                 continue
             if delivery.due_at is None or delivery.due_at <= now:
@@ -353,11 +367,27 @@ class AppActor:
                 self.submit(Deliver(delivery_id=delivery.id), _NO_DEADLINE)
             elif soonest is None or delivery.due_at < soonest:
                 soonest = delivery.due_at
+        self._arm(soonest, now, replace=only is None)
+
+    async def _refresh_wakeup(self) -> None:
+        """Set the stored wake-up time to the exact earliest due delivery. The
+        appends only ever lower it, so a finished delivery leaves it early, and
+        the scheduler would wake the app for nothing until this runs."""
+        exact = _earliest(self._deliveries)
+        if exact != self._wakeup:
+            await set_wakeup(self._log.pool, self.app.id, exact)
+            self._wakeup = exact
+
+    def _arm(self, due: datetime | None, now: datetime, *, replace: bool) -> None:
+        """Run a full scan at ``due``: instead of the timer set (``replace``), or
+        only if earlier than it."""
+        if not replace and (due is None or (self._timer_at and self._timer_at <= due)):
+            return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
-        if soonest is not None:
-            delay = max(0.0, (soonest - now).total_seconds())
+        self._timer, self._timer_at = None, due
+        if due is not None:
+            delay = max(0.0, (due - now).total_seconds())
             self._timer = asyncio.get_running_loop().call_later(
                 delay, self._schedule_due
             )
@@ -405,7 +435,9 @@ class AppActor:
             mine, start = recorded[start : start + count], start + count
             reply = item.outcome.reply
             item.future.set_result(reply(mine) if callable(reply) else reply)
-        self._schedule_due()
+        changed, self._changed = self._changed, set()
+        if changed:
+            self._schedule_due(changed)
         if self._durable - self._snapshot_version >= self._settings.app_snapshot_every:
             await self._snapshot()
 
@@ -424,10 +456,17 @@ class AppActor:
     ) -> Deliveries:
         """The pending deliveries after the batch, and the app's wake-up time,
         written in the batch's own transaction."""
-        deliveries = self._deliveries
+        deliveries, changed = self._deliveries, self._changed
         for r in recorded:
-            deliveries = evolve_deliveries(deliveries, self._state.triggers, r)
-        wakeup = _earliest(deliveries)
+            deliveries = evolve_deliveries(deliveries, self._state.triggers, r, changed)
+        # Never later than the earliest due delivery (a crash must not delay
+        # work); lowering it needs only the touched ones, no scan of a backlog.
+        wakeup = None if not deliveries else self._wakeup
+        for delivery_id in changed:
+            delivery = deliveries.get(delivery_id)
+            if delivery is not None:
+                due = delivery.due_at or delivery.first_attempt_at
+                wakeup = due if wakeup is None else min(wakeup, due)
         if wakeup != self._wakeup:
             await set_wakeup(tx.conn, self.app.id, wakeup)
             self._wakeup = wakeup
@@ -445,6 +484,7 @@ class AppActor:
                     self._answers.pop(item.key, None)
                 item.future.set_result(unavailable)
             self._data.reset()
+            self._changed.clear()
             try:
                 await self.activate()
             except NotFound:

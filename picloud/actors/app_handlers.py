@@ -134,6 +134,20 @@ class AppContext:
         )
         return Outcome([recorded, *failure], meta, done)
 
+    async def data_command(
+        self,
+        command: DataOp | ReplayDeadLetter | ResolveDeadLetter | Expire,
+        meta: EventMeta,
+    ) -> Outcome:
+        """An admin's or a sweep's change to the app's data or dead letters."""
+        match command:
+            case DataOp():
+                return await self.data_op(command, meta)
+            case ReplayDeadLetter() | ResolveDeadLetter():
+                return await self.dead_letter(command, meta)
+            case Expire():
+                return await self.expire(command, meta)
+
     async def data_op(self, command: DataOp, meta: EventMeta) -> Outcome:
         """An admin's KV or document operation, through the SDK's own code."""
         access = self.access(_DATA_ADMIN)

@@ -168,9 +168,49 @@ def _replayed(replay: DeadLetterReplayed, seq: int) -> Delivery:
 
 
 def evolve_deliveries(
+    deliveries: Deliveries,
+    triggers: PMap[str, TriggerInfo],
+    recorded: RecordedEvent,
+    changed: set[str] | None = None,
+) -> Deliveries:
+    """The pending deliveries after ``recorded`` (see the module docstring).
+
+    The ids of deliveries the event adds, moves or finishes are added to
+    ``changed`` when given, so a caller can act on them without a full scan.
+    """
+    after = _evolve(deliveries, triggers, recorded)
+    if changed is not None and after is not deliveries:
+        changed.update(_touched(recorded, triggers))
+    return after
+
+
+def _touched(recorded: RecordedEvent, triggers: PMap[str, TriggerInfo]) -> list[str]:
+    event = recorded.event
+    match event:
+        case KvSet() | KvDeleted() | DocCreated() | DocUpdated() | DocDeleted():
+            return [f"{recorded.version}:{t}" for t in triggers]
+        case InvocationAccepted():
+            return [f"route:{event.execution_id}"]
+        case DeadLettered():
+            return [
+                event.delivery_id,
+                *(f"dl:{event.dead_letter_id}:{t}" for t in triggers),
+            ]
+        case (
+            InvocationRecorded(delivery_id=str())
+            | RetryScheduled()
+            | DeliverySkipped()
+            | DeadLetterHandlerFailed()
+            | DeadLetterReplayed()
+        ):
+            return [event.delivery_id]  # type: ignore[list-item]  # str by the pattern
+        case _:
+            return []
+
+
+def _evolve(
     deliveries: Deliveries, triggers: PMap[str, TriggerInfo], recorded: RecordedEvent
 ) -> Deliveries:
-    """The pending deliveries after ``recorded`` (see the module docstring)."""
     event = recorded.event
     match event:
         case KvSet() | KvDeleted() | DocCreated() | DocUpdated() | DocDeleted():

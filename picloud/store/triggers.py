@@ -201,7 +201,7 @@ async def present(
 
 
 async def set_wakeup(
-    conn: asyncpg.Connection, app_id: str, due: datetime | None
+    conn: asyncpg.Pool | asyncpg.Connection, app_id: str, due: datetime | None
 ) -> None:
     """Record when the app must next be awake for its deliveries (None: never)."""
     with translate_errors("set wakeup"):
