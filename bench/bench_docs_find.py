@@ -22,17 +22,16 @@ import asyncio
 import os
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
+from harness import embedded_postgres, pct
 
 from picloud.config import Settings
-from picloud.store import EmbeddedPostgres, apply_migrations, create_pool
+from picloud.store import apply_migrations, create_pool
 from picloud.store.docs_query import parse_query
 from picloud.store.docs_sql import find_docs, find_sql, write_doc_values
 
@@ -164,11 +163,6 @@ async def populate(pool: asyncpg.Pool, count: int, batch: int = 1000) -> float:
     return time.perf_counter() - started
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def measure(
     pool: asyncpg.Pool, make: Callable[[int], Raw], samples: int, offset: int
 ) -> tuple[list[float], int]:
@@ -244,13 +238,8 @@ def main() -> None:
     if url:
         asyncio.run(run(url, args))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        embedded = EmbeddedPostgres(Path(tmp), cleanup_mode="delete")
-        dsn = embedded.start("bench")
-        try:
-            asyncio.run(run(dsn, args))
-        finally:
-            embedded.stop()
+    with embedded_postgres() as (dsn, _, _):
+        asyncio.run(run(dsn, args))
 
 
 if __name__ == "__main__":

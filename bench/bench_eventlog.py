@@ -16,17 +16,15 @@ import argparse
 import asyncio
 import os
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg
+from harness import embedded_postgres, pct
 
 from picloud.config import Settings
 from picloud.events import AppCreated, utcnow
 from picloud.store import (
-    EmbeddedPostgres,
     EventLog,
     Wakeups,
     apply_migrations,
@@ -96,11 +94,6 @@ async def wake_latencies(
     return latencies
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def run(dsn: str, seconds: float, rounds: int) -> None:
     settings = Settings(db_pool_min=1, db_pool_max=4)
     conn = await asyncpg.connect(dsn)
@@ -139,13 +132,8 @@ def main() -> None:
     if url:
         asyncio.run(run(url, args.seconds, args.rounds))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        embedded = EmbeddedPostgres(Path(tmp), cleanup_mode="delete")
-        dsn = embedded.start("bench")
-        try:
-            asyncio.run(run(dsn, args.seconds, args.rounds))
-        finally:
-            embedded.stop()
+    with embedded_postgres() as (dsn, _, _):
+        asyncio.run(run(dsn, args.seconds, args.rounds))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -45,7 +44,7 @@ from typing import Any
 
 import aiohttp
 import psutil
-import ray
+from harness import embedded_postgres, local_ray, pct
 
 from picloud.access import ALL_SCOPES
 from picloud.actors.identity import CreateApiKey, CreateUser
@@ -55,7 +54,6 @@ from picloud.credentials import hash_password, new_api_key
 from picloud.errors import PiCloudError
 from picloud.events import EventMeta
 from picloud.http.server import Server
-from picloud.store import EmbeddedPostgres
 from picloud.store.identity import KeyRecord, UserRecord
 
 CONCURRENCY = (1, 16, 64)
@@ -475,11 +473,6 @@ async def activation_round(
     return first, second
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def activation(
     server: Server,
     session: aiohttp.ClientSession,
@@ -644,22 +637,10 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores, load average"
         f" {', '.join(f'{x:.2f}' for x in os.getloadavg())}; code {_revision()}"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        embedded = EmbeddedPostgres(Path(tmp), cleanup_mode="delete")
-        dsn = embedded.start("bench")
+    with embedded_postgres() as (dsn, embedded, home):
         args.postgres = postgres_pids(embedded.pgdata)
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,  # the hosts this bench kills would fill the output
-        )
-        try:
-            asyncio.run(run(dsn, Path(tmp), args))
-        finally:
-            ray.shutdown()
-            embedded.stop()
+        with local_ray():
+            asyncio.run(run(dsn, home, args))
 
 
 if __name__ == "__main__":

@@ -20,29 +20,30 @@ import asyncio
 import logging
 import statistics
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 import aiohttp
-import ray
 from bench_ingress import Point, admin_key, parse_wrk
+from harness import embedded_postgres, local_ray
 
 from picloud.config import Settings
 from picloud.http.server import Server
-from picloud.store import EmbeddedPostgres
 
 SET_ONE = """
 kv.collection("bench"):set(ctx.request.query.k, {n = 1, at = ctx.request.query.k})
 return {ok = true}
 """
 
-# wrk makes every request's key unique, so each write inserts a new row.
+# wrk makes every request's key unique, so each write inserts a new row: a
+# counter, salted per wrk run (wrk's math.random is unseeded, so every run
+# would draw the same numbers and repeat the previous run's keys).
 WRK_SCRIPT = """
 counter = 0
+init = function(args) salt = args[1] end
 request = function()
   counter = counter + 1
-  return wrk.format("POST", wrk.path .. "?k=" .. counter .. "-" .. math.random(1, 1e9))
+  return wrk.format("POST", wrk.path .. "?k=" .. salt .. "-" .. counter)
 end
 """
 
@@ -103,6 +104,8 @@ async def wrk_post(url: str, connections: int, seconds: float, script: Path) -> 
         "-s",
         str(script),
         url,
+        "--",
+        uuid.uuid4().hex[:12],  # the key salt of WRK_SCRIPT
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -193,23 +196,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        home.chmod(0o755)
-        embedded = EmbeddedPostgres(home, cleanup_mode="delete")
-        dsn = embedded.start("bench")
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
-        try:
-            asyncio.run(run(dsn, home, args))
-        finally:
-            ray.shutdown()
-            embedded.stop()
+    with embedded_postgres() as (dsn, _, home), local_ray():
+        asyncio.run(run(dsn, home, args))
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ import argparse
 import asyncio
 import itertools
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
+from harness import embedded_postgres
 
 from picloud.actors.app_actor import AppActor
 from picloud.actors.control import ControlPlane, CreateApp
@@ -44,7 +43,6 @@ from picloud.events.app import RequestRecord
 from picloud.scripting import AppInfo, InvocationContext, RequestData, ScriptLimits
 from picloud.scripting import modules as module_checks
 from picloud.store import (
-    EmbeddedPostgres,
     EventLog,
     Wakeups,
     apply_migrations,
@@ -269,15 +267,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--changes", type=int, default=30)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        home.chmod(0o755)
-        embedded = EmbeddedPostgres(home, cleanup_mode="delete")
-        dsn = embedded.start("bench")
-        try:
-            asyncio.run(run(dsn, args))
-        finally:
-            embedded.stop()
+    with embedded_postgres() as (dsn, _, _):
+        asyncio.run(run(dsn, args))
 
 
 if __name__ == "__main__":

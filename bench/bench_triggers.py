@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import asyncpg
+from harness import embedded_postgres, pct
 
 from picloud.actors.app_actor import AppActor, app_stream
 from picloud.actors.control import ControlPlane, CreateApp
@@ -36,7 +35,6 @@ from picloud.events import EventMeta
 from picloud.events.app import InvocationRecorded, KvSet, RequestRecord
 from picloud.scripting import AppInfo, ScriptLimits
 from picloud.store import (
-    EmbeddedPostgres,
     EventLog,
     Transaction,
     Wakeups,
@@ -142,7 +140,7 @@ async def latency(
     runs = {r.delivery_id: r for r in await handler_runs(log, actor, start)}
     out = []
     for version in source_version.values():
-        run = next(r for d, r in runs.items() if d.startswith(f"{version}:"))
+        run = next(r for d, r in runs.items() if d and d.startswith(f"{version}:"))
         out.append((run.started_at.timestamp() - log.commits[version]) * 1000)
     return out
 
@@ -155,11 +153,6 @@ async def throughput(log: TimedLog, actor: AppActor, route: str, burst: int) -> 
     first = min(r.started_at for r in runs)
     last = max(r.started_at.timestamp() + r.duration_ms / 1000 for r in runs)
     return burst / (last - first.timestamp())
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(dsn: str, args: argparse.Namespace) -> None:
@@ -188,15 +181,8 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        home.chmod(0o755)
-        embedded = EmbeddedPostgres(home, cleanup_mode="delete")
-        dsn = embedded.start("bench")
-        try:
-            asyncio.run(run(dsn, args))
-        finally:
-            embedded.stop()
+    with embedded_postgres() as (dsn, _, _):
+        asyncio.run(run(dsn, args))
 
 
 if __name__ == "__main__":

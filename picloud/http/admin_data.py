@@ -7,7 +7,8 @@ events), so a value written here is what a script reads and its triggers see.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -27,6 +28,8 @@ from picloud.store.kv import kv_collections, kv_get_many, kv_list
 from picloud.store.paging import decode_cursor, encode_cursor
 
 __all__ = ["Collections", "FindBody"]
+
+Row = TypeVar("Row")
 
 _PAGE = 100
 _MAX_PAGE = 1_000
@@ -77,6 +80,21 @@ async def _data_op(request: web.Request, app_id: str, op: str, args: list[Any]) 
     return (await send(request, app_id, DataOp(op=op, args=args))).result
 
 
+def _page(
+    rows: Sequence[Row],
+    limit: int,
+    *,
+    item: Callable[[Row], Any],
+    position: Callable[[Row], str],
+) -> web.Response:
+    """One page of a browse that fetched limit + 1 rows: the extra row only
+    tells that more follow, and the cursor is the last shown row's position."""
+    page = rows[:limit]
+    more = len(rows) > limit
+    cursor = encode_cursor(position(page[-1])) if more else None
+    return json_response({"items": [item(r) for r in page], "cursor": cursor})
+
+
 # -- KV -------------------------------------------------------------------------------
 
 
@@ -111,11 +129,11 @@ async def list_kv_entries(request: web.Request) -> web.Response:
         after=after,
         limit=limit + 1,
     )
-    page = rows[:limit]
-    items = [{"key": key, "value": msgspec.Raw(value)} for key, value in page]
-    more = len(rows) > limit
-    return json_response(
-        {"items": items, "cursor": encode_cursor(page[-1][0]) if more else None}
+    return _page(
+        rows,
+        limit,
+        item=lambda row: {"key": row[0], "value": msgspec.Raw(row[1])},
+        position=lambda row: row[0],
     )
 
 
@@ -191,14 +209,7 @@ async def list_documents(request: web.Request) -> web.Response:
     rows = await docs_list(
         request.app[SERVICES].pool, app.id, collection, after=after, limit=limit + 1
     )
-    page = rows[:limit]
-    more = len(rows) > limit
-    return json_response(
-        {
-            "items": [envelope(r) for r in page],
-            "cursor": encode_cursor(page[-1].id) if more else None,
-        }
-    )
+    return _page(rows, limit, item=envelope, position=lambda row: row.id)
 
 
 @endpoint(

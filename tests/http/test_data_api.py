@@ -144,6 +144,12 @@ async def test_docs_admin_api_and_find(api: Api) -> None:
         "GET", "/api/v1/admin/apps/docadmin/docs/things?limit=2"
     )
     assert [d["id"] for d in page["items"]] == ids[:2]
+    status, rest = await api.call(
+        "GET",
+        f"/api/v1/admin/apps/docadmin/docs/things?limit=2&cursor={page['cursor']}",
+    )
+    assert (status, [d["id"] for d in rest["items"]]) == (200, ids[2:])
+    assert rest["cursor"] is None
     status, _ = await api.call(
         "DELETE", f"/api/v1/admin/apps/docadmin/docs/things/{ids[0]}"
     )

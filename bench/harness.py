@@ -1,0 +1,57 @@
+"""What every bench needs: a throwaway embedded Postgres and a percentile.
+
+The benches run as scripts (``python bench/bench_x.py``), so this sibling
+module is importable by its bare name.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import ray
+
+from picloud.store import EmbeddedPostgres
+
+
+@contextmanager
+def embedded_postgres() -> Iterator[tuple[str, EmbeddedPostgres, Path]]:
+    """A fresh Postgres in a temporary directory, deleted afterwards.
+
+    Yields (dsn, server, directory); a bench may keep its own files in the
+    directory too.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        home.chmod(0o755)  # the server may run as another user (pgserver's default)
+        embedded = EmbeddedPostgres(home, cleanup_mode="delete")
+        dsn = embedded.start("bench")
+        try:
+            yield dsn, embedded, home
+        finally:
+            embedded.stop()
+
+
+@contextmanager
+def local_ray() -> Iterator[None]:
+    """A quiet local Ray on the machine's two cores, shut down afterwards."""
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # hosts a bench kills would fill the output
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile of values by nearest rank (q in [0, 1])."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
