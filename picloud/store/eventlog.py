@@ -64,7 +64,7 @@ _NO_META = EventMeta()
 _INSERT = """
 INSERT INTO events (stream, stream_version, type, data, meta)
 SELECT $1, $2::bigint + u.ord, u.type, u.data, u.meta
-FROM unnest($3::text[], $4::jsonb[], $5::jsonb[])
+FROM unnest($3::text[], $4::json[], $5::json[])
      WITH ORDINALITY AS u(type, data, meta, ord)
 WHERE $2::bigint = 0
    OR EXISTS (SELECT 1 FROM events WHERE stream = $1 AND stream_version = $2::bigint)

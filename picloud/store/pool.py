@@ -20,7 +20,7 @@ _JSONB_VERSION = b"\x01"
 
 
 def jsonb(value: Any) -> bytes:
-    """Encode a JSON-like value (or pass pre-encoded JSON bytes) for a jsonb column."""
+    """Encode a JSON-like value (or pass pre-encoded JSON bytes) for json or jsonb."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, msgspec.Raw):
@@ -52,6 +52,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         encoder=_encode_jsonb,
         decoder=_decode_jsonb,
         format="binary",
+    )
+    # json's binary form is its text: the event log's payloads go in and come
+    # out as the msgspec bytes, untouched.
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=jsonb, decoder=bytes, format="binary"
     )
 
 
