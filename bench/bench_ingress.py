@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -363,8 +363,10 @@ def _median(points: list[Point]) -> Point:
     )
 
 
-async def profile(server: Server, url: str, seconds: float, out: Path) -> None:
-    """py-spy stacks of this process (the front door) and each host at 64."""
+async def profile(
+    server: Server, load: Callable[[], Awaitable[Point]], seconds: float, out: Path
+) -> None:
+    """py-spy stacks of this process (the front door) and each host under load."""
     assert server.services is not None
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     pids = {"frontdoor": os.getpid()}
@@ -379,10 +381,10 @@ async def profile(server: Server, url: str, seconds: float, out: Path) -> None:
         )
         for name, pid in pids.items()
     ]  # fmt: skip
-    point = await wrk(url, 64, seconds)
+    point = await load()
     for spy in spies:
         await spy.wait()
-    print(f"   profiled run at 64 clients: {point.rps:,.0f} req/s; stacks in {out}")
+    print(f"   profiled run: {point.rps:,.0f} req/s; stacks in {out}")
 
 
 # -- 2. memory per active app ------------------------------------------------------
@@ -592,7 +594,8 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
             await throughput(loads, args)
             print_scans(scans, await table_scans(server))
             if args.profile is not None:
-                await profile(server, f"{server.url}/apps/{hello[0]}/hello",
+                url = f"{server.url}/apps/{hello[0]}/hello"
+                await profile(server, lambda: wrk(url, 64, args.seconds),
                               args.seconds, args.profile)  # fmt: skip
             measured = await memory(server, session, apps, args.apps)
             chosen = {s: apps[s] for s in measured[: args.activations]}

@@ -11,6 +11,9 @@ and the ratio PiCloud/hand-written are printed (target ≥ 1.0: group commit
 should beat a commit per request).
 
 Usage: python bench/bench_kv.py [--seconds 10] [--rounds 3] [--connections 64]
+           [--profile DIR]
+With ``--profile``, one more PiCloud run under py-spy writes the collapsed
+stacks of the front door and of each host to DIR.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from bench_ingress import Point, admin_key, parse_wrk
+from bench_ingress import Point, admin_key, parse_wrk, profile
 from harness import embedded_postgres, local_ray
 
 from picloud.config import Settings
@@ -183,6 +186,13 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
                 "SELECT count(*) FROM events WHERE type = 'kv.set.v1'"
             )
         print(f"  PiCloud stored {stored:,} entries from {events:,} kv.set events")
+        if args.profile is not None:
+            await profile(
+                server,
+                lambda: wrk_post(picloud_url, args.connections, args.seconds, script),
+                args.seconds,
+                args.profile,
+            )
     finally:
         hand.terminate()
         await hand.wait()
@@ -194,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--profile", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with embedded_postgres() as (dsn, _, home), local_ray():
