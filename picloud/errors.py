@@ -63,6 +63,7 @@ __all__ = [
     "ScriptRuntimeError",
     "ScriptSyntaxError",
     "ScriptTimeout",
+    "SdkCallError",
     "StoreError",
     "StoreUnavailable",
     "TooManyRequests",
