@@ -185,7 +185,15 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
             events = await conn.fetchval(
                 "SELECT count(*) FROM events WHERE type = 'kv.set.v1'"
             )
+            scans = await conn.fetchrow(
+                "SELECT seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables"
+                " WHERE relname = 'kv_entries'"
+            )
         print(f"  PiCloud stored {stored:,} entries from {events:,} kv.set events")
+        print(
+            f"  kv_entries: {scans['seq_scan']:,} sequential scans reading"
+            f" {scans['seq_tup_read']:,} rows, {scans['idx_scan']:,} index scans"
+        )
         if args.profile is not None:
             await profile(
                 server,

@@ -31,9 +31,19 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timest
 ON CONFLICT (app_id, collection, key)
 DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
 """
+# Deletes find their rows by one index probe per key and delete them by ctid:
+# a DELETE ... USING unnest() gets, once its generic plan is cached, a hash join
+# over every row of the app (see kv_get_many). The ctids cannot go stale: the
+# rows of an app change only in its actor's append transaction, and appends to
+# one stream are serialised by the events' unique (stream, stream_version).
 _DELETE_KV = """
-DELETE FROM kv_entries e USING unnest($1::text[], $2::text[], $3::text[]) AS d(a, c, k)
-WHERE e.app_id = d.a AND e.collection = d.c AND e.key = d.k
+DELETE FROM kv_entries WHERE ctid = ANY(ARRAY(
+    SELECT x.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS d(a, c, k)
+    CROSS JOIN LATERAL (
+        SELECT e.ctid FROM kv_entries e
+        WHERE e.app_id = d.a AND e.collection = d.c AND e.key = d.k LIMIT 1
+    ) AS x
+))
 """
 _UPSERT_DOCS = """
 INSERT INTO docs (app_id, collection, id, data, created_at, updated_at)
@@ -43,8 +53,13 @@ ON CONFLICT (app_id, collection, id)
 DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
 """
 _DELETE_DOCS = """
-DELETE FROM docs x USING unnest($1::text[], $2::text[], $3::text[]) AS d(a, c, i)
-WHERE x.app_id = d.a AND x.collection = d.c AND x.id = d.i
+DELETE FROM docs WHERE ctid = ANY(ARRAY(
+    SELECT x.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS d(a, c, i)
+    CROSS JOIN LATERAL (
+        SELECT o.ctid FROM docs o
+        WHERE o.app_id = d.a AND o.collection = d.c AND o.id = d.i LIMIT 1
+    ) AS x
+))
 """
 
 Key = tuple[str, str, str]
