@@ -182,14 +182,18 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
         print(f"  ratio picloud / hand-written: {ratio:.2f} (target >= 1.0)")
         async with server.services.pool.acquire() as conn:  # type: ignore[union-attr]
             stored = await conn.fetchval("SELECT count(*) FROM kv_entries")
-            events = await conn.fetchval(
-                "SELECT count(*) FROM events WHERE type = 'kv.set.v1'"
+            events, commits = await conn.fetchrow(
+                "SELECT count(*), count(DISTINCT txid) FROM events"
+                " WHERE type = 'kv.set.v1'"
             )
             scans = await conn.fetchrow(
                 "SELECT seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables"
                 " WHERE relname = 'kv_entries'"
             )
-        print(f"  PiCloud stored {stored:,} entries from {events:,} kv.set events")
+        print(
+            f"  PiCloud stored {stored:,} entries from {events:,} kv.set events"
+            f" in {commits:,} commits ({events / commits:.1f} sets per group commit)"
+        )
         print(
             f"  kv_entries: {scans['seq_scan']:,} sequential scans reading"
             f" {scans['seq_tup_read']:,} rows, {scans['idx_scan']:,} index scans"

@@ -34,7 +34,7 @@ from pyrsistent import pmap
 
 from picloud.actors import app_decide
 from picloud.actors._remote import failure_of
-from picloud.actors.app_data import AppData, KvIntent
+from picloud.actors.app_data import AppData, KvIntent, with_batch_prev
 from picloud.actors.app_handlers import AppContext
 from picloud.actors.invoker import Invoker
 from picloud.actors.outcome import Outcome, ReplyFn, done
@@ -71,6 +71,7 @@ from picloud.scripting import AppInfo, AppRuntime
 from picloud.scripting.modules import prepare
 from picloud.store import EventLog, Transaction
 from picloud.store.apps import get_app
+from picloud.store.kv_append import append_kv_sets
 from picloud.store.projections import project_app
 from picloud.store.snapshots import load_snapshot, save_snapshot
 from picloud.store.triggers import set_wakeup
@@ -418,6 +419,20 @@ class AppActor:
                     self.stream, self._durable, runs, metas
                 )
                 deliveries = self._deliveries
+            elif self._untriggered_kv_sets(items):
+                # Runs and the sets they made, which no trigger takes: one
+                # statement with their projection (the hot write path).
+                events, stored_prev = with_batch_prev(items)
+                recorded = await append_kv_sets(
+                    self._log,
+                    self.stream,
+                    self._durable,
+                    events,
+                    metas,
+                    app_id=self.app.id,
+                    stored_prev=stored_prev,
+                )
+                deliveries = self._deliveries
             else:
                 recorded, deliveries = await self._append_with_projections(items, metas)
         except PiCloudError as e:
@@ -440,6 +455,19 @@ class AppActor:
             self._schedule_due(changed)
         if self._durable - self._snapshot_version >= self._settings.app_snapshot_every:
             await self._snapshot()
+
+    def _untriggered_kv_sets(self, items: list[Event | KvIntent]) -> bool:
+        """Whether ``items`` are route runs and KV sets no trigger takes: then
+        the batch changes no delivery and needs no projection but the entries."""
+        triggers = self._state.triggers.values()
+        for item in items:
+            if isinstance(item, KvIntent):
+                collection = item.event.collection
+                if any(t.takes("kv", "set", collection) for t in triggers):
+                    return False
+            elif not _only_recorded(item):
+                return False
+        return True
 
     async def _append_with_projections(
         self, items: list[Event | KvIntent], metas: list[EventMeta]

@@ -6,8 +6,10 @@ LRU cache of durable KV values (the actor is the only writer of its app, so
 the cache cannot go stale), and the projection tables.
 
 ``kv.set`` does not read the previous value when it runs: its event is staged
-as a :class:`KvIntent`, and :meth:`AppData.resolve` fills in ``prev`` inside the
-append's transaction with one query for the whole batch.
+as a :class:`KvIntent`, and ``prev`` is filled in at append time, from the
+batch itself (:func:`with_batch_prev`) or from the stored entry: by
+:meth:`AppData.resolve` inside the append's transaction, or by the append
+statement itself (:mod:`picloud.store.kv_append`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from picloud.events.app import JSON_NULL, KvDeleted, KvSet
 from picloud.store.docs import DocRow, docs_get
 from picloud.store.kv import kv_get_many
 
-__all__ = ["AppData", "KvIntent", "Staged"]
+__all__ = ["AppData", "KvIntent", "Staged", "with_batch_prev"]
 
 KvKey = tuple[str, str]
 DocKey = tuple[str, str]
@@ -130,29 +132,18 @@ class AppData:
     ) -> list[Event]:
         """Turn intents into KvSet events with ``prev``, in order, in ``conn``'s
         transaction (so the previous values are the committed ones)."""
-        firsts = _keys_first_written_by_intent(items)
-        current: dict[KvKey, bytes | None] = {}
-        if firsts:
-            found = await kv_get_many(conn, self.app_id, firsts)
-            current = {k: found.get(k) for k in firsts}
-        events: list[Event] = []
-        for item in items:
-            if isinstance(item, KvIntent):
-                event = item.event
-                k = (event.collection, event.key)
-                prev = current.get(k)
-                current[k] = bytes(event.value)
-                events.append(
-                    msgspec.structs.replace(
-                        event, prev=JSON_NULL if prev is None else msgspec.Raw(prev)
-                    )
-                )
-            else:
-                if isinstance(item, KvSet | KvDeleted):
-                    current[item.collection, item.key] = (
-                        bytes(item.value) if isinstance(item, KvSet) else None
-                    )
-                events.append(item)
+        events, stored = with_batch_prev(items)
+        firsts = {
+            i: e for i, e in enumerate(events) if stored[i] and isinstance(e, KvSet)
+        }
+        if not firsts:
+            return events
+        keys = [(e.collection, e.key) for e in firsts.values()]
+        found = await kv_get_many(conn, self.app_id, keys)
+        for i, event in firsts.items():
+            prev = found.get((event.collection, event.key))
+            if prev is not None:
+                events[i] = msgspec.structs.replace(event, prev=msgspec.Raw(prev))
         return events
 
     def _cache(self, k: KvKey, value: bytes | None) -> None:
@@ -165,15 +156,33 @@ class AppData:
             self._kv_cache.popitem(last=False)
 
 
-def _keys_first_written_by_intent(items: Sequence[Event | KvIntent]) -> list[KvKey]:
-    seen: set[KvKey] = set()
-    firsts: list[KvKey] = []
+def with_batch_prev(
+    items: Sequence[Event | KvIntent],
+) -> tuple[list[Event], list[bool]]:
+    """The events of ``items`` in order, each intent's ``prev`` set from the
+    batch where an earlier item wrote its key; and, per event, whether its
+    ``prev`` is still the stored value (its key's first write is this intent)."""
+    current: dict[KvKey, bytes | None] = {}
+    events: list[Event] = []
+    stored: list[bool] = []
     for item in items:
-        event = item.event if isinstance(item, KvIntent) else item
-        if isinstance(event, KvSet | KvDeleted):
+        if isinstance(item, KvIntent):
+            event = item.event
             k = (event.collection, event.key)
-            if k not in seen:
-                seen.add(k)
-                if isinstance(item, KvIntent):
-                    firsts.append(k)
-    return firsts
+            first = k not in current
+            if not first:
+                prev = current[k]
+                event = msgspec.structs.replace(
+                    event, prev=JSON_NULL if prev is None else msgspec.Raw(prev)
+                )
+            current[k] = bytes(event.value)
+            events.append(event)
+            stored.append(first)
+            continue
+        if isinstance(item, KvSet | KvDeleted):
+            current[item.collection, item.key] = (
+                bytes(item.value) if isinstance(item, KvSet) else None
+            )
+        events.append(item)
+        stored.append(False)
+    return events, stored

@@ -35,7 +35,7 @@ from picloud.events import (
 from picloud.store._errors import translate_errors
 from picloud.store.wakeups import Wakeups
 
-__all__ = ["START", "Cursor", "EventLog", "Transaction"]
+__all__ = ["START", "Cursor", "EventLog", "Transaction", "event_type"]
 
 
 class Cursor(NamedTuple):
@@ -141,7 +141,8 @@ class Transaction:
         if len(metas) != len(events):
             raise ValueError("one meta per event, or one for all")
         rows = [
-            (_tag(e), encode(e), encode(m)) for e, m in zip(events, metas, strict=True)
+            (event_type(e), encode(e), encode(m))
+            for e, m in zip(events, metas, strict=True)
         ]
         try:
             if len(rows) < _COPY_FROM:
@@ -324,7 +325,8 @@ class EventLog:
         return START if row is None else Cursor(row["txid"], row["position"])
 
 
-def _tag(event: Event) -> str:
+def event_type(event: Event) -> str:
+    """The type column of ``event``: its tag in the union."""
     return str(type(event).__struct_config__.tag)
 
 

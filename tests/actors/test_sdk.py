@@ -239,6 +239,40 @@ async def test_prev_values_are_recorded_in_order(event_log: EventLog) -> None:
     assert prevs == [None, 1, 2, 3]
 
 
+async def test_sets_alone_record_the_stored_prev(event_log: EventLog) -> None:
+    """Batches of sets take the one-statement append; prev still comes from
+    the store, or from the batch for a key set twice, and a value that looks
+    like the event's own members does not confuse it."""
+    lua = await lua_for(event_log)
+    tricky = {"prev": None, "at": "x", "value": '"prev":null'}
+    await lua.run(
+        'local c = kv.collection("c") c:set("a", ctx.request.json()) c:set("b", 1)',
+        tricky,
+    )
+    await lua.run("""
+        local c = kv.collection("c")
+        c:set("a", 2) c:set("a", 3) c:set("b", {x = 1}) c:set("new", true)
+    """)
+    rows = await event_log.read_stream(app_stream(lua.actor.app.id), 0, 1000)
+    sets: list[Any] = [r.event for r in rows if r.type == "kv.set.v1"]
+    assert [(e.key, msgspec.json.decode(e.prev)) for e in sets] == [
+        ("a", None),
+        ("b", None),
+        ("a", tricky),
+        ("a", 2),
+        ("b", 1),
+        ("new", None),
+    ]
+    stored = dict(
+        await event_log.pool.fetch("SELECT key, value FROM kv_entries ORDER BY key")
+    )
+    assert {k: msgspec.json.decode(v) for k, v in stored.items()} == {
+        "a": 3,
+        "b": {"x": 1},
+        "new": True,
+    }
+
+
 async def test_concurrent_increments_count_exactly(event_log: EventLog) -> None:
     lua = await lua_for(event_log)
     route = await lua.route("""
