@@ -18,7 +18,6 @@ Usage: python bench/bench_docs_find.py [--docs 100000] [--rounds 5]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import statistics
@@ -30,6 +29,7 @@ from typing import Any
 import asyncpg
 from harness import embedded_postgres, pct
 
+from picloud import event_loop
 from picloud.config import Settings
 from picloud.store import apply_migrations, create_pool
 from picloud.store.docs_query import parse_query
@@ -236,10 +236,10 @@ def main() -> None:
     args = parser.parse_args()
     url = os.environ.get("PICLOUD_BENCH_DATABASE_URL")
     if url:
-        asyncio.run(run(url, args))
+        event_loop.run(run(url, args))
         return
     with embedded_postgres() as (dsn, _, _):
-        asyncio.run(run(dsn, args))
+        event_loop.run(run(dsn, args))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import uuid
 import asyncpg
 from harness import embedded_postgres, pct
 
+from picloud import event_loop
 from picloud.config import Settings
 from picloud.events import AppCreated, utcnow
 from picloud.store import (
@@ -130,10 +131,10 @@ def main() -> None:
     args = parser.parse_args()
     url = os.environ.get("PICLOUD_BENCH_DATABASE_URL")
     if url:
-        asyncio.run(run(url, args.seconds, args.rounds))
+        event_loop.run(run(url, args.seconds, args.rounds))
         return
     with embedded_postgres() as (dsn, _, _):
-        asyncio.run(run(dsn, args.seconds, args.rounds))
+        event_loop.run(run(dsn, args.seconds, args.rounds))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 One run, one real server: an embedded Postgres and a local Ray in a temporary
 directory, a PiCloud Server on loopback (``app_hosts=2``, logging at WARNING)
-and, in a separate process, a bare aiohttp hello handler. It prints:
+and, in a separate process, a bare aiohttp hello handler (on uvloop, the loop
+the front door runs on: the front door's true ceiling). It prints:
 - wrk's requests/s and p50/p99 latency of a hello-world sync route
   (``return "hello"``) at 1, 16 and 64 connections, next to the bare handler,
   and the ratio PiCloud/bare; the two are measured alternately, every point
@@ -46,6 +47,7 @@ import aiohttp
 import psutil
 from harness import embedded_postgres, local_ray, pct
 
+from picloud import event_loop
 from picloud.access import ALL_SCOPES
 from picloud.actors.identity import CreateApiKey, CreateUser
 from picloud.actors.protocol import Deactivate
@@ -121,6 +123,8 @@ async def wrk(url: str, connections: int, seconds: float) -> Point:
 _BARE_SERVER = """
 import asyncio
 
+import uvloop
+
 from aiohttp import web
 
 async def hello(request):
@@ -136,7 +140,7 @@ async def main():
     print(site._server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 
-asyncio.run(main())
+uvloop.run(main())
 """
 
 
@@ -643,7 +647,7 @@ def main() -> None:
     with embedded_postgres() as (dsn, embedded, home):
         args.postgres = postgres_pids(embedded.pgdata)
         with local_ray():
-            asyncio.run(run(dsn, home, args))
+            event_loop.run(run(dsn, home, args))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import Any
 import asyncpg
 from harness import embedded_postgres
 
+from picloud import event_loop
 from picloud.actors.app_actor import AppActor
 from picloud.actors.control import ControlPlane, CreateApp
 from picloud.actors.invoker import Invoker
@@ -268,7 +269,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=30)
     args = parser.parse_args()
     with embedded_postgres() as (dsn, _, _):
-        asyncio.run(run(dsn, args))
+        event_loop.run(run(dsn, args))
 
 
 if __name__ == "__main__":

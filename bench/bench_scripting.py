@@ -17,7 +17,6 @@ Usage: python bench/bench_scripting.py [--rounds 5] [--seconds 1]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import os
 import statistics
@@ -27,6 +26,7 @@ from typing import Any
 
 from lupa import lua54
 
+from picloud import event_loop
 from picloud.scripting import (
     AppInfo,
     AppRuntime,
@@ -165,4 +165,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

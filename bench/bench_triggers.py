@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 from harness import embedded_postgres, pct
 
+from picloud import event_loop
 from picloud.actors.app_actor import AppActor, app_stream
 from picloud.actors.control import ControlPlane, CreateApp
 from picloud.actors.invoker import Invoker
@@ -182,7 +183,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with embedded_postgres() as (dsn, _, _):
-        asyncio.run(run(dsn, args))
+        event_loop.run(run(dsn, args))
 
 
 if __name__ == "__main__":

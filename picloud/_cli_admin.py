@@ -10,7 +10,6 @@ here; only the hash is written. ``create-key`` prints only the key.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import getpass
 import sys
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from picloud import event_loop
 from picloud.access import ALL_SCOPES
 from picloud.actors.control import ControlPlane, SystemCommand, answer
 from picloud.actors.identity import CreateApiKey, CreateUser, RevokeApiKey
@@ -75,7 +75,7 @@ def run_admin(args: argparse.Namespace, settings: Settings, database: Database) 
     """Run one ``admin`` subcommand; raises PiCloudError for the caller to report."""
     command, secret = _command(args)
     with database(settings) as dsn:
-        result = asyncio.run(_execute(dsn, settings, command))
+        result = event_loop.run(_execute(dsn, settings, command))
     match command:
         case CreateApiKey():
             _say(secret)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from picloud import event_loop
 from picloud._cli_admin import add_admin_commands, run_admin, warn_if_no_admin
 from picloud.config import Settings, load_settings
 from picloud.errors import PiCloudError
@@ -53,7 +54,7 @@ def _serve(settings: Settings) -> None:
             logging_level=logging.WARNING,
         )
         try:
-            asyncio.run(_run_until_signal(Server(settings, dsn, owns_actors=local)))
+            event_loop.run(_run_until_signal(Server(settings, dsn, owns_actors=local)))
         finally:
             ray.shutdown()
     log.info("PiCloud stopped")
@@ -83,7 +84,7 @@ def _migrate(settings: Settings) -> None:
             await conn.close()
 
     with database(settings) as dsn:
-        applied = asyncio.run(run(dsn))
+        applied = event_loop.run(run(dsn))
     print(f"applied {applied}" if applied else "nothing to apply")
 
 

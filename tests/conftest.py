@@ -3,12 +3,13 @@ a migrated template database, and a fresh database copied from it per test."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +17,7 @@ import asyncpg
 import pytest
 import ray
 
+from picloud import event_loop
 from picloud.config import Settings
 from picloud.store import (
     EmbeddedPostgres,
@@ -26,6 +28,13 @@ from picloud.store import (
 )
 
 TEMPLATE = "picloud_template"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Tests run on the event loop PiCloud runs on."""
+    return {"uvloop": event_loop.new_event_loop}
 
 
 def dsn_for(base: str, database: str) -> str:

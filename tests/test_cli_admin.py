@@ -153,7 +153,7 @@ async def _beside(tmp_path: Path, database: str, server: Server, api: Api) -> No
     assert status == 401
 
 
-def test_the_cli_refuses_bad_input_without_a_traceback(
+async def test_the_cli_refuses_bad_input_without_a_traceback(
     tmp_path: Path, database: str
 ) -> None:
     env = db_env(tmp_path, database)

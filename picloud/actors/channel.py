@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from typing import cast
 
 from picloud.actors._remote import failure_of
 from picloud.actors.protocol import (
@@ -47,8 +48,9 @@ class _Framed(asyncio.Protocol):
         self._flush_scheduled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101  # TCP only
-        self.transport = transport
+        # TCP only; uvloop's transports implement asyncio.Transport without
+        # deriving from it, so this is a cast, not an isinstance check.
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
