@@ -52,6 +52,7 @@ from picloud.store._docs_predicates import (
     range_exact,
 )
 from picloud.store._errors import translate_errors
+from picloud.store._keyed import delete_by_keys
 from picloud.store.docs_query import DocQuery, Sort, doc_index_rows
 
 __all__ = ["find_docs", "find_sql", "write_doc_values"]
@@ -266,20 +267,7 @@ _CUSTOM_PLANS: Final = (
 
 # -- maintenance -----------------------------------------------------------------
 
-# Index probes per document, rows deleted by ctid: the plain DELETE ... USING
-# unnest() reads every row of the app once its generic plan is cached (see
-# projections/data.py). OFFSET 0 keeps the lateral subquery a nested loop.
-_DELETE: Final = """
-DELETE FROM doc_values WHERE ctid = ANY(ARRAY(
-    SELECT v.ctid
-    FROM unnest($1::text[], $2::text[], $3::text[]) AS c(app_id, collection, doc_id)
-    CROSS JOIN LATERAL (
-        SELECT v.ctid FROM doc_values v
-        WHERE v.app_id = c.app_id AND v.collection = c.collection
-          AND v.doc_id = c.doc_id OFFSET 0
-    ) AS v
-))
-"""
+_DELETE: Final = delete_by_keys("doc_values", "doc_id", one_row_per_key=False)
 _INSERT: Final = """
 INSERT INTO doc_values (app_id, collection, doc_id, path, num, str)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],

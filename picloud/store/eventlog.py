@@ -35,7 +35,15 @@ from picloud.events import (
 from picloud.store._errors import translate_errors
 from picloud.store.wakeups import Wakeups
 
-__all__ = ["START", "Cursor", "EventLog", "Transaction", "event_type"]
+__all__ = [
+    "START",
+    "Cursor",
+    "EventLog",
+    "Placement",
+    "Transaction",
+    "event_type",
+    "recorded_batch",
+]
 
 
 class Cursor(NamedTuple):
@@ -114,6 +122,40 @@ FROM (
 """
 
 
+class Placement(NamedTuple):
+    """Where an appended batch went: its events' positions, in order, and the
+    transaction and time they share."""
+
+    positions: Sequence[int]
+    txid: int
+    recorded_at: datetime
+
+
+def recorded_batch(
+    stream: str,
+    expected_version: int,
+    events: Sequence[Event],
+    metas: Sequence[EventMeta],
+    placement: Placement,
+) -> list[RecordedEvent]:
+    """The recorded events of a batch appended after ``expected_version``."""
+    txid, recorded_at = placement.txid, placement.recorded_at
+    return [
+        RecordedEvent(
+            position=position,
+            txid=txid,
+            stream=stream,
+            version=expected_version + n,
+            event=event,
+            meta=meta,
+            recorded_at=recorded_at,
+        )
+        for n, (position, event, meta) in enumerate(
+            zip(placement.positions, events, metas, strict=True), start=1
+        )
+    ]
+
+
 class Transaction:
     """One open transaction of the log; projections use ``conn`` inside it."""
 
@@ -153,33 +195,23 @@ class Transaction:
             raise VersionConflict(stream, expected_version) from e
         self.appended += len(rows)
         self.types.update(row[0] for row in rows)
-        return [
-            RecordedEvent(
-                position=position,
-                txid=txid,
-                stream=stream,
-                version=expected_version + n,
-                event=event,
-                meta=m,
-                recorded_at=recorded_at,
-            )
-            for n, ((position, txid, recorded_at), event, m) in enumerate(
-                zip(placed, events, metas, strict=True), start=1
-            )
-        ]
+        return recorded_batch(stream, expected_version, events, metas, placed)
 
     async def _insert(
         self, stream: str, expected: int, rows: list[tuple[str, bytes, bytes]]
-    ) -> list[tuple[int, int, datetime]]:
+    ) -> Placement:
         types, data, metas = zip(*rows, strict=True)
         placed = await self.conn.fetch(_INSERT, stream, expected, types, data, metas)
         if len(placed) != len(rows):
             raise VersionConflict(stream, expected)
-        return [(r["position"], r["txid"], r["recorded_at"]) for r in placed]
+        first = placed[0]
+        return Placement(
+            [r["position"] for r in placed], first["txid"], first["recorded_at"]
+        )
 
     async def _copy(
         self, stream: str, expected: int, rows: list[tuple[str, bytes, bytes]]
-    ) -> list[tuple[int, int, datetime]]:
+    ) -> Placement:
         reserved = await self.conn.fetchrow(_RESERVE, stream, len(rows))
         if reserved["version"] != expected:
             raise VersionConflict(stream, expected)
@@ -194,7 +226,7 @@ class Transaction:
             ],
             columns=_COPY_COLUMNS,
         )
-        return [(p, reserved["txid"], reserved["recorded_at"]) for p in positions]
+        return Placement(positions, reserved["txid"], reserved["recorded_at"])
 
 
 class EventLog:

@@ -28,7 +28,7 @@ from picloud.errors import VersionConflict
 from picloud.events import Event, EventMeta, RecordedEvent, encode
 from picloud.events.app import JSON_NULL, KvSet
 from picloud.store._errors import translate_errors
-from picloud.store.eventlog import EventLog, event_type
+from picloud.store.eventlog import EventLog, Placement, event_type, recorded_batch
 
 __all__ = ["append_kv_sets"]
 
@@ -150,21 +150,12 @@ async def append_kv_sets(  # noqa: PLR0913  # one append with its projection
         raise VersionConflict(stream, expected_version)
     log.wakeups.committed({row.t for row in rows})
     prevs = _decode_prevs(placed["prevs"] or b"null") or {}
-    txid, recorded_at = placed["txid"], placed["recorded_at"]
-    return [
-        RecordedEvent(
-            position=position,
-            txid=txid,
-            stream=stream,
-            version=expected_version + n,
-            event=_with_prev(event, prevs.get(str(n))) if stored else event,
-            meta=meta,
-            recorded_at=recorded_at,
-        )
-        for n, (event, meta, position, stored) in enumerate(
-            zip(events, metas, positions, stored_prev, strict=True), start=1
-        )
+    with_prevs = [
+        _with_prev(event, prevs.get(str(n))) if stored else event
+        for n, (event, stored) in enumerate(zip(events, stored_prev, strict=True), 1)
     ]
+    placement = Placement(positions, placed["txid"], placed["recorded_at"])
+    return recorded_batch(stream, expected_version, with_prevs, metas, placement)
 
 
 def _row(event: Event, meta: EventMeta, stored: bool) -> _Row:

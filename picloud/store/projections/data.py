@@ -21,6 +21,7 @@ from picloud.events.app import (
     KvDeleted,
     KvSet,
 )
+from picloud.store._keyed import delete_by_keys
 from picloud.store.docs_sql import write_doc_values
 
 __all__ = ["project_data"]
@@ -31,20 +32,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timest
 ON CONFLICT (app_id, collection, key)
 DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
 """
-# Deletes find their rows by one index probe per key and delete them by ctid:
-# a DELETE ... USING unnest() gets, once its generic plan is cached, a hash join
-# over every row of the app (see kv_get_many). The ctids cannot go stale: the
-# rows of an app change only in its actor's append transaction, and appends to
-# one stream are serialised by the events' unique (stream, stream_version).
-_DELETE_KV = """
-DELETE FROM kv_entries WHERE ctid = ANY(ARRAY(
-    SELECT x.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS d(a, c, k)
-    CROSS JOIN LATERAL (
-        SELECT e.ctid FROM kv_entries e
-        WHERE e.app_id = d.a AND e.collection = d.c AND e.key = d.k LIMIT 1
-    ) AS x
-))
-"""
+_DELETE_KV = delete_by_keys("kv_entries", "key", one_row_per_key=True)
 _UPSERT_DOCS = """
 INSERT INTO docs (app_id, collection, id, data, created_at, updated_at)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[],
@@ -52,15 +40,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[],
 ON CONFLICT (app_id, collection, id)
 DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
 """
-_DELETE_DOCS = """
-DELETE FROM docs WHERE ctid = ANY(ARRAY(
-    SELECT x.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS d(a, c, i)
-    CROSS JOIN LATERAL (
-        SELECT o.ctid FROM docs o
-        WHERE o.app_id = d.a AND o.collection = d.c AND o.id = d.i LIMIT 1
-    ) AS x
-))
-"""
+_DELETE_DOCS = delete_by_keys("docs", "id", one_row_per_key=True)
 
 Key = tuple[str, str, str]
 
