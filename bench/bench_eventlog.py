@@ -6,8 +6,13 @@ PICLOUD_BENCH_DATABASE_URL), migrates a fresh database and prints:
 - the time from an append's commit to a subscriber's wake-up, where the
   subscriber has its own pool and Wakeups, so only LISTEN/NOTIFY reaches it
   (the cross-process path), idle and while another appender keeps writing.
+With ``--bounds``, what limits one appender's batches of 100, each variant in
+the same rounds: EventLog as shipped; a raw COPY of the same pre-encoded rows
+(no EventLog, no version check: the table's own cost); and EventLog with
+``synchronous_commit = off`` (no wait for the WAL fsync: a bound, never a
+setting PiCloud may use, since it loses acknowledged writes on a crash).
 
-Usage: python bench/bench_eventlog.py [--seconds 3] [--rounds 3]
+Usage: python bench/bench_eventlog.py [--seconds 3] [--rounds 3] [--bounds]
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import os
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from harness import embedded_postgres, pct
 
 from picloud import event_loop
 from picloud.config import Settings
-from picloud.events import AppCreated, utcnow
+from picloud.events import AppCreated, EventMeta, encode, utcnow
 from picloud.store import (
     EventLog,
     Wakeups,
@@ -32,6 +38,7 @@ from picloud.store import (
     bridge_to_postgres,
     create_pool,
 )
+from picloud.store.eventlog import event_type
 
 
 def event(n: int) -> AppCreated:
@@ -95,7 +102,66 @@ async def wake_latencies(
     return latencies
 
 
-async def run(dsn: str, seconds: float, rounds: int) -> None:
+async def copy_rate(pool: asyncpg.Pool, batch: int, seconds: float) -> float:
+    """Events/s of a bare COPY of pre-encoded rows, each batch its own commit."""
+    stream = f"copy-{uuid.uuid4().hex[:8]}"
+    rows = [
+        (event_type(e), encode(e), encode(EventMeta()))
+        for e in map(event, range(batch))
+    ]
+    version, written = 0, 0
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        while time.perf_counter() - started < seconds:
+            records = [(stream, version + n, *row) for n, row in enumerate(rows, 1)]
+            await conn.copy_records_to_table(
+                "events",
+                records=records,
+                columns=("stream", "stream_version", "type", "data", "meta"),
+            )
+            version += batch
+            written += batch
+    return written / (time.perf_counter() - started)
+
+
+async def unsynced_pool(dsn: str) -> asyncpg.Pool:
+    """A pool of two connections that do not wait for the WAL fsync at commit."""
+    pool = await create_pool(dsn, Settings(db_pool_min=2, db_pool_max=2))
+    held = [await pool.acquire() for _ in range(2)]
+    for conn in held:  # session settings survive release: the pool resets nothing
+        await conn.execute("SET synchronous_commit = off")
+    for conn in held:
+        await pool.release(conn)
+    return pool
+
+
+async def bounds(dsn: str, settings: Settings, seconds: float, rounds: int) -> None:
+    """One appender, batches of 100: EventLog against what bounds it."""
+    pool = await create_pool(dsn, settings)
+    unsynced = await unsynced_pool(dsn)
+    shipped, no_fsync = EventLog(pool, Wakeups()), EventLog(unsynced, Wakeups())
+    variants: dict[str, Callable[[], Awaitable[float]]] = {
+        "EventLog.append as shipped": lambda: append_rate(shipped, 100, seconds),
+        "raw COPY of the rows, no EventLog": lambda: copy_rate(pool, 100, seconds),
+        "EventLog, synchronous_commit off (a bound)": lambda: append_rate(
+            no_fsync, 100, seconds
+        ),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, measure in variants.items():
+            rates[name].append(await measure())
+    await pool.close()
+    await unsynced.close()
+    print("what bounds one appender, batches of 100 (the variants alternate):")
+    for name, values in rates.items():
+        print(
+            f"  {name:<44} median {statistics.median(values):>9,.0f} events/s"
+            f"  (rounds: {', '.join(f'{r:,.0f}' for r in values)})"
+        )
+
+
+async def run(dsn: str, seconds: float, rounds: int, *, with_bounds: bool) -> None:
     settings = Settings(db_pool_min=1, db_pool_max=4)
     conn = await asyncpg.connect(dsn)
     await apply_migrations(conn)
@@ -122,19 +188,22 @@ async def run(dsn: str, seconds: float, rounds: int) -> None:
             f"commit -> wake-up {label}: p50 {pct(lat, 0.5):.2f} ms"
             f"  p99 {pct(lat, 0.99):.2f} ms  max {max(lat):.2f} ms  (n={len(lat)})"
         )
+    if with_bounds:
+        await bounds(dsn, settings, seconds, rounds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bounds", action="store_true")
     args = parser.parse_args()
     url = os.environ.get("PICLOUD_BENCH_DATABASE_URL")
     if url:
-        event_loop.run(run(url, args.seconds, args.rounds))
+        event_loop.run(run(url, args.seconds, args.rounds, with_bounds=args.bounds))
         return
     with embedded_postgres() as (dsn, _, _):
-        event_loop.run(run(dsn, args.seconds, args.rounds))
+        event_loop.run(run(dsn, args.seconds, args.rounds, with_bounds=args.bounds))
 
 
 if __name__ == "__main__":
