@@ -91,11 +91,12 @@ FROM appended
 
 
 class _Row(msgspec.Struct):
-    """One event of an INSERT's document: type, data, meta."""
+    """One event of an INSERT's document: type, data, meta (the structs are
+    encoded in place, as ``encode`` would, in the document's one call)."""
 
     t: str
-    d: msgspec.Raw
-    m: msgspec.Raw
+    d: Event
+    m: EventMeta
 
 
 _encode_rows = msgspec.json.Encoder().encode
@@ -207,39 +208,49 @@ class Transaction:
         metas = [meta] * len(events) if isinstance(meta, EventMeta) else list(meta)
         if len(metas) != len(events):
             raise ValueError("one meta per event, or one for all")
-        rows = [
-            (event_type(e), encode(e), encode(m))
-            for e, m in zip(events, metas, strict=True)
-        ]
+        kinds = [event_type(e) for e in events]
         try:
-            if len(rows) < _COPY_FROM or self.alone:
-                placed = await self._insert(stream, expected_version, rows)
+            if len(events) < _COPY_FROM or self.alone:
+                placed = await self._insert(
+                    stream, expected_version, kinds, events, metas
+                )
             else:
-                placed = await self._copy(stream, expected_version, rows)
+                placed = await self._copy(
+                    stream, expected_version, kinds, events, metas
+                )
         except asyncpg.UniqueViolationError as e:
             raise VersionConflict(stream, expected_version) from e
-        self.appended += len(rows)
-        self.types.update(row[0] for row in rows)
+        self.appended += len(events)
+        self.types.update(kinds)
         return recorded_batch(stream, expected_version, events, metas, placed)
 
     async def _insert(
-        self, stream: str, expected: int, rows: list[tuple[str, bytes, bytes]]
+        self,
+        stream: str,
+        expected: int,
+        kinds: list[str],
+        events: Sequence[Event],
+        metas: list[EventMeta],
     ) -> Placement:
-        document = _encode_rows(
-            [
-                _Row(kind, msgspec.Raw(data), msgspec.Raw(meta))
-                for kind, data, meta in rows
-            ]
-        )
-        placed = await self.conn.fetchrow(_INSERT, stream, expected, document)
+        rows = [_Row(*row) for row in zip(kinds, events, metas, strict=True)]
+        placed = await self.conn.fetchrow(_INSERT, stream, expected, _encode_rows(rows))
         positions = placed["positions"] if placed is not None else None
         if positions is None or len(positions) != len(rows):
             raise VersionConflict(stream, expected)
         return Placement(positions, placed["txid"], placed["recorded_at"])
 
     async def _copy(
-        self, stream: str, expected: int, rows: list[tuple[str, bytes, bytes]]
+        self,
+        stream: str,
+        expected: int,
+        kinds: list[str],
+        events: Sequence[Event],
+        metas: list[EventMeta],
     ) -> Placement:
+        rows = [
+            (kind, encode(e), encode(m))
+            for kind, e, m in zip(kinds, events, metas, strict=True)
+        ]
         reserved = await self.conn.fetchrow(_RESERVE, stream, len(rows))
         if reserved["version"] != expected:
             raise VersionConflict(stream, expected)
