@@ -41,8 +41,8 @@ class _Row(msgspec.Struct, omit_defaults=True):
     prev (``h``, ``z``) with the key (``c``, ``k``) whose stored value goes there."""
 
     t: str
-    m: msgspec.Raw
-    d: msgspec.Raw | None = None
+    m: EventMeta
+    d: Event | None = None
     h: str | None = None
     z: str | None = None
     c: str | None = None
@@ -159,10 +159,10 @@ async def append_kv_sets(  # noqa: PLR0913  # one append with its projection
 
 
 def _row(event: Event, meta: EventMeta, stored: bool) -> _Row:
-    data = encode(event)
-    kind, meta_json = event_type(event), msgspec.Raw(encode(meta))
+    kind = event_type(event)
     if not stored:
-        return _Row(t=kind, m=meta_json, d=msgspec.Raw(data))
+        return _Row(t=kind, m=meta, d=event)  # encoded in place, in one call
+    data = encode(event)
     # prev follows value (any JSON); only ``at`` (a timestamp) follows prev
     cut = data.rfind(_PREV + _NULL) + len(_PREV)
     if not isinstance(event, KvSet) or event.prev != JSON_NULL or cut < len(_PREV):
@@ -171,7 +171,7 @@ def _row(event: Event, meta: EventMeta, stored: bool) -> _Row:
         )
     return _Row(
         t=kind,
-        m=meta_json,
+        m=meta,
         h=data[:cut].decode(),
         z=data[cut + len(_NULL) :].decode(),
         c=event.collection,
