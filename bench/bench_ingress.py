@@ -100,8 +100,17 @@ def parse_wrk(output: str) -> Point:
     return Point(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), errors)
 
 
-async def wrk(url: str, connections: int, seconds: float) -> Point:
-    """One closed-loop wrk run (one thread, so it takes at most one core)."""
+async def wrk(
+    url: str,
+    connections: int,
+    seconds: float,
+    script: Path | None = None,
+    *script_args: str,
+) -> Point:
+    """One closed-loop wrk run (one thread, so it takes at most one core),
+    optionally with a Lua ``script`` and its arguments."""
+    scripted = [] if script is None else ["-s", str(script)]
+    tail = ["--", *script_args] if script_args else []
     proc = await asyncio.create_subprocess_exec(
         "wrk",
         "-t1",
@@ -110,7 +119,9 @@ async def wrk(url: str, connections: int, seconds: float) -> Point:
         "--timeout",
         "5s",
         "--latency",
+        *scripted,
         url,
+        *tail,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

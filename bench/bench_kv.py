@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from bench_ingress import Point, admin_key, parse_wrk, profile
+from bench_ingress import Point, admin_key, profile, wrk
 from harness import embedded_postgres, local_ray
 
 from picloud import event_loop
@@ -105,24 +105,8 @@ async def start_handwritten(
 
 
 async def wrk_post(url: str, connections: int, seconds: float, script: Path) -> Point:
-    proc = await asyncio.create_subprocess_exec(
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout",
-        "5s",
-        "--latency",
-        "-s",
-        str(script),
-        url,
-        "--",
-        uuid.uuid4().hex[:12],  # the key salt of WRK_SCRIPT
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    return parse_wrk(out.decode())
+    salt = uuid.uuid4().hex[:12]  # the key salt of WRK_SCRIPT
+    return await wrk(url, connections, seconds, script, salt)
 
 
 async def setup_route(server: Server) -> str:

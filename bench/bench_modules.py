@@ -31,17 +31,14 @@ import time
 from typing import Any
 
 import asyncpg
-from harness import embedded_postgres
+from harness import ask, bench_actor, embedded_postgres
 
 from picloud import event_loop
 from picloud.actors.app_actor import AppActor
-from picloud.actors.control import ControlPlane, CreateApp
-from picloud.actors.invoker import Invoker
-from picloud.actors.protocol import AddRoute, Done, HttpReply, Invoke, SaveScript
+from picloud.actors.protocol import AddRoute, HttpReply, Invoke, SaveScript
 from picloud.config import Settings
-from picloud.events import EventMeta
 from picloud.events.app import RequestRecord
-from picloud.scripting import AppInfo, InvocationContext, RequestData, ScriptLimits
+from picloud.scripting import InvocationContext, RequestData
 from picloud.scripting import modules as module_checks
 from picloud.store import (
     EventLog,
@@ -86,20 +83,8 @@ _ids = itertools.count()
 _rates = itertools.count(3)  # a new source for each change
 
 
-async def ask(actor: AppActor, command: Any) -> Any:
-    reply = await actor.submit(command, 60)
-    assert isinstance(reply, Done), reply
-    return reply.result
-
-
 async def build(log: EventLog, settings: Settings) -> tuple[AppActor, dict[str, str]]:
-    plane = ControlPlane(log)
-    await plane.catch_up()
-    [created] = await plane.execute(CreateApp(slug="bench", name="bench"), EventMeta())
-    app = AppInfo(id=created.event.app_id, slug="bench", name="bench")  # type: ignore[attr-defined]
-    invoker = Invoker(app, ScriptLimits.from_settings(settings), cache_size=16)
-    actor = AppActor(app, log=log, settings=settings, invoker=invoker)
-    await actor.activate()
+    actor = await bench_actor(log, settings)
     ids = {}
     for name, source in (("text", TEXT), ("calc", CALC), ("fmt", FMT)):
         ids[name] = (

@@ -24,17 +24,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from harness import embedded_postgres, pct
+from harness import ask, bench_actor, embedded_postgres, pct
 
 from picloud import event_loop
 from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.control import ControlPlane, CreateApp
-from picloud.actors.invoker import Invoker
-from picloud.actors.protocol import AddRoute, AddTrigger, Done, Invoke, SaveScript
+from picloud.actors.protocol import AddRoute, AddTrigger, Invoke, SaveScript
 from picloud.config import Settings
-from picloud.events import EventMeta
 from picloud.events.app import InvocationRecorded, KvSet, RequestRecord
-from picloud.scripting import AppInfo, ScriptLimits
 from picloud.store import (
     EventLog,
     Transaction,
@@ -71,20 +67,8 @@ class TimedLog(EventLog):
             self.commits[r.version] = now
 
 
-async def ask(actor: AppActor, command: Any) -> Any:
-    reply = await actor.submit(command, 60)
-    assert isinstance(reply, Done), reply
-    return reply.result
-
-
 async def build(log: TimedLog, settings: Settings) -> tuple[AppActor, str, str]:
-    plane = ControlPlane(log)
-    await plane.catch_up()
-    [created] = await plane.execute(CreateApp(slug="bench", name="bench"), EventMeta())
-    app = AppInfo(id=created.event.app_id, slug="bench", name="bench")  # type: ignore[attr-defined]
-    invoker = Invoker(app, ScriptLimits.from_settings(settings), cache_size=16)
-    actor = AppActor(app, log=log, settings=settings, invoker=invoker)
-    await actor.activate()
+    actor = await bench_actor(log, settings)
     handler = await ask(actor, SaveScript(name="handler", source="return nil"))
     await ask(actor, AddTrigger(kind="kv", script_id=handler.id, collection="in"))
     one = await ask(

@@ -1,4 +1,5 @@
-"""What every bench needs: a throwaway embedded Postgres and a percentile.
+"""What every bench needs: a throwaway embedded Postgres, a local Ray, an
+AppActor of a new app, and a percentile.
 
 The benches run as scripts (``python bench/bench_x.py``), so this sibling
 module is importable by its bare name.
@@ -11,10 +12,18 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import ray
 
-from picloud.store import EmbeddedPostgres
+from picloud.actors.app_actor import AppActor
+from picloud.actors.control import ControlPlane, CreateApp
+from picloud.actors.invoker import Invoker
+from picloud.actors.protocol import Done
+from picloud.config import Settings
+from picloud.events import EventMeta
+from picloud.scripting import AppInfo, ScriptLimits
+from picloud.store import EmbeddedPostgres, EventLog
 
 
 @contextmanager
@@ -49,6 +58,25 @@ def local_ray() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+async def bench_actor(log: EventLog, settings: Settings) -> AppActor:
+    """The active AppActor of a new app "bench", in this process (no Ray)."""
+    plane = ControlPlane(log)
+    await plane.catch_up()
+    [created] = await plane.execute(CreateApp(slug="bench", name="bench"), EventMeta())
+    app = AppInfo(id=created.event.app_id, slug="bench", name="bench")  # type: ignore[attr-defined]
+    invoker = Invoker(app, ScriptLimits.from_settings(settings), cache_size=16)
+    actor = AppActor(app, log=log, settings=settings, invoker=invoker)
+    await actor.activate()
+    return actor
+
+
+async def ask(actor: AppActor, command: Any) -> Any:
+    """The result of a command the bench expects to succeed."""
+    reply = await actor.submit(command, 60)
+    assert isinstance(reply, Done), reply
+    return reply.result
 
 
 def pct(values: list[float], q: float) -> float:

@@ -42,6 +42,7 @@ __all__ = [
     "Placement",
     "Transaction",
     "event_type",
+    "placement_of",
     "recorded_batch",
 ]
 
@@ -100,6 +101,7 @@ class _Row(msgspec.Struct):
 
 
 _encode_rows = msgspec.json.Encoder().encode
+_Batched = tuple[str, Event, EventMeta]  # type, event, meta
 
 # Large batches in a caller's transaction: one round trip checks the version
 # and reserves the positions; the rows then go in by binary COPY. A racing
@@ -181,6 +183,18 @@ def recorded_batch(
     ]
 
 
+def placement_of(
+    answer: asyncpg.Record | None, count: int, stream: str, expected: int
+) -> Placement:
+    """The placement in an append statement's one-row answer (``positions``,
+    ``txid``, ``recorded_at``); no positions for all ``count`` events means
+    the version check stopped the append."""
+    positions = None if answer is None else answer["positions"]
+    if answer is None or positions is None or len(positions) != count:
+        raise VersionConflict(stream, expected)
+    return Placement(positions, answer["txid"], answer["recorded_at"])
+
+
 class Transaction:
     """One open transaction of the log; projections use ``conn`` inside it."""
 
@@ -208,50 +222,30 @@ class Transaction:
         metas = [meta] * len(events) if isinstance(meta, EventMeta) else list(meta)
         if len(metas) != len(events):
             raise ValueError("one meta per event, or one for all")
-        kinds = [event_type(e) for e in events]
+        rows = [(event_type(e), e, m) for e, m in zip(events, metas, strict=True)]
         try:
-            if len(events) < _COPY_FROM or self.alone:
-                placed = await self._insert(
-                    stream, expected_version, kinds, events, metas
-                )
+            if len(rows) < _COPY_FROM or self.alone:
+                placed = await self._insert(stream, expected_version, rows)
             else:
-                placed = await self._copy(
-                    stream, expected_version, kinds, events, metas
-                )
+                placed = await self._copy(stream, expected_version, rows)
         except asyncpg.UniqueViolationError as e:
             raise VersionConflict(stream, expected_version) from e
-        self.appended += len(events)
-        self.types.update(kinds)
+        self.appended += len(rows)
+        self.types.update(row[0] for row in rows)
         return recorded_batch(stream, expected_version, events, metas, placed)
 
     async def _insert(
-        self,
-        stream: str,
-        expected: int,
-        kinds: list[str],
-        events: Sequence[Event],
-        metas: list[EventMeta],
+        self, stream: str, expected: int, rows: list[_Batched]
     ) -> Placement:
-        rows = [_Row(*row) for row in zip(kinds, events, metas, strict=True)]
-        placed = await self.conn.fetchrow(_INSERT, stream, expected, _encode_rows(rows))
-        positions = placed["positions"] if placed is not None else None
-        if positions is None or len(positions) != len(rows):
-            raise VersionConflict(stream, expected)
-        return Placement(positions, placed["txid"], placed["recorded_at"])
+        document = _encode_rows([_Row(*row) for row in rows])
+        answer = await self.conn.fetchrow(_INSERT, stream, expected, document)
+        return placement_of(answer, len(rows), stream, expected)
 
     async def _copy(
-        self,
-        stream: str,
-        expected: int,
-        kinds: list[str],
-        events: Sequence[Event],
-        metas: list[EventMeta],
+        self, stream: str, expected: int, rows: list[_Batched]
     ) -> Placement:
-        rows = [
-            (kind, encode(e), encode(m))
-            for kind, e, m in zip(kinds, events, metas, strict=True)
-        ]
-        reserved = await self.conn.fetchrow(_RESERVE, stream, len(rows))
+        encoded = [(kind, encode(e), encode(m)) for kind, e, m in rows]
+        reserved = await self.conn.fetchrow(_RESERVE, stream, len(encoded))
         if reserved["version"] != expected:
             raise VersionConflict(stream, expected)
         positions = reserved["positions"]
@@ -260,7 +254,7 @@ class Transaction:
             records=[
                 (position, stream, expected + n, *row)
                 for n, (position, row) in enumerate(
-                    zip(positions, rows, strict=True), 1
+                    zip(positions, encoded, strict=True), 1
                 )
             ],
             columns=_COPY_COLUMNS,

@@ -28,7 +28,7 @@ from picloud.errors import VersionConflict
 from picloud.events import Event, EventMeta, RecordedEvent, encode
 from picloud.events.app import JSON_NULL, KvSet
 from picloud.store._errors import translate_errors
-from picloud.store.eventlog import EventLog, Placement, event_type, recorded_batch
+from picloud.store.eventlog import EventLog, event_type, placement_of, recorded_batch
 
 __all__ = ["append_kv_sets"]
 
@@ -145,16 +145,13 @@ async def append_kv_sets(  # noqa: PLR0913  # one append with its projection
             )
         except asyncpg.UniqueViolationError as e:
             raise VersionConflict(stream, expected_version) from e
-    positions = placed["positions"] if placed is not None else None
-    if positions is None or len(positions) != len(rows):
-        raise VersionConflict(stream, expected_version)
+    placement = placement_of(placed, len(rows), stream, expected_version)
     log.wakeups.committed({row.t for row in rows})
     prevs = _decode_prevs(placed["prevs"] or b"null") or {}
     with_prevs = [
         _with_prev(event, prevs.get(str(n))) if stored else event
         for n, (event, stored) in enumerate(zip(events, stored_prev, strict=True), 1)
     ]
-    placement = Placement(positions, placed["txid"], placed["recorded_at"])
     return recorded_batch(stream, expected_version, with_prevs, metas, placement)
 
 
