@@ -10,6 +10,10 @@ the front door runs on: the front door's true ceiling). It prints:
   ``--rounds`` times after a warm-up, and the medians are shown; with the CPU
   time per request of each process (bare; PiCloud's front door, hosts and
   Postgres) and the sequential scans Postgres made of the events table;
+- the same route of a second app whose host is, in the front door's eyes,
+  a process that answers every call at once over the real channel ("front
+  door alone"): the front door's own ceiling, with no actor, script or
+  commit behind it;
 - the USS of the AppHost processes, freshly restarted and warmed with one app
   each, before and after activating ``--apps`` apps with one request each;
 - the time of the first request to a passivated app (activation included),
@@ -39,7 +43,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,7 @@ from harness import embedded_postgres, local_ray, pct
 
 from picloud import event_loop
 from picloud.access import ALL_SCOPES
+from picloud.actors.channel import open_channel
 from picloud.actors.identity import CreateApiKey, CreateUser
 from picloud.actors.protocol import Deactivate
 from picloud.config import Settings
@@ -164,6 +169,63 @@ async def start_bare() -> tuple[asyncio.subprocess.Process, str]:
     if not line.strip():
         raise RuntimeError("the bare aiohttp server did not start")
     return proc, f"http://127.0.0.1:{int(line)}/hello"
+
+
+_INSTANT_HOST = """
+import asyncio
+
+import uvloop
+
+from picloud.actors.channel import ChannelServerProtocol
+from picloud.actors.protocol import HttpReply, ReplyFrame
+
+HELLO = HttpReply(status=200, headers={"Content-Type": "text/plain"}, body=b"hello")
+
+def dispatch(call, respond):
+    respond(ReplyFrame(call.id, HELLO))
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: ChannelServerProtocol(dispatch), "127.0.0.1", 0
+    )
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+uvloop.run(main())
+"""
+
+
+@contextlib.asynccontextmanager
+async def instant_host(server: Server, app_id: str) -> AsyncIterator[Pids]:
+    """While open, the front door sends ``app_id``'s host's calls to a process
+    that answers each at once; yields that process's pids."""
+    assert server.services is not None
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _INSTANT_HOST, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    link = server.services.hosts.link_for(app_id)
+    real = link._channel  # the bench swaps the channel, nothing else
+    try:
+        port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
+        link._channel = swapped = await open_channel("127.0.0.1", port)
+        try:
+            yield lambda: [proc.pid]
+        finally:
+            link._channel = real
+            swapped.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+def other_host_app(server: Server, app_id: str, apps: dict[str, str]) -> str:
+    """The slug of an app placed on another host than ``app_id``."""
+    assert server.services is not None
+    hosts = server.services.hosts
+    taken = hosts.link_for(app_id)
+    return next(s for s, a in apps.items() if hosts.link_for(a) is not taken)
 
 
 # -- set-up through the admin API --------------------------------------------------
@@ -287,17 +349,19 @@ async def throughput(
     print(
         f"{'clients':>7} | {'bare req/s':>10} {'p50 ms':>7} {'p99 ms':>7}"
         f" | {'picloud req/s':>13} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"
-        f" | picloud req/s per round"
+        f" | {'fd alone':>8} {'p99 ms':>7} {'ratio':>5} | picloud req/s per round"
     )
     for c in CONCURRENCY:
         bare, pic = medians[("bare", c)], medians[("picloud", c)]
+        alone = medians[("front door alone", c)]
         rounds = ", ".join(f"{p.rps:,.0f}" for p in points[("picloud", c)])
-        errors = bare.errors + pic.errors
+        errors = bare.errors + pic.errors + alone.errors
         print(
             f"{c:>7} | {bare.rps:>10,.0f} {bare.p50_ms:>7.2f} {bare.p99_ms:>7.2f}"
             f" | {pic.rps:>13,.0f} {pic.p50_ms:>7.2f} {pic.p99_ms:>7.2f}"
-            f" | {pic.rps / bare.rps:>5.3f} | {rounds}"
-            + (f"  ({errors} errors)" if errors else "")
+            f" | {pic.rps / bare.rps:>5.3f}"
+            f" | {alone.rps:>8,.0f} {alone.p99_ms:>7.2f} {alone.rps / bare.rps:>5.3f}"
+            f" | {rounds}" + (f"  ({errors} errors)" if errors else "")
         )
     _print_targets(medians)
     _print_cpu(medians)
@@ -323,8 +387,8 @@ def _print_cpu(medians: dict[tuple[str, int], Point]) -> None:
         "   CPU time per request (µs, medians; the front door's includes this"
         " process's Ray driver threads)"
     )
-    print(f"   {'':<24}" + "".join(f"{c:>8}" for c in CONCURRENCY))
-    for target in ("bare", "picloud"):
+    print(f"   {'':<32}" + "".join(f"{c:>8}" for c in CONCURRENCY))
+    for target in dict.fromkeys(name for name, _ in medians):
         names = list(medians[(target, CONCURRENCY[0])].cpu_us)
         for name in [*names, "total"] if len(names) > 1 else names:
             row = [
@@ -334,7 +398,7 @@ def _print_cpu(medians: dict[tuple[str, int], Point]) -> None:
                 for c in CONCURRENCY
             ]
             label = f"{target} {name}" if name != target else target
-            print(f"   {label:<24}" + "".join(f"{v:>8,.0f}" for v in row))
+            print(f"   {label:<32}" + "".join(f"{v:>8,.0f}" for v in row))
 
 
 _SCANS = """
@@ -566,9 +630,14 @@ def postgres_pids(pgdata: Path) -> Pids:
 
 
 async def targets(
-    server: Server, slug: str, bare: tuple[asyncio.subprocess.Process, str], pg: Pids
+    server: Server,
+    slugs: tuple[str, str],
+    bare: tuple[asyncio.subprocess.Process, str],
+    pg: Pids,
+    instant: Pids,
 ) -> dict[str, tuple[str, dict[str, Pids]]]:
-    """What wrk loads, and the processes whose CPU time each request costs."""
+    """What wrk loads, and the processes whose CPU time each request costs:
+    the bare handler, PiCloud, and the front door with the instant host."""
     assert server.services is not None
     hosts = [await link.pid() for link in server.services.hosts.links.values()]
     picloud = {
@@ -576,10 +645,12 @@ async def targets(
         "hosts": lambda: hosts,
         "postgres": pg,
     }
+    alone = {"front door": lambda: [os.getpid()], "instant host": instant}
     proc, url = bare
     return {
         "bare": (url, {"bare": lambda: [proc.pid]}),
-        "picloud": (f"{server.url}/apps/{slug}/hello", picloud),
+        "picloud": (f"{server.url}/apps/{slugs[0]}/hello", picloud),
+        "front door alone": (f"{server.url}/apps/{slugs[1]}/hello", alone),
     }
 
 
@@ -604,10 +675,13 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
                 f"set-up: {len(apps) + 1} apps with a hello route in"
                 f" {time.perf_counter() - started:.1f} s"
             )
-            loads = await targets(server, hello[0], bare, args.postgres)
-            scans = await table_scans(server)
-            await throughput(loads, args)
-            print_scans(scans, await table_scans(server))
+            alone = other_host_app(server, hello[1], apps)
+            async with instant_host(server, apps[alone]) as instant:
+                slugs = (hello[0], alone)
+                loads = await targets(server, slugs, bare, args.postgres, instant)
+                scans = await table_scans(server)
+                await throughput(loads, args)
+                print_scans(scans, await table_scans(server))
             if args.profile is not None:
                 url = f"{server.url}/apps/{hello[0]}/hello"
                 await profile(server, lambda: wrk(url, 64, args.seconds),

@@ -19,6 +19,7 @@ from picloud.actors.app_host import AppHost, read_offender
 from picloud.actors.protocol import RecordHostKill
 from picloud.config import Settings
 from picloud.errors import PiCloudError
+from picloud.event_loop import freeze_heap
 
 __all__ = ["host_names", "quarantine_host_name", "start_app_host"]
 
@@ -50,6 +51,7 @@ class _AppHostActor:
 
     async def _boot(self) -> None:
         await self._host.start(self._bind_host)
+        freeze_heap()
         offender = read_offender(self._settings, self._host.name)
         if offender is None:
             return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 # Importing the handler modules registers their endpoints.
 from picloud.http import (  # noqa: F401
@@ -18,22 +17,18 @@ from picloud.http import (  # noqa: F401
 from picloud.http.api import ENDPOINTS
 from picloud.http.auth import install_auth
 from picloud.http.errors import error_middleware
-from picloud.http.ingress import host_routing_middleware, ingress_routes
 from picloud.http.state import SERVICES, Services
 
 __all__ = ["make_app"]
 
 
 def make_app(services: Services) -> web.Application:
-    middlewares: list[Middleware] = [error_middleware]
-    if services.settings.domain:
-        middlewares.append(host_routing_middleware(services.settings.domain))
+    """The admin API, auth and health; app requests never reach it (see
+    :func:`picloud.http.ingress.serve_apps_first`)."""
     app = web.Application(
-        middlewares=middlewares, client_max_size=services.settings.max_request_bytes
+        middlewares=[error_middleware],
+        client_max_size=services.settings.max_request_bytes,
     )
     app[SERVICES] = services
-    # Ingress first: aiohttp tries resources in order, and every app request
-    # would otherwise be matched against each admin route's pattern first.
-    app.add_routes(ingress_routes())
     app.add_routes(ENDPOINTS.routes(authorize=install_auth(app)))
     return app

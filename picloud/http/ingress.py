@@ -12,21 +12,19 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from picloud.actors._remote import Failure, unwrap
 from picloud.actors.protocol import HttpReply, Invoke, MarkAbandoned, Reply
 from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudError
 from picloud.events.app import RequestRecord
 from picloud.http.api import json_response
-from picloud.http.errors import error_body, status_of
+from picloud.http.errors import error_body, error_middleware, status_of
 from picloud.http.routing import Match, NoApp
-from picloud.http.state import SERVICES, Services
+from picloud.http.state import Services
 
-__all__ = ["EXECUTION_HEADER", "host_routing_middleware", "ingress_routes"]
+__all__ = ["EXECUTION_HEADER", "serve_apps_first"]
 
 EXECUTION_HEADER = "X-PiCloud-Execution-Id"
 
@@ -38,8 +36,9 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-async def _handle(request: web.Request, slug: str, path: str) -> web.StreamResponse:
-    services = request.app[SERVICES]
+async def _handle(
+    services: Services, request: web.BaseRequest, slug: str, path: str
+) -> web.StreamResponse:
     match = services.routing.resolve(slug, request.method, path)
     if isinstance(match, NoApp):
         raise NotFound(f"no app {slug[:80]!r}")
@@ -130,14 +129,14 @@ async def _mark_abandoned(services: Services, app_id: str, execution_id: str) ->
         )
 
 
-def _first_values(request: web.Request) -> dict[str, str]:
+def _first_values(request: web.BaseRequest) -> dict[str, str]:
     query: dict[str, str] = {}
     for key, value in request.query.items():
         query.setdefault(key, value)
     return query
 
 
-def _headers(request: web.Request) -> dict[str, str]:
+def _headers(request: web.BaseRequest) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         key = name.lower()
@@ -145,32 +144,37 @@ def _headers(request: web.Request) -> dict[str, str]:
     return headers
 
 
-async def ingress(request: web.Request) -> web.StreamResponse:
-    path = "/" + request.match_info.get("path", "")
-    return await _handle(request, request.match_info["slug"], path)
+def serve_apps_first(server: web.Server, services: Services) -> None:
+    """Send app requests to the ingress ahead of the Application's router and
+    middleware chain; every other request reaches the Application as before.
 
+    ``/apps/{slug}/{path}`` and, with ``PICLOUD_DOMAIN``, any path on
+    ``{slug}.{domain}``. App requests are the hot path: resolving them among
+    the admin routes and building the middleware chain cost ~13% of the front
+    door's time per request. Errors still answer through the one error
+    middleware.
+    """
+    application = server.request_handler
+    domain = services.settings.domain
+    suffix = "." + domain.lower().strip(".") if domain else None
 
-def ingress_routes() -> list[web.RouteDef]:
-    return [
-        web.route("*", "/apps/{slug}", ingress, name="ingress_root"),
-        web.route("*", "/apps/{slug}/{path:.*}", ingress, name="ingress"),
-    ]
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+        if suffix is not None:
+            host = (request.host or "").split(":", 1)[0].lower()
+            if host.endswith(suffix) and len(host) > len(suffix):
+                return await _answer(request, host[: -len(suffix)], request.path)
+        path = request.path
+        if path.startswith("/apps/"):
+            slug, _, rest = path[6:].partition("/")
+            return await _answer(request, slug, "/" + rest)
+        return await application(request)
 
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def host_routing_middleware(domain: str) -> Middleware:
-    """With ``PICLOUD_DOMAIN``, ``Host: {slug}.{domain}`` reaches the app anywhere."""
-    suffix = "." + domain.lower().strip(".")
-
-    @web.middleware
-    async def route_by_host(
-        request: web.Request, handler: Handler
+    async def _answer(
+        request: web.BaseRequest, slug: str, path: str
     ) -> web.StreamResponse:
-        host = (request.host or "").split(":", 1)[0].lower()
-        if host.endswith(suffix) and len(host) > len(suffix):
-            return await _handle(request, host[: -len(suffix)], request.path)
-        return await handler(request)
+        async def handle(same: web.BaseRequest) -> web.StreamResponse:
+            return await _handle(services, same, slug, path)
 
-    return route_by_host
+        return await error_middleware(request, handle)  # type: ignore[arg-type]  # it reads only what a BaseRequest has
+
+    server.request_handler = dispatch

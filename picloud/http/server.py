@@ -23,7 +23,9 @@ from picloud.actors.housekeeping import sweep_retention, wake_due_apps
 from picloud.actors.protocol import Deactivate
 from picloud.config import Settings
 from picloud.errors import ActorUnavailable, CommandTimeout
+from picloud.event_loop import freeze_heap
 from picloud.http.app import make_app
+from picloud.http.ingress import serve_apps_first
 from picloud.http.routing import Routing
 from picloud.http.state import BackgroundTasks, Services
 from picloud.store import (
@@ -105,7 +107,8 @@ class Server:
         tasks.spawn(routing.follow(event_log, poll))
         tasks.spawn(wake_due_apps(pool, hosts, self.settings))
         tasks.spawn(sweep_retention(pool, hosts, self.settings))
-        await self._serve_http(make_app(self.services))
+        await self._serve_http(self.services)
+        freeze_heap()
 
     async def _migrate(self) -> None:
         conn = await connect(self.dsn, self.settings)
@@ -133,9 +136,13 @@ class Server:
             else:
                 return control
 
-    async def _serve_http(self, app: web.Application) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    async def _serve_http(self, services: Services) -> None:
+        runner = web.AppRunner(
+            make_app(services), access_log=None, handle_signals=False
+        )
         await runner.setup()
+        assert runner.server is not None  # noqa: S101  # made by setup()
+        serve_apps_first(runner.server, services)
         self._stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(
             runner, self.settings.http_host, self.settings.http_port, reuse_address=True
