@@ -56,14 +56,15 @@ class Deadlines:
 
     def __init__(self, tick: float = 0.02) -> None:
         self._tick = tick
-        self._armed: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._armed: dict[int, tuple[float, Callable[..., None], tuple[Any, ...]]] = {}
         self._keys = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
-    def arm(self, when: float, expire: Callable[[], None]) -> int:
-        """Call ``expire`` once the loop's clock passes ``when``, unless disarmed."""
+    def arm(self, when: float, expire: Callable[..., None], *args: Any) -> int:
+        """Call ``expire(*args)`` once the loop's clock passes ``when``, unless
+        disarmed."""
         key = next(self._keys)
-        self._armed[key] = (when, expire)
+        self._armed[key] = (when, expire, args)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._tick, self._sweep)
         return key
@@ -74,10 +75,10 @@ class Deadlines:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        due = [key for key, (when, _) in self._armed.items() if when <= now]
+        due = [key for key, (when, _, _) in self._armed.items() if when <= now]
         for key in due:
-            _, expire = self._armed.pop(key)
-            expire()
+            _, expire, args = self._armed.pop(key)
+            expire(*args)
         self._timer = loop.call_later(self._tick, self._sweep) if self._armed else None
 
 

@@ -14,7 +14,6 @@ not have run; commands carry idempotency keys for a safe retry).
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 from collections.abc import Callable
 from typing import cast
@@ -145,8 +144,8 @@ class ChannelClient(_Framed):
         self.send(encode_frame(Call(call_id, app_id, int(timeout_s * 1000), command)))
         # A deadline that fails the future, not asyncio.timeout or a timer of
         # its own: this is the hot path of every request.
-        expire = functools.partial(_expire, future, timeout_s)
-        deadline = self._deadlines.arm(loop.time() + timeout_s, expire)
+        when = loop.time() + timeout_s
+        deadline = self._deadlines.arm(when, _expire, future, timeout_s)
         try:
             return await future
         finally:

@@ -76,7 +76,9 @@ class HostLink:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                channel = await self._channel_until(deadline)
+                channel = self._channel
+                if channel is None or not channel.usable:
+                    channel = await self._channel_until(deadline)
                 return await channel.call(app_id, command, deadline - loop.time())
             except ActorUnavailable:
                 if loop.time() + _RECONNECT_PAUSE_S >= deadline:

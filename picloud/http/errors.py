@@ -18,7 +18,7 @@ from aiohttp import web
 from picloud import errors
 from picloud.http.api import json_response
 
-__all__ = ["error_body", "error_middleware", "status_of"]
+__all__ = ["error_body", "error_middleware", "error_response", "status_of"]
 
 log = logging.getLogger(__name__)
 
@@ -66,38 +66,52 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def error_response(request: web.BaseRequest, error: Exception) -> web.Response:
+    """The JSON answer to ``error`` raised while handling ``request``; an
+    aiohttp HTTPException below 400 (a redirect) is raised again."""
+    if isinstance(error, errors.PiCloudError):
+        status = status_of(error)
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, error)
+        response = json_response(error_body(error.code, error.message), status)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="picloud"'
+        if isinstance(error, errors.TooManyRequests):
+            retry_after = max(1, math.ceil(error.retry_after))
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+    if isinstance(error, web.HTTPException):
+        if error.status < 400:
+            raise error
+        code = _AIOHTTP_CODES.get(error.status, "http_error")
+        message = error.reason
+        if error.status == 404:
+            message = f"no such path: {request.path}"
+        elif error.status == 405:
+            message = f"method {request.method} is not allowed on {request.path}"
+        response = json_response(error_body(code, message), error.status)
+        if "Allow" in error.headers:
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
+    # The task root of a request: log it and answer 500.
+    error_id = uuid.uuid4().hex[:12]
+    log.error(
+        "internal error %s on %s %s",
+        error_id,
+        request.method,
+        request.path,
+        exc_info=error,
+    )
+    return json_response(
+        error_body("internal", f"internal error (id {error_id})"), status=500
+    )
+
+
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Handler
 ) -> web.StreamResponse:
     try:
         return await handler(request)
-    except errors.PiCloudError as e:
-        status = status_of(e)
-        if status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, e)
-        response = json_response(error_body(e.code, e.message), status)
-        if status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="picloud"'
-        if isinstance(e, errors.TooManyRequests):
-            response.headers["Retry-After"] = str(max(1, math.ceil(e.retry_after)))
-        return response
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        code = _AIOHTTP_CODES.get(e.status, "http_error")
-        message = e.reason if e.status != 404 else f"no such path: {request.path}"
-        if e.status == 405:
-            message = f"method {request.method} is not allowed on {request.path}"
-        response = json_response(error_body(code, message), e.status)
-        if "Allow" in e.headers:
-            response.headers["Allow"] = e.headers["Allow"]
-        return response
-    except Exception:  # the task root of a request: log it and answer 500
-        error_id = uuid.uuid4().hex[:12]
-        log.exception(
-            "internal error %s on %s %s", error_id, request.method, request.path
-        )
-        return json_response(
-            error_body("internal", f"internal error (id {error_id})"), status=500
-        )
+    except Exception as e:  # noqa: BLE001  # every failure answers as JSON; error_response logs the unexpected
+        return error_response(request, e)

@@ -9,6 +9,7 @@ limit → 413, the app's actor not answering within ``PICLOUD_SYNC_TIMEOUT_MS``
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -20,7 +21,7 @@ from picloud.actors.protocol import HttpReply, Invoke, MarkAbandoned, Reply
 from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudError
 from picloud.events.app import RequestRecord
 from picloud.http.api import json_response
-from picloud.http.errors import error_body, error_middleware, status_of
+from picloud.http.errors import error_body, error_response, status_of
 from picloud.http.routing import Match, NoApp
 from picloud.http.state import Services
 
@@ -31,8 +32,10 @@ EXECUTION_HEADER = "X-PiCloud-Execution-Id"
 log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_HOP_BY_HOP = frozenset(
+# Hop-by-hop headers are the front door's; the execution id is its own too.
+_NOT_FROM_SCRIPTS = frozenset(
     {"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade"}
+    | {EXECUTION_HEADER.lower()}
 )
 
 
@@ -81,20 +84,19 @@ async def _handle(
     except CommandTimeout:
         services.background(_mark_abandoned(services, match.app_id, execution_id))
         message = f"the app did not answer within {timeout:g}s"
-        response = _error(504, "timeout", message, execution_id)
-    else:
-        response = _response(reply, execution_id)
-    response.headers[EXECUTION_HEADER] = execution_id
-    return response
+        return _error(504, "timeout", message, execution_id)
+    return _response(reply, execution_id)
 
 
 def _response(reply: Reply, execution_id: str) -> web.Response:
     if isinstance(reply, HttpReply):
-        response = web.Response(status=reply.status, body=reply.body)
-        for name, value in reply.headers.items():
-            if _TOKEN.match(name) and name.lower() not in _HOP_BY_HOP and _safe(value):
-                response.headers[name] = value
-        return response
+        headers = {
+            name: value
+            for name, value in reply.headers.items()
+            if _allowed_header(name) and _safe(value)
+        }
+        headers[EXECUTION_HEADER] = execution_id
+        return web.Response(status=reply.status, body=reply.body, headers=headers)
     if isinstance(reply, Failure):
         try:
             unwrap(reply)
@@ -104,6 +106,12 @@ def _response(reply: Reply, execution_id: str) -> web.Response:
     return _error(409, "duplicate_request", message, execution_id)
 
 
+@functools.lru_cache(maxsize=1024)
+def _allowed_header(name: str) -> bool:
+    """A script may set this header: a valid name, not a hop-by-hop one."""
+    return bool(_TOKEN.match(name)) and name.lower() not in _NOT_FROM_SCRIPTS
+
+
 def _safe(value: str) -> bool:
     return "\n" not in value and "\r" not in value
 
@@ -111,7 +119,9 @@ def _safe(value: str) -> bool:
 def _error(status: int, code: str, message: str, execution_id: str) -> web.Response:
     body = error_body(code, message)
     body["error"]["execution_id"] = execution_id
-    return json_response(body, status)
+    response = json_response(body, status)
+    response.headers[EXECUTION_HEADER] = execution_id
+    return response
 
 
 async def _mark_abandoned(services: Services, app_id: str, execution_id: str) -> None:
@@ -151,8 +161,7 @@ def serve_apps_first(server: web.Server, services: Services) -> None:
     ``/apps/{slug}/{path}`` and, with ``PICLOUD_DOMAIN``, any path on
     ``{slug}.{domain}``. App requests are the hot path: resolving them among
     the admin routes and building the middleware chain cost ~13% of the front
-    door's time per request. Errors still answer through the one error
-    middleware.
+    door's time per request. Errors answer as the error middleware's do.
     """
     application = server.request_handler
     domain = services.settings.domain
@@ -172,9 +181,9 @@ def serve_apps_first(server: web.Server, services: Services) -> None:
     async def _answer(
         request: web.BaseRequest, slug: str, path: str
     ) -> web.StreamResponse:
-        async def handle(same: web.BaseRequest) -> web.StreamResponse:
-            return await _handle(services, same, slug, path)
-
-        return await error_middleware(request, handle)  # type: ignore[arg-type]  # it reads only what a BaseRequest has
+        try:
+            return await _handle(services, request, slug, path)
+        except Exception as e:  # noqa: BLE001  # as the error middleware: error_response logs
+            return error_response(request, e)
 
     server.request_handler = dispatch

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+from multidict import CIMultiDict
 
 from picloud.access import ALL_SCOPES, Scope
 from picloud.actors.identity import CreateApiKey, CreateUser
@@ -38,7 +39,7 @@ class Api:
         self.session = session
         self.base = base
         self.headers = headers or {}
-        self.last_headers: dict[str, str] = {}
+        self.last_headers: CIMultiDict[str] = CIMultiDict()
 
     async def call(
         self,
@@ -59,7 +60,7 @@ class Api:
             method, self.base + path, data=data, headers=sent
         ) as response:
             content = await response.read()
-            self.last_headers = dict(response.headers)
+            self.last_headers = CIMultiDict(response.headers)
             if response.content_type == "application/json" and content:
                 return response.status, msgspec.json.decode(content)
             return response.status, content.decode(errors="replace")

@@ -102,6 +102,14 @@ async def test_each_response_form(api: Api) -> None:
         name="f",
     )
     await make_route(api, "forms", "return nil", path="/nothing", name="n")
+    await make_route(
+        api,
+        "forms",
+        'return {body = "x", headers = {["x-picloud-execution-id"] = "forged",'
+        ' ["Connection"] = "close", ["X-Kept"] = "yes"}}',
+        path="/forged",
+        name="forged",
+    )
     assert await api.call("GET", "/apps/forms/table") == (200, {"ok": True, "n": 3})
     assert api.last_headers["Content-Type"].startswith("application/json")
     assert await api.call("GET", "/apps/forms/string") == (200, "plain words")
@@ -111,6 +119,12 @@ async def test_each_response_form(api: Api) -> None:
     assert api.last_headers["Content-Type"].startswith("text/csv")
     status, _ = await api.call("GET", "/apps/forms/nothing")
     assert status == 204
+    # The execution id and hop-by-hop headers are the front door's, not the script's.
+    assert await api.call("GET", "/apps/forms/forged") == (200, "x")
+    [execution_id] = api.last_headers.getall(EXECUTION_HEADER)
+    assert len(execution_id) == 32 and execution_id != "forged"
+    assert api.last_headers.get("Connection") != "close"
+    assert api.last_headers["X-Kept"] == "yes"
 
 
 async def test_unknown_app_route_and_method_are_json_errors(api: Api) -> None:
