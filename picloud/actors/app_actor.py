@@ -81,6 +81,10 @@ __all__ = ["AppActor", "app_stream"]
 log = logging.getLogger(__name__)
 
 _REMEMBERED_KEYS = 4_096
+# How long a queue of commands that await nothing runs between turns of the
+# event loop. Yielding after every command cost a host ~40 µs of CPU per
+# request (measured: hello 186 -> 144 µs per invocation in process).
+_YIELD_EVERY_S = 0.0005
 _MAX_PENDING = 2_000  # commands waiting for the next append
 _READ_BATCH = 1_000
 _NO_DEADLINE = 365 * 86_400.0
@@ -236,6 +240,7 @@ class AppActor:
 
     async def _work(self) -> None:
         queue = self._inbox.queue
+        yielded = time.monotonic()
         try:
             while not queue.empty():
                 command, deadline, future = queue.get_nowait()
@@ -250,8 +255,11 @@ class AppActor:
                     await self._run(command, deadline, future)
                 # A command that awaits nothing (a script without SDK calls) runs
                 # to the end without yielding; let the append in flight read its
-                # answers between commands, or a long queue holds up its commit.
-                await asyncio.sleep(0)
+                # answers now and then, or a long queue holds up its commit. Not
+                # after every command: each yield is a turn of the event loop.
+                if time.monotonic() - yielded >= _YIELD_EVERY_S:
+                    await asyncio.sleep(0)
+                    yielded = time.monotonic()
         finally:
             self._inbox.worker = None
 
