@@ -3,9 +3,10 @@
 Starts an embedded Postgres in a temporary directory (or uses
 PICLOUD_BENCH_DATABASE_URL), migrates a fresh database and prints:
 - events appended per second by one appender, in batches of 1 and of 100;
-- the time from an append's commit to a subscriber's wake-up, where the
-  subscriber has its own pool and Wakeups, so only LISTEN/NOTIFY reaches it
-  (the cross-process path), idle and while another appender keeps writing.
+- the time from an append's commit (the append returned) to a subscriber's
+  wake-up, where the subscriber has its own pool and Wakeups, so only
+  LISTEN/NOTIFY reaches it (the cross-process path), idle and while another
+  appender keeps writing; and, apart, the time of the append itself.
 With ``--bounds``, what limits one appender's batches of 100, each variant in
 the same rounds: EventLog as shipped; a raw COPY of the same pre-encoded rows
 (no EventLog, no version check: the table's own cost); and EventLog with
@@ -59,11 +60,14 @@ async def append_rate(log: EventLog, batch: int, seconds: float) -> float:
 
 async def wake_latencies(
     dsn: str, settings: Settings, samples: int, *, load: bool
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
+    """Per sample: the append's own time (to its commit) and the time from
+    its commit (the append returned) to the subscriber's wake-up, in ms."""
     writer_pool = await create_pool(dsn, settings)
     reader_pool = await create_pool(dsn, settings)
     writer = EventLog(writer_pool, Wakeups())
     reader = EventLog(reader_pool, Wakeups())
+    appends: list[float] = []
     latencies: list[float] = []
     stop = asyncio.Event()
 
@@ -85,12 +89,14 @@ async def wake_latencies(
         )
         stream = f"probe-{uuid.uuid4().hex[:8]}"
         for n in range(samples):
-            committed = time.perf_counter()
+            started = time.perf_counter()
             await writer.append(stream, n, [event(n)])
+            committed = time.perf_counter()
             while True:
                 batch, _ = await anext(follower)
                 if any(r.stream == stream and r.version == n + 1 for r in batch):
                     break
+            appends.append((committed - started) * 1000)
             latencies.append((time.perf_counter() - committed) * 1000)
             await asyncio.sleep(0.005)
         stop.set()
@@ -99,7 +105,7 @@ async def wake_latencies(
         await follower.aclose()
     await writer_pool.close()
     await reader_pool.close()
-    return latencies
+    return appends, latencies
 
 
 async def copy_rate(pool: asyncpg.Pool, batch: int, seconds: float) -> float:
@@ -182,11 +188,13 @@ async def run(dsn: str, seconds: float, rounds: int, *, with_bounds: bool) -> No
         )
     await pool.close()
     for load in (False, True):
-        lat = await wake_latencies(dsn, settings, 300, load=load)
+        appends, lat = await wake_latencies(dsn, settings, 300, load=load)
         label = "under load" if load else "idle      "
         print(
             f"commit -> wake-up {label}: p50 {pct(lat, 0.5):.2f} ms"
-            f"  p99 {pct(lat, 0.99):.2f} ms  max {max(lat):.2f} ms  (n={len(lat)})"
+            f"  p99 {pct(lat, 0.99):.2f} ms  max {max(lat):.2f} ms  (n={len(lat)});"
+            f" the append itself: p50 {pct(appends, 0.5):.2f} ms"
+            f"  p99 {pct(appends, 0.99):.2f} ms  max {max(appends):.2f} ms"
         )
     if with_bounds:
         await bounds(dsn, settings, seconds, rounds)
