@@ -1,0 +1,66 @@
+"""Deadlines and the frozen heap (picloud.event_loop), on the loop tests run on."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+from picloud.event_loop import Deadlines, deadlines, freeze_heap
+
+
+async def test_a_deadline_fires_once_after_its_time_within_a_tick() -> None:
+    loop = asyncio.get_running_loop()
+    pending = Deadlines(tick=0.01)
+    fired: list[tuple[str, float]] = []
+    armed_at = loop.time()
+    pending.arm(armed_at + 0.05, lambda name: fired.append((name, loop.time())), "a")
+    await asyncio.sleep(0.03)
+    assert fired == []
+    await asyncio.sleep(0.1)
+    [(name, at)] = fired
+    assert name == "a"
+    assert 0.05 <= at - armed_at < 0.05 + 0.01 + 0.05  # one tick late at most, + noise
+
+
+async def test_a_disarmed_deadline_never_fires_and_others_still_do() -> None:
+    loop = asyncio.get_running_loop()
+    pending = Deadlines(tick=0.01)
+    fired: list[str] = []
+    early = pending.arm(loop.time() + 0.02, fired.append, "disarmed")
+    pending.arm(loop.time() + 0.04, fired.append, "kept")
+    pending.disarm(early)
+    pending.disarm(early)  # twice is harmless
+    await asyncio.sleep(0.12)
+    assert fired == ["kept"]
+
+
+async def test_deadlines_can_be_armed_again_after_all_fired() -> None:
+    loop = asyncio.get_running_loop()
+    pending = Deadlines(tick=0.01)
+    fired: list[int] = []
+    pending.arm(loop.time(), fired.append, 1)
+    await asyncio.sleep(0.05)
+    pending.arm(loop.time(), fired.append, 2)  # the sweep had stopped meanwhile
+    await asyncio.sleep(0.05)
+    assert fired == [1, 2]
+
+
+async def test_each_loop_has_its_own_deadlines() -> None:
+    here = deadlines()
+    assert deadlines() is here
+
+    async def other() -> Deadlines:
+        return deadlines()
+
+    elsewhere = await asyncio.to_thread(asyncio.run, other())
+    assert elsewhere is not here
+
+
+def test_freeze_heap_moves_what_lives_now_out_of_the_collectors_reach() -> None:
+    before = gc.get_freeze_count()
+    kept = [[n] for n in range(1000)]  # container objects the collector tracks
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() >= before + len(kept)
+    finally:
+        gc.unfreeze()
