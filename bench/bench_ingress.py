@@ -49,7 +49,7 @@ from typing import Any
 
 import aiohttp
 import psutil
-from harness import embedded_postgres, local_ray, pct
+from harness import embedded_postgres, local_ray, pct, spawn_listener
 
 from picloud import event_loop
 from picloud.access import ALL_SCOPES
@@ -161,14 +161,8 @@ uvloop.run(main())
 
 
 async def start_bare() -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _BARE_SERVER, stdout=asyncio.subprocess.PIPE
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    if not line.strip():
-        raise RuntimeError("the bare aiohttp server did not start")
-    return proc, f"http://127.0.0.1:{int(line)}/hello"
+    proc, port = await spawn_listener(_BARE_SERVER)
+    return proc, f"http://127.0.0.1:{port}/hello"
 
 
 _INSTANT_HOST = """
@@ -201,14 +195,10 @@ async def instant_host(server: Server, app_id: str) -> AsyncIterator[Pids]:
     """While open, the front door sends ``app_id``'s host's calls to a process
     that answers each at once; yields that process's pids."""
     assert server.services is not None
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _INSTANT_HOST, stdout=asyncio.subprocess.PIPE
-    )
-    assert proc.stdout is not None
+    proc, port = await spawn_listener(_INSTANT_HOST)
     link = server.services.hosts.link_for(app_id)
     real = link._channel  # the bench swaps the channel, nothing else
     try:
-        port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
         link._channel = swapped = await open_channel("127.0.0.1", port)
         try:
             yield lambda: [proc.pid]

@@ -24,13 +24,12 @@ import argparse
 import asyncio
 import logging
 import statistics
-import sys
 import uuid
 from pathlib import Path
 
 import aiohttp
 from bench_ingress import Point, admin_key, profile, wrk
-from harness import embedded_postgres, local_ray
+from harness import embedded_postgres, local_ray, spawn_listener
 
 from picloud import event_loop
 from picloud.config import Settings
@@ -96,12 +95,8 @@ else:
 async def start_handwritten(
     dsn: str, loop: str
 ) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _HANDWRITTEN, dsn, loop, stdout=asyncio.subprocess.PIPE
-    )
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 60)
-    return proc, f"http://127.0.0.1:{int(line)}/set"
+    proc, port = await spawn_listener(_HANDWRITTEN, dsn, loop)
+    return proc, f"http://127.0.0.1:{port}/set"
 
 
 async def wrk_post(url: str, connections: int, seconds: float, script: Path) -> Point:

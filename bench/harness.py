@@ -1,5 +1,5 @@
 """What every bench needs: a throwaway embedded Postgres, a local Ray, an
-AppActor of a new app, and a percentile.
+AppActor of a new app, a peer server in a process of its own, and a percentile.
 
 The benches run as scripts (``python bench/bench_x.py``), so this sibling
 module is importable by its bare name.
@@ -7,7 +7,9 @@ module is importable by its bare name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +79,23 @@ async def ask(actor: AppActor, command: Any) -> Any:
     reply = await actor.submit(command, 60)
     assert isinstance(reply, Done), reply
     return reply.result
+
+
+async def spawn_listener(
+    program: str, *argv: str, seconds: float = 60.0
+) -> tuple[asyncio.subprocess.Process, int]:
+    """Run ``program`` (Python source, with ``argv``) in a process of its own;
+    it prints the loopback port it listens on, which is returned with it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", program, *argv, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), seconds)
+    if not line.strip():
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError("the peer server exited before it listened")
+    return proc, int(line)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard, cast
 
 from pyrsistent import pmap
 
@@ -419,15 +419,16 @@ class AppActor:
         items = [e for p in batch for e in p.outcome.events]
         metas = [p.outcome.meta for p in batch for _ in p.outcome.events]
         try:
-            runs = [item for item in items if _only_recorded(item)]
-            if len(runs) == len(items):
+            path = self._one_statement_path(items)
+            if path == "runs":
                 # Route runs that wrote nothing: no projection, no delivery moves,
                 # so one statement that commits by itself (the hot path).
+                runs = cast("list[Event]", items)
                 recorded = await self._log.append(
                     self.stream, self._durable, runs, metas
                 )
                 deliveries = self._deliveries
-            elif self._untriggered_kv_sets(items):
+            elif path == "kv_sets":
                 # Runs and the sets they made, which no trigger takes: one
                 # statement with their projection (the hot write path).
                 events, stored_prev = with_batch_prev(items)
@@ -464,18 +465,26 @@ class AppActor:
         if self._durable - self._snapshot_version >= self._settings.app_snapshot_every:
             await self._snapshot()
 
-    def _untriggered_kv_sets(self, items: list[Event | KvIntent]) -> bool:
-        """Whether ``items`` are route runs and KV sets no trigger takes: then
-        the batch changes no delivery and needs no projection but the entries."""
-        triggers = self._state.triggers.values()
+    def _one_statement_path(
+        self, items: list[Event | KvIntent]
+    ) -> Literal["runs", "kv_sets"] | None:
+        """Which one-statement append takes ``items``: ``runs`` (route runs that
+        wrote nothing), ``kv_sets`` (route runs and KV sets no trigger takes:
+        no delivery moves, no projection but the entries), or None (the
+        general append with projections)."""
+        path: Literal["runs", "kv_sets"] = "runs"
         for item in items:
             if isinstance(item, KvIntent):
                 collection = item.event.collection
-                if any(t.takes("kv", "set", collection) for t in triggers):
-                    return False
+                if any(
+                    t.takes("kv", "set", collection)
+                    for t in self._state.triggers.values()
+                ):
+                    return None
+                path = "kv_sets"
             elif not _only_recorded(item):
-                return False
-        return True
+                return None
+        return path
 
     async def _append_with_projections(
         self, items: list[Event | KvIntent], metas: list[EventMeta]

@@ -50,9 +50,8 @@ class HostLink:
         self._connecting = asyncio.Lock()
 
     async def _channel_until(self, deadline: float) -> ChannelClient:
-        channel = self._channel
-        if channel is not None and channel.usable:
-            return channel
+        """(Re)open the channel; the caller found none usable, but another
+        caller may have opened one while this waited for the lock."""
         async with self._connecting:
             channel = self._channel
             if channel is not None and channel.usable:
