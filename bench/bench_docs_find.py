@@ -31,9 +31,10 @@ from harness import embedded_postgres, pct
 
 from picloud import event_loop
 from picloud.config import Settings
-from picloud.store import apply_migrations, create_pool
+from picloud.store._docs_sql import find_docs, find_sql, write_doc_values
+from picloud.store._pool import create_pool
 from picloud.store.docs_query import parse_query
-from picloud.store.docs_sql import find_docs, find_sql, write_doc_values
+from picloud.store.migrations import apply_migrations
 
 APP, COLLECTION = "bench-app", "users"
 CITIES = [f"city-{n:02d}" for n in range(50)]

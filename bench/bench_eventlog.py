@@ -4,7 +4,7 @@ Starts an embedded Postgres in a temporary directory (or uses
 PICLOUD_BENCH_DATABASE_URL), migrates a fresh database and prints:
 - events appended per second by one appender, in batches of 1 and of 100;
 - the time from an append's commit (the append returned) to a subscriber's
-  wake-up, where the subscriber has its own pool and Wakeups, so only
+  wake-up, where the subscriber has its own pool and CommitSignals, so only
   LISTEN/NOTIFY reaches it (the cross-process path), idle and while another
   appender keeps writing; and, apart, the time of the append itself.
 With ``--bounds``, what limits one appender's batches of 100, each variant in
@@ -32,14 +32,10 @@ from harness import embedded_postgres, pct
 from picloud import event_loop
 from picloud.config import Settings
 from picloud.events import AppCreated, EventMeta, encode, utcnow
-from picloud.store import (
-    EventLog,
-    Wakeups,
-    apply_migrations,
-    bridge_to_postgres,
-    create_pool,
-)
+from picloud.store import CommitSignals, EventLog, relay_commit_signals
+from picloud.store._pool import create_pool
 from picloud.store.eventlog import event_type
+from picloud.store.migrations import apply_migrations
 
 
 def event(n: int) -> AppCreated:
@@ -65,8 +61,8 @@ async def wake_latencies(
     its commit (the append returned) to the subscriber's wake-up, in ms."""
     writer_pool = await create_pool(dsn, settings)
     reader_pool = await create_pool(dsn, settings)
-    writer = EventLog(writer_pool, Wakeups())
-    reader = EventLog(reader_pool, Wakeups())
+    writer = EventLog(writer_pool, CommitSignals())
+    reader = EventLog(reader_pool, CommitSignals())
     appends: list[float] = []
     latencies: list[float] = []
     stop = asyncio.Event()
@@ -78,8 +74,8 @@ async def wake_latencies(
             version += 1
 
     async with (
-        bridge_to_postgres(writer.wakeups, dsn),
-        bridge_to_postgres(reader.wakeups, dsn),
+        relay_commit_signals(writer.signals, dsn),
+        relay_commit_signals(reader.signals, dsn),
     ):
         await asyncio.sleep(0.3)
         cursor = await reader.latest_cursor()
@@ -145,7 +141,10 @@ async def bounds(dsn: str, settings: Settings, seconds: float, rounds: int) -> N
     """One appender, batches of 100: EventLog against what bounds it."""
     pool = await create_pool(dsn, settings)
     unsynced = await unsynced_pool(dsn)
-    shipped, no_fsync = EventLog(pool, Wakeups()), EventLog(unsynced, Wakeups())
+    shipped, no_fsync = (
+        EventLog(pool, CommitSignals()),
+        EventLog(unsynced, CommitSignals()),
+    )
     variants: dict[str, Callable[[], Awaitable[float]]] = {
         "EventLog.append as shipped": lambda: append_rate(shipped, 100, seconds),
         "raw COPY of the rows, no EventLog": lambda: copy_rate(pool, 100, seconds),
@@ -173,7 +172,7 @@ async def run(dsn: str, seconds: float, rounds: int, *, with_bounds: bool) -> No
     await apply_migrations(conn)
     await conn.close()
     pool = await create_pool(dsn, settings)
-    log = EventLog(pool, Wakeups())
+    log = EventLog(pool, CommitSignals())
     for batch, appenders in ((1, 1), (100, 1), (100, 4)):
         rates = []
         for _ in range(rounds):

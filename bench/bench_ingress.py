@@ -52,16 +52,16 @@ import psutil
 from harness import embedded_postgres, local_ray, pct, spawn_listener
 
 from picloud import event_loop
-from picloud.access import ALL_SCOPES
-from picloud.actors.channel import open_channel
-from picloud.actors.identity import CreateApiKey, CreateUser
-from picloud.actors.protocol import Deactivate
 from picloud.config import Settings
-from picloud.credentials import hash_password, new_api_key
+from picloud.domain.access import ALL_SCOPES
+from picloud.domain.commands import Deactivate
+from picloud.domain.credentials import hash_password, new_api_key
+from picloud.domain.identity import CreateApiKey, CreateUser
+from picloud.domain.records import KeyRecord, UserRecord
 from picloud.errors import PiCloudError
 from picloud.events import EventMeta
-from picloud.http.server import Server
-from picloud.store.identity import KeyRecord, UserRecord
+from picloud.hosting.channel import open_channel
+from picloud.server import Server
 
 CONCURRENCY = (1, 16, 64)
 HELLO = 'return "hello"'
@@ -170,7 +170,7 @@ import asyncio
 
 import uvloop
 
-from picloud.actors.channel import ChannelServerProtocol
+from picloud.hosting.channel import ChannelServerProtocol
 from picloud.actors.protocol import HttpReply, ReplyFrame
 
 HELLO = HttpReply(status=200, headers={"Content-Type": "text/plain"}, body=b"hello")
@@ -404,7 +404,7 @@ async def table_scans(server: Server) -> dict[str, int]:
     """Sequential scans of ``events`` so far (Postgres publishes them within ~1 s)."""
     assert server.services is not None
     await asyncio.sleep(1.5)
-    row = await server.services.pool.fetchrow(_SCANS)
+    row = await server.services.log.pool.fetchrow(_SCANS)
     return dict(row)
 
 
@@ -464,7 +464,7 @@ async def restart_hosts(server: Server) -> dict[str, int]:
     assert server.services is not None
     links = server.services.hosts.links
     # Calls to a host Ray is restarting warn; here that is the point.
-    logging.getLogger("picloud.actors._remote").setLevel(logging.ERROR)
+    logging.getLogger("picloud.hosting.remote").setLevel(logging.ERROR)
     old = {name: await link.pid() for name, link in links.items()}
     for pid in old.values():
         os.kill(pid, signal.SIGKILL)
@@ -577,7 +577,7 @@ async def long_stream_activation(
 ) -> None:
     """The app that took the load: its stream is long; how fast does it come back?"""
     assert server.services is not None
-    pool = server.services.pool
+    pool = server.services.log.pool
     stream = f"app-{app_id}"
     length = await pool.fetchval(
         "SELECT max(stream_version) FROM events WHERE stream = $1", stream

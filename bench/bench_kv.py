@@ -33,7 +33,7 @@ from harness import embedded_postgres, local_ray, spawn_listener
 
 from picloud import event_loop
 from picloud.config import Settings
-from picloud.http.server import Server
+from picloud.server import Server
 
 SET_ONE = """
 kv.collection("bench"):set(ctx.request.query.k, {n = 1, at = ctx.request.query.k})
@@ -171,7 +171,7 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
         for name in hands:
             ratio = medians["picloud"] / medians[name]
             print(f"  ratio picloud / {name}: {ratio:.2f} (target >= 1.0)")
-        async with server.services.pool.acquire() as conn:  # type: ignore[union-attr]
+        async with server.services.log.pool.acquire() as conn:  # type: ignore[union-attr]
             stored = await conn.fetchval("SELECT count(*) FROM kv_entries")
             events, commits = await conn.fetchrow(
                 "SELECT count(*), count(DISTINCT txid) FROM events"

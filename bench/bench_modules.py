@@ -35,17 +35,15 @@ from harness import ask, bench_actor, embedded_postgres
 
 from picloud import event_loop
 from picloud.actors.app_actor import AppActor
-from picloud.actors.protocol import AddRoute, HttpReply, Invoke, SaveScript
+from picloud.actors.protocol import HttpReply
 from picloud.config import Settings
+from picloud.domain.commands import AddRoute, Invoke, SaveScript
 from picloud.events.app import RequestRecord
 from picloud.scripting import InvocationContext, RequestData
 from picloud.scripting import modules as module_checks
-from picloud.store import (
-    EventLog,
-    Wakeups,
-    apply_migrations,
-    create_pool,
-)
+from picloud.store import CommitSignals, EventLog
+from picloud.store._pool import create_pool
+from picloud.store.migrations import apply_migrations
 
 TEXT = """local T = {}
 function T.slug(s) return (s:lower():gsub("[^%w]+", "-")) end
@@ -238,7 +236,7 @@ async def run(dsn: str, args: argparse.Namespace) -> None:
     await conn.close()
     settings = Settings(db_pool_max=4)
     pool = await create_pool(dsn, settings)
-    actor, ids = await build(EventLog(pool, Wakeups()), settings)
+    actor, ids = await build(EventLog(pool, CommitSignals()), settings)
     print(f"{args.concurrency} requests in flight, {args.requests} per round each")
     await throughput(actor, ids, args)
     await change_latency(actor, ids, args)

@@ -28,23 +28,19 @@ from harness import ask, bench_actor, embedded_postgres, pct
 
 from picloud import event_loop
 from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.protocol import AddRoute, AddTrigger, Invoke, SaveScript
 from picloud.config import Settings
+from picloud.domain.commands import AddRoute, AddTrigger, Invoke, SaveScript
 from picloud.events.app import InvocationRecorded, KvSet, RequestRecord
-from picloud.store import (
-    EventLog,
-    Transaction,
-    Wakeups,
-    apply_migrations,
-    create_pool,
-)
+from picloud.store import CommitSignals, EventLog, Transaction
+from picloud.store._pool import create_pool
+from picloud.store.migrations import apply_migrations
 
 
 class TimedLog(EventLog):
     """An EventLog that notes the wall-clock time each append transaction committed."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        super().__init__(pool, Wakeups())
+        super().__init__(pool, CommitSignals())
         self.commits: dict[
             int, float
         ] = {}  # last stream version of a batch → commit time

@@ -19,13 +19,14 @@ from typing import Any
 import ray
 
 from picloud.actors.app_actor import AppActor
-from picloud.actors.control import ControlPlane, CreateApp
+from picloud.actors.control_plane import ControlPlane
 from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Done
 from picloud.config import Settings
+from picloud.domain.system import CreateApp
 from picloud.events import EventMeta
 from picloud.scripting import AppInfo, ScriptLimits
-from picloud.store import EmbeddedPostgres, EventLog
+from picloud.store import AppStore, EmbeddedPostgres, EventLog
 
 
 @contextmanager
@@ -69,7 +70,9 @@ async def bench_actor(log: EventLog, settings: Settings) -> AppActor:
     [created] = await plane.execute(CreateApp(slug="bench", name="bench"), EventMeta())
     app = AppInfo(id=created.event.app_id, slug="bench", name="bench")  # type: ignore[attr-defined]
     invoker = Invoker(app, ScriptLimits.from_settings(settings), cache_size=16)
-    actor = AppActor(app, log=log, settings=settings, invoker=invoker)
+    actor = AppActor(
+        app, store=AppStore(log, app.id), settings=settings, invoker=invoker
+    )
     await actor.activate()
     return actor
 

@@ -19,13 +19,9 @@ import ray
 
 from picloud import event_loop
 from picloud.config import Settings
-from picloud.store import (
-    EmbeddedPostgres,
-    EventLog,
-    Wakeups,
-    apply_migrations,
-    create_pool,
-)
+from picloud.store import CommitSignals, EmbeddedPostgres, EventLog
+from picloud.store._pool import create_pool
+from picloud.store.migrations import apply_migrations
 
 TEMPLATE = "picloud_template"
 
@@ -142,7 +138,7 @@ async def pool(database: str, settings: Settings) -> AsyncIterator[asyncpg.Pool]
 
 @pytest.fixture
 def event_log(pool: asyncpg.Pool) -> EventLog:
-    return EventLog(pool, Wakeups())
+    return EventLog(pool, CommitSignals())
 
 
 @pytest.fixture(scope="session")

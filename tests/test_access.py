@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from picloud.access import (
+from picloud.domain.access import (
     ALL_CAPABILITIES,
     SCRIPT_DEFAULT,
     SDK_NEEDS,

@@ -12,11 +12,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from picloud.actors.identity import CreateUser
-from picloud.credentials import hash_password
+from picloud.domain.credentials import hash_password
+from picloud.domain.identity import CreateUser
 from picloud.errors import Conflict
 from picloud.events import EventMeta
-from picloud.http.server import Server
+from picloud.server import Server
 from tests.http.conftest import Api, create_identity, server_settings
 from tests.test_cli import picloud_env
 

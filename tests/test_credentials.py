@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from argon2 import extract_parameters
 
-from picloud.credentials import (
+from picloud.domain.credentials import (
     KEY_PREFIX_LEN,
     csrf_token_for,
     dummy_hash,
@@ -20,7 +20,7 @@ from picloud.credentials import (
     verify_password,
 )
 from picloud.errors import InvalidInput
-from picloud.store.throttle import MAX_DELAY_S, Attempts, step
+from picloud.store._throttle import MAX_DELAY_S, Attempts, step
 
 
 def test_passwords_are_hashed_with_argon2id_and_verified() -> None:

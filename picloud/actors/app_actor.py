@@ -32,13 +32,14 @@ from typing import Any, Literal, TypeGuard, cast
 
 from pyrsistent import pmap
 
-from picloud.actors import app_decide
-from picloud.actors._remote import failure_of
 from picloud.actors.app_data import AppData, KvIntent, with_batch_prev
 from picloud.actors.app_handlers import AppContext
 from picloud.actors.invoker import Invoker
 from picloud.actors.outcome import Outcome, ReplyFn, done
-from picloud.actors.protocol import (
+from picloud.actors.protocol import Done, Reply, failure_of
+from picloud.config import Settings
+from picloud.domain import app as app_decide
+from picloud.domain.commands import (
     AddRoute,
     AddTrigger,
     Command,
@@ -46,7 +47,6 @@ from picloud.actors.protocol import (
     Deactivate,
     DeleteScript,
     Deliver,
-    Done,
     Expire,
     Invoke,
     MarkAbandoned,
@@ -54,27 +54,20 @@ from picloud.actors.protocol import (
     RemoveRoute,
     RemoveTrigger,
     ReplayDeadLetter,
-    Reply,
     ResolveDeadLetter,
     SaveScript,
     Wake,
 )
-from picloud.actors.triggers_decide import trigger_record
-from picloud.config import Settings
+from picloud.domain.triggers import trigger_record
 from picloud.errors import ActorUnavailable, InvalidInput, NotFound, PiCloudError
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
 from picloud.events.app import InvocationRecorded
 from picloud.events.app_state import AppState, evolve_app
-from picloud.events.deliveries import Deliveries, Delivery, evolve_deliveries
+from picloud.events.pending import Deliveries, Delivery, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
 from picloud.scripting import AppInfo, AppRuntime
 from picloud.scripting.modules import prepare
-from picloud.store import EventLog, Transaction
-from picloud.store.apps import get_app
-from picloud.store.kv_append import append_kv_sets
-from picloud.store.projections import project_app
-from picloud.store.snapshots import load_snapshot, save_snapshot
-from picloud.store.triggers import set_wakeup
+from picloud.store import AppStore, Transaction
 
 __all__ = ["AppActor", "app_stream"]
 
@@ -118,15 +111,14 @@ class AppActor:
     """Decides, records and applies the commands of one app; see module docstring."""
 
     def __init__(
-        self, app: AppInfo, *, log: EventLog, settings: Settings, invoker: Invoker
+        self, app: AppInfo, *, store: AppStore, settings: Settings, invoker: Invoker
     ) -> None:
         self.app = app
         self.stream = app_stream(app.id)
-        self._log = log
+        self._store = store
+        self._log = store.log
         self._settings = settings
-        self._data = AppData(
-            app.id, log.pool, cache_entries=settings.app_kv_cache_entries
-        )
+        self._data = AppData(store, cache_entries=settings.app_kv_cache_entries)
         self._ctx = AppContext(
             app=app, settings=settings, invoker=invoker, data=self._data
         )
@@ -179,12 +171,12 @@ class AppActor:
         Raises:
             NotFound: the app was deleted (the actor is then ``gone``).
         """
-        if await get_app(self._log.pool, self.app.id) is None:
+        if await self._store.app() is None:
             self.gone = True
             raise NotFound(f"no app {self.app.id!r}")
         state, version = AppState(app_id=self.app.id), 0
         deliveries: Deliveries = pmap()
-        snapshot = await load_snapshot(self._log.pool, self.stream)
+        snapshot = await self._store.snapshot(self.stream)
         loaded = None if snapshot is None else decode_snapshot(self.app.id, snapshot)
         if loaded is not None:
             state, deliveries, version = loaded
@@ -384,7 +376,7 @@ class AppActor:
         the scheduler would wake the app for nothing until this runs."""
         exact = _earliest(self._deliveries)
         if exact != self._wakeup:
-            await set_wakeup(self._log.pool, self.app.id, exact)
+            await self._store.set_wakeup(exact)
             self._wakeup = exact
 
     def _arm(self, due: datetime | None, now: datetime, *, replace: bool) -> None:
@@ -432,13 +424,11 @@ class AppActor:
                 # Runs and the sets they made, which no trigger takes: one
                 # statement with their projection (the hot write path).
                 events, stored_prev = with_batch_prev(items)
-                recorded = await append_kv_sets(
-                    self._log,
+                recorded = await self._store.append_kv_sets(
                     self.stream,
                     self._durable,
                     events,
                     metas,
-                    app_id=self.app.id,
                     stored_prev=stored_prev,
                 )
                 deliveries = self._deliveries
@@ -490,9 +480,9 @@ class AppActor:
         self, items: list[Event | KvIntent], metas: list[EventMeta]
     ) -> tuple[list[RecordedEvent], Deliveries]:
         async with self._log.transaction() as tx:
-            events = await self._data.resolve(tx.conn, items)
+            events = await self._data.resolve(tx, items)
             recorded = await tx.append(self.stream, self._durable, events, metas)
-            await project_app(tx.conn, recorded)
+            await tx.project_app(recorded)
             deliveries = await self._track_deliveries(tx, recorded)
         return recorded, deliveries
 
@@ -513,7 +503,7 @@ class AppActor:
                 due = delivery.due_at or delivery.first_attempt_at
                 wakeup = due if wakeup is None else min(wakeup, due)
         if wakeup != self._wakeup:
-            await set_wakeup(tx.conn, self.app.id, wakeup)
+            await tx.set_wakeup(self.app.id, wakeup)
             self._wakeup = wakeup
         return deliveries
 
@@ -541,7 +531,7 @@ class AppActor:
         version = self._durable
         data = encode_snapshot(self._state, self._deliveries, version)
         try:
-            await save_snapshot(self._log.pool, self.stream, version, data)
+            await self._store.save_snapshot(self.stream, version, data)
         except PiCloudError as e:
             log.warning("snapshot of %s failed: %s", self.stream, e)
             return

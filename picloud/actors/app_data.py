@@ -9,7 +9,7 @@ the cache cannot go stale), and the projection tables.
 as a :class:`KvIntent`, and ``prev`` is filled in at append time, from the
 batch itself (:func:`with_batch_prev`) or from the stored entry: by
 :meth:`AppData.resolve` inside the append's transaction, or by the append
-statement itself (:mod:`picloud.store.kv_append`).
+statement itself (:mod:`picloud.store._kv_append`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import asyncpg
 import msgspec
 
 from picloud.events import Event
 from picloud.events.app import JSON_NULL, KvDeleted, KvSet
-from picloud.store.docs import DocRow, docs_get
-from picloud.store.kv import kv_get_many
+from picloud.store import AppStore, DocRow, Transaction
 
 __all__ = ["AppData", "KvIntent", "Staged", "with_batch_prev"]
 
@@ -52,9 +50,9 @@ class Staged:
 class AppData:
     """The layered data of one app; see the module docstring."""
 
-    def __init__(self, app_id: str, pool: asyncpg.Pool, *, cache_entries: int) -> None:
-        self.app_id = app_id
-        self._pool = pool
+    def __init__(self, store: AppStore, *, cache_entries: int) -> None:
+        self.app_id = store.app_id
+        self.store = store
         self._cache_entries = cache_entries
         self._kv_cache: OrderedDict[KvKey, bytes | None] = OrderedDict()
         self._kv_pending: dict[KvKey, tuple[bytes | None, int]] = {}
@@ -72,7 +70,7 @@ class AppData:
         if k in self._kv_cache:
             self._kv_cache.move_to_end(k)
             return self._kv_cache[k]
-        value = (await kv_get_many(self._pool, self.app_id, [k])).get(k)
+        value = (await self.store.kv_values([k])).get(k)
         self._cache(k, value)
         return value
 
@@ -80,7 +78,7 @@ class AppData:
         pending = self._docs_pending.get((collection, doc_id))
         if pending is not None:
             return pending[0]
-        return await docs_get(self._pool, self.app_id, collection, doc_id)
+        return await self.store.doc(collection, doc_id)
 
     def kv_pending_in(self, collection: str) -> dict[str, bytes | None]:
         return {k: v for (c, k), (v, _) in self._kv_pending.items() if c == collection}
@@ -89,10 +87,6 @@ class AppData:
         return {
             i: d for (c, i), (d, _) in self._docs_pending.items() if c == collection
         }
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self._pool
 
     # -- the write path ---------------------------------------------------------------
 
@@ -128,10 +122,10 @@ class AppData:
         self._staged.clear()
 
     async def resolve(
-        self, conn: asyncpg.Connection, items: Sequence[Event | KvIntent]
+        self, tx: Transaction, items: Sequence[Event | KvIntent]
     ) -> list[Event]:
-        """Turn intents into KvSet events with ``prev``, in order, in ``conn``'s
-        transaction (so the previous values are the committed ones)."""
+        """Turn intents into KvSet events with ``prev``, in order, inside ``tx``
+        (so the previous values are the committed ones)."""
         events, stored = with_batch_prev(items)
         firsts = {
             i: e for i, e in enumerate(events) if stored[i] and isinstance(e, KvSet)
@@ -139,7 +133,7 @@ class AppData:
         if not firsts:
             return events
         keys = [(e.collection, e.key) for e in firsts.values()]
-        found = await kv_get_many(conn, self.app_id, keys)
+        found = await tx.kv_values(self.app_id, keys)
         for i, event in firsts.items():
             prev = found.get((event.collection, event.key))
             if prev is not None:

@@ -13,23 +13,22 @@ from dataclasses import dataclass
 
 import msgspec
 
-from picloud.access import SCRIPT_DEFAULT, Capability
-from picloud.actors import delivery as policy
-from picloud.actors._remote import failure_of
 from picloud.actors.app_data import AppData, KvIntent
-from picloud.actors.dead_letters import replay_events, resolve_events
 from picloud.actors.invoker import Invoker, Job
 from picloud.actors.outcome import Outcome, ReplyFn, accepted, done, not_found, result
-from picloud.actors.protocol import (
+from picloud.actors.protocol import Reply, failure_of
+from picloud.actors.sdk import DataAccess
+from picloud.config import Settings
+from picloud.domain import delivery_policy as policy
+from picloud.domain.access import SCRIPT_DEFAULT, Capability
+from picloud.domain.commands import (
     DataOp,
     Expire,
     Invoke,
     ReplayDeadLetter,
-    Reply,
     ResolveDeadLetter,
 )
-from picloud.actors.sdk import DataAccess
-from picloud.config import Settings
+from picloud.domain.dead_letters import replay_events, resolve_events
 from picloud.errors import CommandTimeout, InvalidInput, NotFound, SdkCallError
 from picloud.events import Event, EventMeta, utcnow
 from picloud.events.app import (
@@ -38,10 +37,9 @@ from picloud.events.app import (
     InvocationRecorded,
 )
 from picloud.events.app_state import AppState
-from picloud.events.deliveries import Delivery
+from picloud.events.pending import Delivery
 from picloud.events.triggers import DeadLetterExpired, DeliverySkipped
 from picloud.scripting import AppInfo
-from picloud.store.triggers import get_dead_letter, present
 
 __all__ = ["AppContext"]
 
@@ -163,9 +161,7 @@ class AppContext:
     async def dead_letter(
         self, command: ReplayDeadLetter | ResolveDeadLetter, meta: EventMeta
     ) -> Outcome:
-        letter = await get_dead_letter(
-            self.data.pool, self.app.id, command.dead_letter_id
-        )
+        letter = await self.data.store.dead_letter(command.dead_letter_id)
         if letter is None:
             raise NotFound(
                 f"no dead letter {command.dead_letter_id[:80]!r} in this app"
@@ -180,9 +176,7 @@ class AppContext:
         """The retention sweep's deletions, as events; ids already gone are skipped,
         so sweeps running at once on several servers record each one once."""
         now = utcnow()
-        letters, executions = await present(
-            self.data.pool,
-            self.app.id,
+        letters, executions = await self.data.store.still_present(
             dead_letters=command.dead_letters,
             abandoned=command.abandoned,
         )

@@ -16,7 +16,8 @@ from typing import Any
 
 import msgspec
 
-from picloud.actors.protocol import HttpReply, Invoke
+from picloud.actors.protocol import HttpReply
+from picloud.domain.commands import Invoke
 from picloud.errors import ScriptError
 from picloud.events import Event, utcnow
 from picloud.events.app import (

@@ -20,19 +20,19 @@ from typing import Any
 
 import msgspec
 
-from picloud.access import Capability, check_sdk_call
 from picloud.actors.app_data import AppData, KvIntent, Staged
-from picloud.actors.dead_letters import DeadLetterOps
-from picloud.actors.sdk_args import check_collection, limit_of, options, page_of
+from picloud.actors.sdk_dead_letters import DeadLetterOps
 from picloud.config import Settings
+from picloud.domain.access import Capability, check_sdk_call
+from picloud.domain.names import check_collection
+from picloud.domain.paging import decode_cursor
+from picloud.domain.sdk_args import limit_of, options, page_of
 from picloud.errors import InvalidInput, SdkCallError
 from picloud.events import utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
 from picloud.scripting import JSONValue
-from picloud.store.docs import DocRow, docs_find, docs_list
+from picloud.store import DocRow
 from picloud.store.docs_query import matches, parse_query, sort_key
-from picloud.store.kv import kv_list
-from picloud.store.paging import decode_cursor
 
 __all__ = ["DataAccess", "envelope", "new_doc_id"]
 
@@ -173,9 +173,7 @@ class DataAccess:
         overlay = {
             k: v for k, v in overlay.items() if k > after and k.startswith(prefix)
         }
-        rows = await kv_list(
-            self._data.pool,
-            self._data.app_id,
+        rows = await self._data.store.kv_page(
             collection,
             prefix=prefix,
             after=after,
@@ -287,9 +285,7 @@ class DataAccess:
             max_limit=self._settings.docs_max_limit,
         )
         overlay = self._docs_overlay(collection)
-        rows = await docs_find(
-            self._data.pool, self._data.app_id, collection, query, extra=len(overlay)
-        )
+        rows = await self._data.store.find_docs(collection, query, extra=len(overlay))
         found = [r for r in rows if r.id not in overlay]
         found += [
             r
@@ -312,9 +308,7 @@ class DataAccess:
         opts = options(args, 1, {"cursor", "limit"})
         after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = {i: r for i, r in self._docs_overlay(collection).items() if i > after}
-        rows = await docs_list(
-            self._data.pool,
-            self._data.app_id,
+        rows = await self._data.store.docs_page(
             collection,
             after=after,
             limit=limit + 1 + len(overlay),

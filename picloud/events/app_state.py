@@ -2,7 +2,7 @@
 
 Control state is what decides commands: scripts, routes, triggers and the
 app's hosting record. Data (KV, documents), the execution log and dead letters
-live in projections; pending deliveries in :mod:`picloud.events.deliveries`.
+live in projections; pending deliveries in :mod:`picloud.events.pending`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from picloud.events.app import (
     ScriptDeleted,
     ScriptSaved,
 )
-from picloud.events.deliveries import TriggerInfo, trigger_info
+from picloud.events.pending import TriggerInfo, trigger_info
 from picloud.events.triggers import TriggerAdded, TriggerRemoved
 
 __all__ = ["AppState", "RouteInfo", "ScriptInfo", "evolve_app"]

@@ -10,7 +10,7 @@ import msgspec
 from pyrsistent import pmap, pset, pvector
 
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
-from picloud.events.deliveries import Deliveries, Delivery, TriggerInfo
+from picloud.events.pending import Deliveries, Delivery, TriggerInfo
 
 __all__ = ["decode_snapshot", "encode_snapshot"]
 

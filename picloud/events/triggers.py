@@ -3,7 +3,7 @@
 A *delivery* is one event (a data write, an accepted async request, a new dead
 letter) that some script must handle. Deliveries are not recorded as events
 of their own: each is derived from the event that causes it and the triggers
-in force (see :mod:`picloud.events.deliveries`), so a committed event can never
+in force (see :mod:`picloud.events.pending`), so a committed event can never
 lose its delivery. These events record what happened to a delivery.
 """
 

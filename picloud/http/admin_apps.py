@@ -7,13 +7,13 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from picloud.access import Capability
-from picloud.actors.control import CreateApp, DeleteApp, UpdateApp
+from picloud.domain.access import Capability
+from picloud.domain.records import AppRecord
+from picloud.domain.system import CreateApp, DeleteApp, UpdateApp
 from picloud.errors import InvalidInput, NotFound
 from picloud.http.api import endpoint
 from picloud.http.auth import principal_of, readable_apps
 from picloud.http.state import SERVICES, command_meta
-from picloud.store.apps import AppRecord, get_app
 
 __all__ = ["AppList", "CreateAppBody", "UpdateAppBody", "routing_sees_system"]
 
@@ -115,14 +115,14 @@ async def routing_sees_system(request: web.Request) -> None:
     services = request.app[SERVICES]
     head = await services.log.stream_head("system")
     if head is not None:
-        services.log.wakeups.wake()
+        services.log.signals.signal()
         await services.routing.caught_up(head.txid, head.position, _ROUTING_WAIT_S)
 
 
 async def app_or_404(request: web.Request) -> AppRecord:
     """The app named by the ``{app}`` path segment (its id or its slug)."""
     ref = request.match_info["app"]
-    app = await get_app(request.app[SERVICES].pool, ref)
+    app = await request.app[SERVICES].store.app(ref)
     if app is None:
         raise NotFound(f"no app {ref[:80]!r}")
     return app

@@ -13,19 +13,17 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from picloud.access import Capability
-from picloud.actors.protocol import DataOp
 from picloud.actors.sdk import envelope
-from picloud.actors.sdk_args import check_collection
-from picloud.errors import InvalidInput, NotFound, PayloadTooLarge, SdkCallError
+from picloud.domain.access import Capability
+from picloud.domain.commands import DataOp
+from picloud.domain.names import check_collection
+from picloud.domain.paging import decode_cursor, encode_cursor
+from picloud.errors import InvalidInput, NotFound, PayloadTooLarge
 from picloud.http.admin_apps import app_or_404
 from picloud.http.admin_scripts import send
 from picloud.http.api import endpoint, json_response
 from picloud.http.state import SERVICES
-from picloud.store.docs import doc_collections, docs_find, docs_get, docs_list
 from picloud.store.docs_query import parse_query
-from picloud.store.kv import kv_collections, kv_get_many, kv_list
-from picloud.store.paging import decode_cursor, encode_cursor
 
 __all__ = ["Collections", "FindBody"]
 
@@ -49,10 +47,7 @@ class FindBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def _collection(request: web.Request) -> str:
-    try:
-        return check_collection(request.match_info["collection"])
-    except SdkCallError as e:
-        raise InvalidInput(e.message) from None
+    return check_collection(request.match_info["collection"])
 
 
 def _limit(request: web.Request) -> int:
@@ -107,7 +102,7 @@ def _page(
 )
 async def list_kv_collections(request: web.Request) -> Collections:
     app = await app_or_404(request)
-    rows = await kv_collections(request.app[SERVICES].pool, app.id)
+    rows = await request.app[SERVICES].store.kv_collections(app.id)
     return Collections(items=[Collection(name, count) for name, count in rows])
 
 
@@ -121,8 +116,7 @@ async def list_kv_entries(request: web.Request) -> web.Response:
     app = await app_or_404(request)
     collection, limit = _collection(request), _limit(request)
     after = decode_cursor(request.query.get("cursor"))
-    rows = await kv_list(
-        request.app[SERVICES].pool,
+    rows = await request.app[SERVICES].store.kv_page(
         app.id,
         collection,
         prefix=request.query.get("prefix", ""),
@@ -146,7 +140,7 @@ async def list_kv_entries(request: web.Request) -> web.Response:
 async def get_kv_entry(request: web.Request) -> web.Response:
     app = await app_or_404(request)
     k = (_collection(request), request.match_info["key"])
-    value = (await kv_get_many(request.app[SERVICES].pool, app.id, [k])).get(k)
+    value = await request.app[SERVICES].store.kv_value(app.id, *k)
     if value is None:
         raise NotFound(f"no key {k[1][:200]!r} in {k[0]!r}")
     return json_response(msgspec.Raw(value))
@@ -192,7 +186,7 @@ async def delete_kv_entry(request: web.Request) -> None:
 )
 async def list_doc_collections(request: web.Request) -> Collections:
     app = await app_or_404(request)
-    rows = await doc_collections(request.app[SERVICES].pool, app.id)
+    rows = await request.app[SERVICES].store.doc_collections(app.id)
     return Collections(items=[Collection(name, count) for name, count in rows])
 
 
@@ -206,8 +200,8 @@ async def list_documents(request: web.Request) -> web.Response:
     app = await app_or_404(request)
     collection, limit = _collection(request), _limit(request)
     after = decode_cursor(request.query.get("cursor"))
-    rows = await docs_list(
-        request.app[SERVICES].pool, app.id, collection, after=after, limit=limit + 1
+    rows = await request.app[SERVICES].store.docs_page(
+        app.id, collection, after=after, limit=limit + 1
     )
     return _page(rows, limit, item=envelope, position=lambda row: row.id)
 
@@ -239,8 +233,8 @@ async def find_documents(request: web.Request, body: FindBody) -> web.Response:
         max_in=settings.docs_max_in_items,
         max_limit=settings.docs_max_limit,
     )
-    rows = await docs_find(
-        request.app[SERVICES].pool, app.id, _collection(request), query
+    rows = await request.app[SERVICES].store.find_docs(
+        app.id, _collection(request), query
     )
     return json_response({"items": [envelope(r) for r in rows]})
 
@@ -254,7 +248,7 @@ async def find_documents(request: web.Request, body: FindBody) -> web.Response:
 async def get_document(request: web.Request) -> Any:
     app = await app_or_404(request)
     collection, doc_id = _collection(request), request.match_info["id"]
-    row = await docs_get(request.app[SERVICES].pool, app.id, collection, doc_id)
+    row = await request.app[SERVICES].store.doc(app.id, collection, doc_id)
     if row is None:
         raise NotFound(f"no document {doc_id[:80]!r} in {collection!r}")
     return envelope(row)

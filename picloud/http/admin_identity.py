@@ -14,8 +14,9 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from picloud.access import Capability, Role
-from picloud.actors.identity import (
+from picloud.domain.access import Capability, Role
+from picloud.domain.credentials import MAX_PASSWORD_LEN, hash_password
+from picloud.domain.identity import (
     CreateUser,
     DeleteUser,
     RemoveMember,
@@ -23,20 +24,11 @@ from picloud.actors.identity import (
     SetMember,
     UpdateUser,
 )
-from picloud.credentials import MAX_PASSWORD_LEN, hash_password
+from picloud.domain.records import KeyRecord, MemberRecord, UserRecord
 from picloud.errors import InvalidInput, NotFound
 from picloud.http.admin_apps import app_or_404
 from picloud.http.api import endpoint
 from picloud.http.state import SERVICES, command_meta
-from picloud.store.identity import (
-    KeyRecord,
-    MemberRecord,
-    UserRecord,
-    get_user,
-    list_keys,
-    list_members,
-    list_users,
-)
 
 __all__ = [
     "CreateUserBody",
@@ -84,7 +76,7 @@ class UserKeyList(msgspec.Struct, frozen=True):
 
 async def _user_or_404(request: web.Request) -> UserRecord:
     ref = request.match_info["user"]
-    user = await get_user(request.app[SERVICES].pool, ref)
+    user = await request.app[SERVICES].store.user(ref)
     if user is None:
         raise NotFound(f"no user {ref[:80]!r}")
     return user
@@ -101,7 +93,7 @@ async def _user_or_404(request: web.Request) -> UserRecord:
     answer=UserList,
 )
 async def list_all_users(request: web.Request) -> UserList:
-    return UserList(items=await list_users(request.app[SERVICES].pool))
+    return UserList(items=await request.app[SERVICES].store.users())
 
 
 @endpoint(
@@ -174,7 +166,7 @@ async def delete_user(request: web.Request) -> None:
 )
 async def list_user_keys(request: web.Request) -> UserKeyList:
     user = await _user_or_404(request)
-    return UserKeyList(items=await list_keys(request.app[SERVICES].pool, user.id))
+    return UserKeyList(items=await request.app[SERVICES].store.keys(user.id))
 
 
 @endpoint(
@@ -201,7 +193,7 @@ async def revoke_any_key(request: web.Request) -> None:
 )
 async def list_app_members(request: web.Request) -> MemberList:
     app = await app_or_404(request)
-    return MemberList(items=await list_members(request.app[SERVICES].pool, app.id))
+    return MemberList(items=await request.app[SERVICES].store.members(app.id))
 
 
 @endpoint(

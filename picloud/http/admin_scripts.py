@@ -13,30 +13,21 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
-from picloud.access import Capability
-from picloud.actors._remote import Failure, unwrap
-from picloud.actors.protocol import (
+from picloud.actors.protocol import Done, Failure, unwrap
+from picloud.domain.access import Capability
+from picloud.domain.commands import (
     AddRoute,
     Command,
     DeleteScript,
-    Done,
     RemoveRoute,
     SaveScript,
 )
+from picloud.domain.records import ExecutionRecord, RouteRecord, ScriptRecord
 from picloud.errors import ActorUnavailable, InvalidInput, NotFound
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http.admin_apps import app_or_404
 from picloud.http.api import endpoint
 from picloud.http.state import SERVICES, command_meta
-from picloud.store.executions import ExecutionRecord, list_executions
-from picloud.store.scripts import (
-    RouteRecord,
-    ScriptRecord,
-    get_route,
-    get_script,
-    list_routes,
-    list_scripts,
-)
 
 __all__ = ["app_of_route", "app_of_script", "send"]
 
@@ -95,22 +86,22 @@ async def send(request: web.Request, app_id: str, command: Command) -> Done:
 
 async def _routing_sees(request: web.Request, done: Done) -> None:
     services = request.app[SERVICES]
-    services.log.wakeups.wake()
+    services.log.signals.signal()
     await services.routing.caught_up(done.txid, done.position, _ROUTING_WAIT_S)
 
 
 async def app_of_script(request: web.Request) -> str | None:
-    script = await get_script(request.app[SERVICES].pool, request.match_info["id"])
+    script = await request.app[SERVICES].store.script(request.match_info["id"])
     return None if script is None else script.app_id
 
 
 async def app_of_route(request: web.Request) -> str | None:
-    route = await get_route(request.app[SERVICES].pool, request.match_info["id"])
+    route = await request.app[SERVICES].store.route(request.match_info["id"])
     return None if route is None else route.app_id
 
 
 async def _script_or_404(request: web.Request) -> ScriptRecord:
-    script = await get_script(request.app[SERVICES].pool, request.match_info["id"])
+    script = await request.app[SERVICES].store.script(request.match_info["id"])
     if script is None:
         raise NotFound(f"no script {request.match_info['id'][:80]!r}")
     return script
@@ -142,7 +133,7 @@ async def create_script(request: web.Request, body: CreateScriptBody) -> Any:
 )
 async def list_app_scripts(request: web.Request) -> ScriptList:
     app = await app_or_404(request)
-    return ScriptList(items=await list_scripts(request.app[SERVICES].pool, app.id))
+    return ScriptList(items=await request.app[SERVICES].store.scripts(app.id))
 
 
 @endpoint(
@@ -222,7 +213,7 @@ async def create_route(request: web.Request, body: CreateRouteBody) -> Any:
 )
 async def list_app_routes(request: web.Request) -> RouteList:
     app = await app_or_404(request)
-    return RouteList(items=await list_routes(request.app[SERVICES].pool, app.id))
+    return RouteList(items=await request.app[SERVICES].store.routes(app.id))
 
 
 @endpoint(
@@ -234,7 +225,7 @@ async def list_app_routes(request: web.Request) -> RouteList:
     app_of=app_of_route,
 )
 async def delete_route(request: web.Request) -> None:
-    route = await get_route(request.app[SERVICES].pool, request.match_info["id"])
+    route = await request.app[SERVICES].store.route(request.match_info["id"])
     if route is None:
         raise NotFound(f"no route {request.match_info['id'][:80]!r}")
     done = await send(request, route.app_id, RemoveRoute(route_id=route.id))
@@ -261,8 +252,8 @@ async def list_app_executions(request: web.Request) -> ExecutionList:
     limit = _int_param(query.get("limit"), "limit") or _PAGE
     if not 1 <= limit <= _MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {_MAX_PAGE}")
-    items, after = await list_executions(
-        request.app[SERVICES].pool, app.id, status=status, before=before, limit=limit
+    items, after = await request.app[SERVICES].store.executions(
+        app.id, status=status, before=before, limit=limit
     )
     return ExecutionList(items=items, cursor=None if after is None else str(after))
 

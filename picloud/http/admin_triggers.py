@@ -7,28 +7,20 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from picloud.access import Capability
-from picloud.actors.protocol import (
+from picloud.domain.access import Capability
+from picloud.domain.commands import (
     AddTrigger,
     RemoveTrigger,
     ReplayDeadLetter,
     ResolveDeadLetter,
 )
+from picloud.domain.records import DeadLetterRecord, TriggerRecord
 from picloud.errors import InvalidInput, NotFound
 from picloud.events.triggers import TriggerKind
 from picloud.http.admin_apps import app_or_404
 from picloud.http.admin_scripts import send
 from picloud.http.api import endpoint
 from picloud.http.state import SERVICES
-from picloud.store.scripts import get_script
-from picloud.store.triggers import (
-    DeadLetterRecord,
-    TriggerRecord,
-    get_dead_letter,
-    get_trigger,
-    list_dead_letters,
-    list_triggers,
-)
 
 __all__ = ["CreateTriggerBody", "DeadLetterList", "TriggerList"]
 
@@ -54,14 +46,14 @@ class DeadLetterList(msgspec.Struct, frozen=True):
 
 
 async def app_of_trigger(request: web.Request) -> str | None:
-    trigger = await get_trigger(request.app[SERVICES].pool, request.match_info["id"])
+    trigger = await request.app[SERVICES].store.trigger(request.match_info["id"])
     return None if trigger is None else trigger.app_id
 
 
 def _trigger_endpoint(kind: TriggerKind) -> None:
     async def create_trigger(request: web.Request, body: CreateTriggerBody) -> Any:
         app = await app_or_404(request)
-        script = await get_script(request.app[SERVICES].pool, body.script_id)
+        script = await request.app[SERVICES].store.script(body.script_id)
         if script is None:
             raise NotFound(f"no script {body.script_id[:80]!r}")
         if script.app_id != app.id:
@@ -102,7 +94,7 @@ for _kind in _KINDS:
 )
 async def list_app_triggers(request: web.Request) -> TriggerList:
     app = await app_or_404(request)
-    return TriggerList(items=await list_triggers(request.app[SERVICES].pool, app.id))
+    return TriggerList(items=await request.app[SERVICES].store.triggers(app.id))
 
 
 @endpoint(
@@ -114,7 +106,7 @@ async def list_app_triggers(request: web.Request) -> TriggerList:
     app_of=app_of_trigger,
 )
 async def delete_trigger(request: web.Request) -> None:
-    trigger = await get_trigger(request.app[SERVICES].pool, request.match_info["id"])
+    trigger = await request.app[SERVICES].store.trigger(request.match_info["id"])
     if trigger is None:
         raise NotFound(f"no trigger {request.match_info['id'][:80]!r}")
     await send(request, trigger.app_id, RemoveTrigger(trigger_id=trigger.id))
@@ -139,8 +131,7 @@ async def list_app_dead_letters(request: web.Request) -> DeadLetterList:
         raise InvalidInput("cursor and limit must be non-negative integers")
     if limit and not 1 <= int(limit) <= _MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {_MAX_PAGE}")
-    items, after = await list_dead_letters(
-        request.app[SERVICES].pool,
+    items, after = await request.app[SERVICES].store.dead_letters(
         app.id,
         resolved=resolved,
         before=int(cursor) if cursor else None,
@@ -159,7 +150,7 @@ def _boolean(value: str, name: str) -> bool | None:
 
 async def _letter_or_404(request: web.Request, app_id: str) -> DeadLetterRecord:
     letter_id = request.match_info["id"]
-    letter = await get_dead_letter(request.app[SERVICES].pool, app_id, letter_id)
+    letter = await request.app[SERVICES].store.dead_letter(app_id, letter_id)
     if letter is None:
         raise NotFound(f"no dead letter {letter_id[:80]!r} in this app")
     return letter

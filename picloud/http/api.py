@@ -1,7 +1,7 @@
 """Declaring admin API endpoints: one table that routing, OpenAPI and tests read.
 
 Every endpoint states its method, path, body and answer types and the
-:class:`~picloud.access.Capability` it needs (``needs=None`` only for public
+:class:`~picloud.domain.access.Capability` it needs (``needs=None`` only for public
 endpoints: health, the OpenAPI document, login). The wrapper checks access
 first, then decodes the JSON body strictly (unknown fields and wrong types are
 a 400 naming the field), calls the handler, and encodes the answer.
@@ -17,7 +17,7 @@ Which app a request acts on, for the capability check:
   cannot be probed);
 - any other endpoint acts outside apps (creating apps, users, one's account).
 
-See :mod:`picloud.access` for which capability an endpoint should declare.
+See :mod:`picloud.domain.access` for which capability an endpoint should declare.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from picloud.access import Capability
+from picloud.domain.access import Capability
 from picloud.errors import InvalidInput, PayloadTooLarge
 
 __all__ = [

@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from picloud.access import Capability, Principal, capabilities
-from picloud.credentials import (
+from picloud.domain.access import Capability, Principal, capabilities
+from picloud.domain.credentials import (
     csrf_token_for,
     dummy_hash,
     hash_key,
@@ -35,17 +35,10 @@ from picloud.credentials import (
     looks_like_key,
     same_secret,
 )
+from picloud.domain.records import AppRecord
 from picloud.errors import Forbidden, Unauthenticated
 from picloud.http.api import Authorize, Endpoint
 from picloud.http.state import ACTOR, SERVICES
-from picloud.store.apps import AppRecord, get_app
-from picloud.store.identity import (
-    apps_with_roles,
-    principal_for_key,
-    principal_for_session,
-    role_in,
-)
-from picloud.store.sessions import KeyUsage
 
 __all__ = [
     "AUTH",
@@ -72,9 +65,6 @@ _PRINCIPAL = web.RequestKey("principal", Principal)
 class Auth:
     """The authorize hook of the endpoint table, with its per-process memo."""
 
-    def __init__(self) -> None:
-        self._key_usage = KeyUsage()
-
     async def authorize(self, request: web.Request, endpoint: Endpoint) -> None:
         """Raise Unauthenticated (401) or Forbidden (403), or return to proceed."""
         if endpoint.needs is None:
@@ -85,7 +75,7 @@ class Auth:
         app_id = await _app_of(request, endpoint) if endpoint.app_scoped else None
         role = None
         if app_id is not None and app_id != _MISSING_APP and not principal.is_admin:
-            role = await role_in(request.app[SERVICES].pool, app_id, principal.user_id)
+            role = await request.app[SERVICES].store.role_in(app_id, principal.user_id)
         if endpoint.needs not in capabilities(principal, app_id=app_id, role=role):
             where = " on this app" if endpoint.app_scoped else ""
             raise Forbidden(f"not allowed: this needs {endpoint.needs.value}{where}")
@@ -97,8 +87,8 @@ class Auth:
             return await self._from_key(request, header)
         token = request.cookies.get(SESSION_COOKIE)
         if token:
-            principal = await principal_for_session(
-                request.app[SERVICES].pool, hash_token(token)
+            principal = await request.app[SERVICES].store.principal_for_session(
+                hash_token(token)
             )
             if principal is None:
                 raise Unauthenticated("the session has ended; sign in again")
@@ -112,11 +102,11 @@ class Auth:
         secret = secret.strip()
         if scheme.lower() != "bearer" or not looks_like_key(secret):
             raise Unauthenticated("the Authorization header is not a PiCloud API key")
-        pool = request.app[SERVICES].pool
-        principal = await principal_for_key(pool, hash_key(secret))
+        store = request.app[SERVICES].store
+        principal = await store.principal_for_key(hash_key(secret))
         if principal is None or principal.key is None:
             raise Unauthenticated("unknown or revoked API key")
-        await self._key_usage.used(pool, principal.key.id)
+        await store.key_used(principal.key.id)
         return principal
 
 
@@ -125,7 +115,7 @@ async def _app_of(request: web.Request, endpoint: Endpoint) -> str:
     if endpoint.app_of is not None:
         found = await endpoint.app_of(request)
     else:
-        app = await get_app(request.app[SERVICES].pool, request.match_info["app"])
+        app = await request.app[SERVICES].store.app(request.match_info["app"])
         found = None if app is None else app.id
     return _MISSING_APP if found is None else found
 
@@ -155,7 +145,7 @@ def principal_of(request: web.Request) -> Principal:
 async def readable_apps(request: web.Request) -> list[AppRecord]:
     """The apps the caller may read (APP_READ), by slug."""
     principal = principal_of(request)
-    rows = await apps_with_roles(request.app[SERVICES].pool, principal.user_id)
+    rows = await request.app[SERVICES].store.apps_with_roles(principal.user_id)
     return [
         app
         for app, role in rows

@@ -5,7 +5,7 @@ Guarantees:
   argon2 verification, whether or not the user exists (a dummy hash stands in
   for a missing user), so neither the answer nor its timing tells them apart.
 - Attempts are throttled per username and per client address across every
-  front-door process (:mod:`picloud.store.throttle`): a blocked attempt is a
+  front-door process (:mod:`picloud.store._throttle`): a blocked attempt is a
   429 ``too_many_requests`` with ``Retry-After``, and checks no password.
 - The session cookie is HttpOnly, SameSite=Lax and Secure (except over plain
   HTTP to a loopback address, where browsers would drop a Secure cookie); the
@@ -25,9 +25,8 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from picloud.access import Capability
-from picloud.actors.identity import CreateApiKey, RevokeApiKey, UpdateUser
-from picloud.credentials import (
+from picloud.domain.access import Capability
+from picloud.domain.credentials import (
     MAX_PASSWORD_LEN,
     csrf_token_for,
     dummy_hash,
@@ -37,6 +36,8 @@ from picloud.credentials import (
     new_session_token,
     verify_password,
 )
+from picloud.domain.identity import CreateApiKey, RevokeApiKey, UpdateUser
+from picloud.domain.records import KeyRecord, UserRecord
 from picloud.errors import (
     Conflict,
     InvalidInput,
@@ -47,15 +48,6 @@ from picloud.errors import (
 from picloud.http.api import endpoint, json_response
 from picloud.http.auth import CSRF_COOKIE, SESSION_COOKIE, principal_of
 from picloud.http.state import SERVICES, command_meta
-from picloud.store import throttle
-from picloud.store.identity import (
-    KeyRecord,
-    UserRecord,
-    get_user,
-    list_keys,
-    login_user,
-)
-from picloud.store.sessions import create_session, delete_session
 
 __all__ = ["CreatedKey", "KeyList", "LoginBody", "SessionInfo", "WhoAmI"]
 
@@ -134,7 +126,7 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
     services = request.app[SERVICES]
     name = body.username.lower()
     user_id = await _check_password(request, name, body.password)
-    user = await get_user(services.pool, user_id)
+    user = await services.store.user(user_id)
     if user is None:  # deleted in the meantime
         raise Unauthenticated("wrong username or password")
     return await _start_session(request, user)
@@ -146,8 +138,7 @@ async def _check_password(request: web.Request, name: str, password: str) -> str
     settings = services.settings
     user_subject = f"user:{name}"
     addr_subject = f"addr:{request.remote or 'unknown'}"
-    wait = await throttle.take_attempt(
-        services.pool,
+    wait = await services.store.take_login_attempt(
         [
             (user_subject, settings.login_max_failures),
             (addr_subject, settings.login_max_failures * _ADDRESS_ALLOWANCE),
@@ -158,12 +149,12 @@ async def _check_password(request: web.Request, name: str, password: str) -> str
         raise TooManyRequests(
             f"too many sign-in attempts; try again in {wait:.0f}s", retry_after=wait
         )
-    found = await login_user(services.pool, name)
+    found = await services.store.login_user(name)
     encoded = found.password_hash if found is not None else dummy_hash()
     matches = await asyncio.to_thread(verify_password, encoded, password)
     if found is None or not matches:
         raise Unauthenticated("wrong username or password")
-    await throttle.forgive(services.pool, user=user_subject, addr=addr_subject)
+    await services.store.forgive_login(user=user_subject, addr=addr_subject)
     return found.id
 
 
@@ -171,8 +162,8 @@ async def _start_session(request: web.Request, user: UserRecord) -> web.Response
     services = request.app[SERVICES]
     ttl = services.settings.session_ttl_s
     token = new_session_token()
-    expires_at = await create_session(
-        services.pool, token_hash=hash_token(token), user_id=user.id, ttl_s=ttl
+    expires_at = await services.store.create_session(
+        token_hash=hash_token(token), user_id=user.id, ttl_s=ttl
     )
     csrf = csrf_token_for(token)
     response = json_response(
@@ -217,7 +208,7 @@ def _needs_secure_cookie(request: web.Request) -> bool:
 async def logout(request: web.Request) -> web.Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await delete_session(request.app[SERVICES].pool, hash_token(token))
+        await request.app[SERVICES].store.delete_session(hash_token(token))
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
     response.del_cookie(CSRF_COOKIE, path="/")
@@ -234,7 +225,7 @@ async def logout(request: web.Request) -> web.Response:
 )
 async def whoami(request: web.Request) -> WhoAmI:
     principal = principal_of(request)
-    user = await get_user(request.app[SERVICES].pool, principal.user_id)
+    user = await request.app[SERVICES].store.user(principal.user_id)
     if user is None:
         raise Unauthenticated("the user no longer exists")
     key = principal.key
@@ -277,7 +268,7 @@ async def change_password(request: web.Request, body: PasswordBody) -> web.Respo
 )
 async def list_own_keys(request: web.Request) -> KeyList:
     principal = principal_of(request)
-    return KeyList(items=await list_keys(request.app[SERVICES].pool, principal.user_id))
+    return KeyList(items=await request.app[SERVICES].store.keys(principal.user_id))
 
 
 @endpoint(

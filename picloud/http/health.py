@@ -31,8 +31,7 @@ async def _check(probe: Any) -> dict[str, Any]:
 
 
 async def _postgres(request: web.Request) -> dict[str, Any]:
-    pool = request.app[SERVICES].pool
-    return {"version": await pool.fetchval("SHOW server_version")}
+    return {"version": await request.app[SERVICES].db.server_version()}
 
 
 async def _ray(request: web.Request) -> dict[str, Any]:

@@ -16,8 +16,8 @@ import secrets
 
 from aiohttp import web
 
-from picloud.actors._remote import Failure, unwrap
-from picloud.actors.protocol import HttpReply, Invoke, MarkAbandoned, Reply
+from picloud.actors.protocol import Failure, HttpReply, Reply, unwrap
+from picloud.domain.commands import Invoke, MarkAbandoned
 from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudError
 from picloud.events.app import RequestRecord
 from picloud.http.api import json_response

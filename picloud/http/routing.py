@@ -16,12 +16,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from picloud.events import AppCreated, AppDeleted, AppUpdated, RecordedEvent
 from picloud.events.app import AppQuarantined, RouteAdded, RouteRemoved
 from picloud.events.topics import ROUTING_EVENT_TYPES
-from picloud.store import Cursor, EventLog
+from picloud.store import Cursor, Database, EventLog
 
 __all__ = ["ROUTING_TYPES", "Match", "Routing"]
 
@@ -131,33 +129,16 @@ class Routing:
 
     # -- loading and following ------------------------------------------------------
 
-    async def load(self, pool: asyncpg.Pool) -> None:
+    async def load(self, db: Database) -> None:
         """Fill the table from the projections; the cursor starts at their snapshot."""
-        async with (
-            pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read"),
-        ):
-            horizon = await conn.fetchval(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())"
-            )
-            apps = await conn.fetch("SELECT id, slug FROM apps")
-            routes = await conn.fetch(
-                "SELECT id, app_id, method, path, dispatch_mode FROM routes"
-            )
-            quarantined = await conn.fetch("SELECT app_id FROM quarantined_apps")
-        for row in apps:
-            self._put_app(row["id"], row["slug"])
-        for row in routes:
-            self._put_route(
-                row["app_id"],
-                row["id"],
-                row["method"],
-                row["path"],
-                row["dispatch_mode"],
-            )
-        self.quarantined = {row["app_id"] for row in quarantined}
+        snapshot = await db.routing_snapshot()
+        for app_id, slug in snapshot.apps:
+            self._put_app(app_id, slug)
+        for row in snapshot.routes:
+            self._put_route(row.app_id, row.id, row.method, row.path, row.dispatch_mode)
+        self.quarantined = set(snapshot.quarantined)
         # Everything below the horizon is in the snapshot; at and above it, maybe.
-        self.cursor = Cursor(int(horizon), 0)
+        self.cursor = Cursor(snapshot.horizon, 0)
 
     async def follow(self, event_log: EventLog, poll_interval: float) -> None:
         """Apply the log's routing events forever (a task root: errors are logged)."""

@@ -9,15 +9,14 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
-from picloud.actors.control_actor import ControlPlaneClient
-from picloud.actors.host_pool import HostPool
 from picloud.config import Settings
 from picloud.events import EventMeta
+from picloud.hosting.control_actor import ControlPlaneClient
+from picloud.hosting.host_pool import HostPool
 from picloud.http.routing import Routing
-from picloud.store import EventLog
+from picloud.store import AdminStore, Database, EventLog
 
 __all__ = ["ACTOR", "SERVICES", "BackgroundTasks", "Services", "command_meta"]
 
@@ -49,12 +48,20 @@ class BackgroundTasks:
 @dataclass(frozen=True)
 class Services:
     settings: Settings
-    pool: asyncpg.Pool
-    log: EventLog
+    db: Database
     control: ControlPlaneClient
     hosts: HostPool
     routing: Routing
     tasks: BackgroundTasks
+
+    @property
+    def store(self) -> AdminStore:
+        """What the admin API, auth and the dashboard read."""
+        return self.db.admin
+
+    @property
+    def log(self) -> EventLog:
+        return self.db.log
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         self.tasks.spawn(work)

@@ -1,25 +1,37 @@
 """Postgres: the event log, projections, migrations and the embedded server.
 
-The only package that talks to asyncpg; driver errors are translated here.
+The only package that talks to asyncpg or holds SQL; driver errors are
+translated here. Consumers get a :class:`Database` and, from it, the store
+API made for them (:mod:`picloud.store.api`).
 """
 
 from __future__ import annotations
 
+from picloud.store._docs import DocRow
+from picloud.store._identity import LoginUser
+from picloud.store._routing import RouteRow, RoutingSnapshot
+from picloud.store.api import AdminStore, AppStore, Database, SchedulerStore
+from picloud.store.commit_signals import CommitSignals, relay_commit_signals
 from picloud.store.embedded import EmbeddedPostgres
 from picloud.store.eventlog import START, Cursor, EventLog, Transaction
-from picloud.store.migrations import apply_migrations
-from picloud.store.pool import connect, create_pool
-from picloud.store.wakeups import Wakeups, bridge_to_postgres
+from picloud.store.migrations import migrate, notify_readers
 
 __all__ = [
     "START",
+    "AdminStore",
+    "AppStore",
+    "CommitSignals",
     "Cursor",
+    "Database",
+    "DocRow",
     "EmbeddedPostgres",
     "EventLog",
+    "LoginUser",
+    "RouteRow",
+    "RoutingSnapshot",
+    "SchedulerStore",
     "Transaction",
-    "Wakeups",
-    "apply_migrations",
-    "bridge_to_postgres",
-    "connect",
-    "create_pool",
+    "migrate",
+    "notify_readers",
+    "relay_commit_signals",
 ]

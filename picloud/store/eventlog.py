@@ -9,8 +9,8 @@ Guarantees:
   commits late with a lower position, and sees each committed event once.
 - Appends run in a caller's transaction (``EventLog.transaction``) so
   projections are written in the same commit as their events.
-- Subscribers are woken after a commit by the :class:`Wakeups` of this process
-  and, across processes, by a coalesced NOTIFY sent outside the append.
+- Subscribers are signalled after a commit by the :class:`CommitSignals` of
+  this process and, across processes, by a coalesced NOTIFY sent outside the append.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from picloud.events import (
     encode,
 )
 from picloud.store._errors import translate_errors
-from picloud.store.wakeups import Wakeups
+from picloud.store._kv import kv_get_many
+from picloud.store._projections import project_app, project_system
+from picloud.store._triggers import set_wakeup
+from picloud.store.commit_signals import CommitSignals
 
 __all__ = [
     "START",
@@ -196,7 +199,8 @@ def placement_of(
 
 
 class Transaction:
-    """One open transaction of the log; projections use ``conn`` inside it."""
+    """One open transaction of the log: appends, and what must commit with
+    them (projections, an app's wake-up time, reads of committed values)."""
 
     def __init__(self, conn: asyncpg.Connection, *, alone: bool = False) -> None:
         self.conn = conn
@@ -234,6 +238,23 @@ class Transaction:
         self.types.update(row[0] for row in rows)
         return recorded_batch(stream, expected_version, events, metas, placed)
 
+    async def project_app(self, recorded: Sequence[RecordedEvent]) -> None:
+        """Apply app-stream events to the projections, in this transaction."""
+        await project_app(self.conn, recorded)
+
+    async def project_system(self, recorded: Sequence[RecordedEvent]) -> None:
+        await project_system(self.conn, recorded)
+
+    async def kv_values(
+        self, app_id: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], bytes]:
+        """The committed values of these KV keys, as this transaction sees them."""
+        return await kv_get_many(self.conn, app_id, keys)
+
+    async def set_wakeup(self, app_id: str, due: datetime | None) -> None:
+        """When the app must next be awake for its deliveries (None: never)."""
+        await set_wakeup(self.conn, app_id, due)
+
     async def _insert(
         self, stream: str, expected: int, rows: list[_Batched]
     ) -> Placement:
@@ -265,9 +286,11 @@ class Transaction:
 class EventLog:
     """Append to and read from the ``events`` table of one database."""
 
-    def __init__(self, pool: asyncpg.Pool, wakeups: Wakeups | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, signals: CommitSignals | None = None
+    ) -> None:
         self.pool = pool
-        self.wakeups = wakeups or Wakeups()
+        self.signals = signals or CommitSignals()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -277,7 +300,7 @@ class EventLog:
                 tx = Transaction(conn)
                 yield tx
         if tx.appended:
-            self.wakeups.committed(tx.types)
+            self.signals.committed(tx.types)
 
     async def append(
         self,
@@ -293,7 +316,7 @@ class EventLog:
                 tx = Transaction(conn, alone=True)
                 recorded = await tx.append(stream, expected_version, events, meta)
         if tx.appended:
-            self.wakeups.committed(tx.types)
+            self.signals.committed(tx.types)
         return recorded
 
     async def stream_version(self, stream: str) -> int:
@@ -362,18 +385,18 @@ class EventLog:
     ) -> AsyncGenerator[tuple[list[RecordedEvent], Cursor], None]:
         """Yield each new batch of the global order, forever.
 
-        Woken by :attr:`wakeups` (local commits and NOTIFY); ``poll_interval``
+        Woken by :attr:`signals` (local commits and NOTIFY); ``poll_interval``
         is only the backstop. A batch is empty when ``types`` filtered every
         scanned event out; its cursor still advances.
         """
         while True:
-            seen = self.wakeups.generation
+            seen = self.signals.generation
             events, moved = await self.read_all(cursor, batch, types=types)
             if moved != cursor:
                 cursor = moved
                 yield events, cursor
                 continue
-            await self.wakeups.wait(seen, timeout=poll_interval)
+            await self.signals.wait(seen, timeout=poll_interval)
 
     async def latest_cursor(self) -> Cursor:
         """A cursor at the end of the safe global order (for readers that start now)."""

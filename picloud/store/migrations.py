@@ -11,6 +11,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -20,10 +21,20 @@ from pathlib import Path
 
 import asyncpg
 
-from picloud.errors import MigrationError
+from picloud.config import Settings
+from picloud.errors import MigrationError, StoreUnavailable
 from picloud.store._errors import translate_errors
+from picloud.store._pool import connect
+from picloud.store.commit_signals import CHANNEL
 
-__all__ = ["Migration", "apply_migrations", "default_migrations_dir", "load_migrations"]
+__all__ = [
+    "Migration",
+    "apply_migrations",
+    "default_migrations_dir",
+    "load_migrations",
+    "migrate",
+    "notify_readers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,3 +140,23 @@ async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
             migration.name,
             migration.checksum,
         )
+
+
+async def migrate(dsn: str, settings: Settings) -> list[int]:
+    """Connect to ``dsn``, apply the pending migrations, return their versions."""
+    conn = await connect(dsn, settings)
+    try:
+        return await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def notify_readers(dsn: str, settings: Settings) -> None:
+    """Wake every server's log readers now rather than at their next poll
+    (after a write by another process, e.g. the CLI); best effort."""
+    with contextlib.suppress(StoreUnavailable, asyncpg.PostgresError, OSError):
+        conn = await connect(dsn, settings)
+        try:
+            await conn.execute(f"NOTIFY {CHANNEL}")
+        finally:
+            await conn.close()

@@ -8,24 +8,17 @@ from typing import Any
 import msgspec
 import pytest
 
-from picloud.actors._remote import Failure
 from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.control import ControlPlane, CreateApp
+from picloud.actors.control_plane import ControlPlane
 from picloud.actors.invoker import Invoker
-from picloud.actors.protocol import (
-    AddRoute,
-    DeleteScript,
-    Done,
-    HttpReply,
-    Invoke,
-    Reply,
-    SaveScript,
-)
+from picloud.actors.protocol import Done, Failure, HttpReply, Reply
 from picloud.config import Settings
+from picloud.domain.commands import AddRoute, DeleteScript, Invoke, SaveScript
+from picloud.domain.system import CreateApp
 from picloud.events import EventMeta
 from picloud.events.app import RequestRecord
 from picloud.scripting import AppInfo, ScriptLimits
-from picloud.store import EventLog
+from picloud.store import AppStore, EventLog
 
 HELLO = "return {hello = ctx.request.params.name}"
 
@@ -42,7 +35,7 @@ def make_actor(event_log: EventLog, app: AppInfo, **settings: Any) -> AppActor:
     invoker = Invoker(
         app, ScriptLimits.from_settings(s), cache_size=s.script_cache_size
     )
-    return AppActor(app, log=event_log, settings=s, invoker=invoker)
+    return AppActor(app, store=AppStore(event_log, app.id), settings=s, invoker=invoker)
 
 
 async def ask(actor: AppActor, command: Any) -> Reply:

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from picloud.actors._remote import Failure
-from picloud.actors.app_host import AppHost
-from picloud.actors.channel import ChannelClient, open_channel
-from picloud.actors.protocol import AddRoute, Done, HttpReply, Invoke, SaveScript
+from picloud.actors.protocol import Done, Failure, HttpReply
 from picloud.config import Settings
+from picloud.domain.commands import AddRoute, Invoke, SaveScript
 from picloud.events.app import RequestRecord
+from picloud.hosting.app_host import AppHost
+from picloud.hosting.channel import ChannelClient, open_channel
 from picloud.store import EventLog
 from tests.actors.test_app_actor import make_app
 

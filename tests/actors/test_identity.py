@@ -6,9 +6,10 @@ import asyncpg
 import msgspec
 import pytest
 
-from picloud.access import Role
-from picloud.actors.control import ControlPlane, CreateApp, DeleteApp, decide_system
-from picloud.actors.identity import (
+from picloud.actors.control_plane import ControlPlane
+from picloud.domain.access import Role
+from picloud.domain.credentials import new_api_key
+from picloud.domain.identity import (
     CreateApiKey,
     CreateUser,
     DeleteUser,
@@ -17,7 +18,7 @@ from picloud.actors.identity import (
     SetMember,
     UpdateUser,
 )
-from picloud.credentials import new_api_key
+from picloud.domain.system import CreateApp, DeleteApp, decide_system
 from picloud.errors import Conflict, InvalidInput, NotFound
 from picloud.events import (
     AppCreated,

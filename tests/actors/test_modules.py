@@ -6,20 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from picloud.actors._remote import Failure
 from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.protocol import (
-    AddRoute,
-    AddTrigger,
-    DeleteScript,
-    Done,
-    SaveScript,
-)
+from picloud.actors.protocol import Done, Failure
+from picloud.domain.commands import AddRoute, AddTrigger, DeleteScript, SaveScript
 from picloud.events import EventMeta, utcnow
 from picloud.events.app import ScriptSaved
 from picloud.scripting.modules import is_known
 from picloud.store import EventLog
-from picloud.store.scripts import get_script
+from picloud.store._scripts import get_script
 from tests.actors.test_app_actor import make_actor, make_app
 from tests.actors.test_sdk import Lua
 

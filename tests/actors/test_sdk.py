@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from picloud.actors._remote import Failure
 from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.protocol import AddRoute, Done, HttpReply, Invoke, SaveScript
+from picloud.actors.protocol import Done, Failure, HttpReply
+from picloud.domain.commands import AddRoute, Invoke, SaveScript
 from picloud.events.app import RequestRecord
 from picloud.store import EventLog
 from tests.actors.test_app_actor import make_actor, make_app

@@ -8,14 +8,9 @@ from typing import Any
 
 import msgspec
 
-from picloud.actors._remote import Failure
 from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.protocol import (
-    AddTrigger,
-    Done,
-    ReplayDeadLetter,
-    ResolveDeadLetter,
-)
+from picloud.actors.protocol import Done, Failure
+from picloud.domain.commands import AddTrigger, ReplayDeadLetter, ResolveDeadLetter
 from picloud.events import RecordedEvent
 from picloud.events.app import InvocationRecorded
 from picloud.events.triggers import TriggerKind
@@ -48,7 +43,7 @@ async def add_trigger(lua: Lua, kind: TriggerKind, source: str, **options: Any) 
 
 
 async def script(lua: Lua, source: str) -> str:
-    from picloud.actors.protocol import SaveScript  # noqa: PLC0415
+    from picloud.domain.commands import SaveScript  # noqa: PLC0415
 
     reply = await lua.actor.submit(
         SaveScript(name=f"h{id(source) % 10**8}", source=source), 10

@@ -15,7 +15,7 @@ matrix until its rule is added here — deliberately: someone decides.
 
 from __future__ import annotations
 
-from picloud.access import ALL_CAPABILITIES, Capability, Role, Scope
+from picloud.domain.access import ALL_CAPABILITIES, Capability, Role, Scope
 
 C = Capability
 

@@ -17,13 +17,13 @@ import msgspec
 import pytest
 from multidict import CIMultiDict
 
-from picloud.access import ALL_SCOPES, Scope
-from picloud.actors.identity import CreateApiKey, CreateUser
 from picloud.config import Settings
-from picloud.credentials import hash_password, new_api_key
+from picloud.domain.access import ALL_SCOPES, Scope
+from picloud.domain.credentials import hash_password, new_api_key
+from picloud.domain.identity import CreateApiKey, CreateUser
+from picloud.domain.records import KeyRecord, UserRecord
 from picloud.events import EventMeta
-from picloud.http.server import Server
-from picloud.store.identity import KeyRecord, UserRecord
+from picloud.server import Server
 from tests.conftest import create_database, drop_database
 
 

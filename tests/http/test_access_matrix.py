@@ -20,13 +20,13 @@ import aiohttp
 import pytest
 
 import picloud.http.app  # noqa: F401  # registers every endpoint
-from picloud.access import ALL_SCOPES, Role, Scope
-from picloud.actors.identity import CreateApiKey, CreateUser, SetMember
-from picloud.credentials import hash_password, new_api_key
+from picloud.domain.access import ALL_SCOPES, Role, Scope
+from picloud.domain.credentials import hash_password, new_api_key
+from picloud.domain.identity import CreateApiKey, CreateUser, SetMember
+from picloud.domain.records import KeyRecord, UserRecord
 from picloud.events import EventMeta
 from picloud.http.api import ENDPOINTS, Endpoint
-from picloud.http.server import Server
-from picloud.store.identity import KeyRecord, UserRecord
+from picloud.server import Server
 from tests.http.access_rules import Unknown, expected, holds
 from tests.http.conftest import Api, Identity, create_identity
 

@@ -15,7 +15,7 @@ from picloud.events import (
     MemberSet,
     UserCreated,
 )
-from picloud.http.server import Server
+from picloud.server import Server
 from picloud.store import START
 from tests.http.conftest import Api
 

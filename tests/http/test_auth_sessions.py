@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from picloud.http.server import Server
+from picloud.server import Server
 from tests.http.conftest import Api, Identity, create_identity
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]

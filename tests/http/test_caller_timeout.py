@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from picloud.http.ingress import EXECUTION_HEADER
-from picloud.http.server import Server
+from picloud.server import Server
 from tests.http.conftest import Api, Identity
 from tests.http.test_ingress import make_app, make_route
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from picloud.http.server import Server
+from picloud.server import Server
 from tests.http.conftest import Api, Identity
 from tests.http.test_ingress import make_app, make_route
 

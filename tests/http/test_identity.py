@@ -8,11 +8,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from picloud.actors.control import ControlPlane
-from picloud.actors.identity import RevokeApiKey
+from picloud.actors.control_plane import ControlPlane
+from picloud.domain.identity import RevokeApiKey
 from picloud.events import EventMeta
-from picloud.http.server import Server
-from picloud.store import EventLog, Wakeups, create_pool
+from picloud.server import Server
+from picloud.store import CommitSignals, EventLog
+from picloud.store._pool import create_pool
 from tests.http.conftest import Api, Identity, create_identity
 from tests.http.test_auth_sessions import login
 
@@ -54,7 +55,7 @@ async def test_revoked_keys_stop_working_at_once(
     assert server.services is not None
     pool = await create_pool(database, server.settings, min_size=1, max_size=2)
     try:
-        plane = ControlPlane(EventLog(pool, Wakeups()))
+        plane = ControlPlane(EventLog(pool, CommitSignals()))
         await plane.execute(RevokeApiKey(key=cli_id), EventMeta(actor="cli"))
     finally:
         await pool.close()
@@ -266,4 +267,4 @@ async def test_secrets_never_appear_in_the_event_log_logs_or_responses(
 @pytest.fixture
 def pool_of_server(server: Server) -> asyncpg.Pool:
     assert server.services is not None
-    return server.services.pool
+    return server.services.log.pool

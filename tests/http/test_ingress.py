@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from picloud.http.ingress import EXECUTION_HEADER
-from picloud.http.server import Server
+from picloud.server import Server
 from tests.http.conftest import Api, Identity
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]

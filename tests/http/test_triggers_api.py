@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from picloud.http.server import Server
+from picloud.server import Server
 from tests.http.conftest import Api, Identity, create_identity, server_settings
 from tests.http.test_ingress import make_app, make_route, make_script
 

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from picloud.store import docs_sql
+from picloud.store import _docs_sql as docs_sql
+from picloud.store._docs_sql import find_docs, find_sql, write_doc_values
 from picloud.store.docs_query import matches, parse_query, sort_key
-from picloud.store.docs_sql import find_docs, find_sql, write_doc_values
 
 MAX_IN, MAX_LIMIT = 8, 60
 APP = "app-1"

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 
 from picloud.config import Settings
-from picloud.store import create_pool
+from picloud.store._docs_sql import find_docs, find_sql, write_doc_values
+from picloud.store._pool import create_pool
 from picloud.store.docs_query import doc_index_rows, matches, parse_query, sort_key
-from picloud.store.docs_sql import find_docs, find_sql, write_doc_values
 from tests.conftest import create_database, drop_database
 
 APPS = ["app-1", "app-2", "x", "x/y"]

@@ -9,14 +9,8 @@ import pytest
 from picloud.config import Settings
 from picloud.errors import VersionConflict
 from picloud.events import AppCreated, AppUpdated, EventMeta, RecordedEvent, utcnow
-from picloud.store import (
-    START,
-    Cursor,
-    EventLog,
-    Wakeups,
-    bridge_to_postgres,
-    create_pool,
-)
+from picloud.store import START, CommitSignals, Cursor, EventLog, relay_commit_signals
+from picloud.store._pool import create_pool
 
 
 def created(n: int) -> AppCreated:
@@ -202,17 +196,17 @@ async def test_read_all_filters_by_stream_and_type(event_log: EventLog) -> None:
 async def test_subscriber_in_another_process_wakes_within_100ms(
     database: str, settings: Settings
 ) -> None:
-    """Two EventLogs with their own Wakeups stand for two processes; only
+    """Two EventLogs with their own CommitSignals stand for two processes; only
     LISTEN/NOTIFY connects them, and the backstop poll is 10 s."""
     writer_pool = await create_pool(database, settings)
     reader_pool = await create_pool(database, settings)
-    writer = EventLog(writer_pool, Wakeups())
-    reader = EventLog(reader_pool, Wakeups())
+    writer = EventLog(writer_pool, CommitSignals())
+    reader = EventLog(reader_pool, CommitSignals())
     latencies: list[float] = []
     try:
         async with (
-            bridge_to_postgres(writer.wakeups, database),
-            bridge_to_postgres(reader.wakeups, database),
+            relay_commit_signals(writer.signals, database),
+            relay_commit_signals(reader.signals, database),
         ):
             await asyncio.sleep(0.2)  # let both LISTEN connections come up
             follower = reader.follow(START, poll_interval=10.0)

@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 
 from picloud.config import Settings
-from picloud.store import create_pool
-from picloud.store.sessions import KeyUsage
-from picloud.store.throttle import forgive, take_attempt
+from picloud.store._pool import create_pool
+from picloud.store._sessions import KeyUsage
+from picloud.store._throttle import forgive, take_attempt
 
 
 @pytest.fixture

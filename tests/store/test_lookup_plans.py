@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 import asyncpg
 import pytest
 
-from picloud.store.docs_sql import _DELETE as DELETE_DOC_VALUES
-from picloud.store.kv import _GET_MANY as KV_GET_MANY
-from picloud.store.projections.data import _DELETE_DOCS, _DELETE_KV
+from picloud.store._docs_sql import _DELETE as DELETE_DOC_VALUES
+from picloud.store._kv import _GET_MANY as KV_GET_MANY
+from picloud.store._projections.data import _DELETE_DOCS, _DELETE_KV
 
 APP = "app-1"
 GROWN = 5_000

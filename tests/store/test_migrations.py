@@ -8,8 +8,11 @@ import asyncpg
 import pytest
 
 from picloud.errors import MigrationError
-from picloud.store import apply_migrations
-from picloud.store.migrations import default_migrations_dir, load_migrations
+from picloud.store.migrations import (
+    apply_migrations,
+    default_migrations_dir,
+    load_migrations,
+)
 
 
 async def test_migrations_apply_once_and_are_idempotent(empty_database: str) -> None:

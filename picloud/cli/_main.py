@@ -1,0 +1,114 @@
+"""The ``picloud`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from picloud import event_loop
+from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
+from picloud.config import Settings, load_settings
+from picloud.errors import PiCloudError
+from picloud.store import EmbeddedPostgres, migrate
+
+if TYPE_CHECKING:
+    from picloud.server import Server
+
+__all__ = ["main"]
+
+log = logging.getLogger("picloud")
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The configured database's DSN, or the embedded server's while it runs."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    embedded = EmbeddedPostgres(settings.data_path)
+    dsn = embedded.start()
+    try:
+        yield dsn
+    finally:
+        embedded.stop()
+
+
+def _serve(settings: Settings) -> None:
+    import ray  # noqa: PLC0415  # Ray's import is slow; only `serve` needs it
+
+    from picloud.server import Server  # noqa: PLC0415
+
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    with database(settings) as dsn:
+        local = settings.ray_address is None
+        ray.init(
+            address=settings.ray_address or "local",
+            namespace=settings.ray_namespace,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
+        try:
+            event_loop.run(_run_until_signal(Server(settings, dsn, owns_actors=local)))
+        finally:
+            ray.shutdown()
+    log.info("PiCloud stopped")
+
+
+async def _run_until_signal(server: Server) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if server.services is not None:
+        await warn_if_no_admin(server.services.store, log.warning)
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await server.stop()
+
+
+def _migrate(settings: Settings) -> None:
+    with database(settings) as dsn:
+        applied = event_loop.run(migrate(dsn, settings))
+    print(f"applied {applied}" if applied else "nothing to apply")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="picloud", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "serve", help="run PiCloud (embedded Postgres and local Ray by default)"
+    )
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    add_admin_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except PiCloudError as e:
+        sys.exit(f"picloud: {e}")
+    logging.basicConfig(
+        # Admin commands print their answer; the embedded server's chatter is noise.
+        level="WARNING" if args.command == "admin" else settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "serve":
+            _serve(settings)
+        elif args.command == "migrate":
+            _migrate(settings)
+        elif args.command == "admin":
+            run_admin(args, settings, database)
+    except PiCloudError as e:
+        sys.exit(f"picloud: {e}")

@@ -1,0 +1,4 @@
+"""Pure decisions: commands, deciders, access rules, names and API records.
+
+No I/O: nothing here imports asyncpg, Ray or aiohttp.
+"""

@@ -1,0 +1,158 @@
+"""Commands to an app's actor: imperatives (``SaveScript``), each with an
+idempotency key so a retry after a lost reply changes nothing twice.
+
+They are what the front door, the scheduler and the actor itself send to an
+app; :mod:`picloud.actors.protocol` carries them over the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from picloud.events.app import DispatchMode, RequestRecord, ScriptKind
+from picloud.events.triggers import TriggerKind
+
+__all__ = [
+    "AddRoute",
+    "AddTrigger",
+    "Command",
+    "DataOp",
+    "Deactivate",
+    "DeleteScript",
+    "Deliver",
+    "Expire",
+    "Invoke",
+    "MarkAbandoned",
+    "RecordHostKill",
+    "RemoveRoute",
+    "RemoveTrigger",
+    "ReplayDeadLetter",
+    "ResolveDeadLetter",
+    "SaveScript",
+    "Wake",
+]
+
+
+class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
+    idempotency_key: str | None = None
+    actor: str | None = None
+    """The principal on whose behalf the command runs (for event metadata)."""
+
+
+class Invoke(_Command, frozen=True, kw_only=True, tag="invoke"):
+    """Run a route's script for an HTTP request."""
+
+    execution_id: str
+    route_id: str
+    request: RequestRecord
+    correlation_id: str | None = None
+
+
+class SaveScript(_Command, frozen=True, kw_only=True, tag="save_script"):
+    """Create a script (``script_id`` None) or replace one's source."""
+
+    name: str | None = None
+    kind: ScriptKind = "endpoint"
+    source: str
+    script_id: str | None = None
+
+
+class DeleteScript(_Command, frozen=True, kw_only=True, tag="delete_script"):
+    script_id: str
+    force: bool = False
+    """Delete a module even though other scripts import it."""
+
+
+class AddRoute(_Command, frozen=True, kw_only=True, tag="add_route"):
+    script_id: str
+    method: str
+    path: str
+    dispatch_mode: DispatchMode = "sync"
+
+
+class RemoveRoute(_Command, frozen=True, kw_only=True, tag="remove_route"):
+    route_id: str
+
+
+class DataOp(_Command, frozen=True, kw_only=True, tag="data_op"):
+    """An admin read-write of the app's KV or documents: an SDK ``op`` with its
+    ``args``, run with the same semantics as from a script."""
+
+    op: str
+    args: list[Any]
+
+
+class MarkAbandoned(_Command, frozen=True, kw_only=True, tag="mark_abandoned"):
+    """The caller of a sync request gave up waiting (the front door answered 504)."""
+
+    execution_id: str
+
+
+class Deliver(_Command, frozen=True, kw_only=True, tag="deliver"):
+    """Run a pending delivery (internal: the actor queues it for itself)."""
+
+    delivery_id: str
+
+
+class Wake(_Command, frozen=True, kw_only=True, tag="wake"):
+    """Activate the app so it runs its due deliveries (from the scheduler)."""
+
+
+class AddTrigger(_Command, frozen=True, kw_only=True, tag="add_trigger"):
+    kind: TriggerKind
+    script_id: str
+    ops: list[str] = []
+    collection: str | None = None
+    capabilities: list[str] | None = None
+
+
+class RemoveTrigger(_Command, frozen=True, kw_only=True, tag="remove_trigger"):
+    trigger_id: str
+
+
+class ReplayDeadLetter(_Command, frozen=True, kw_only=True, tag="replay_dead_letter"):
+    dead_letter_id: str
+
+
+class ResolveDeadLetter(_Command, frozen=True, kw_only=True, tag="resolve_dead_letter"):
+    dead_letter_id: str
+
+
+class Expire(_Command, frozen=True, kw_only=True, tag="expire"):
+    """The retention sweep: forget these dead letters and abandoned executions."""
+
+    dead_letters: list[str] = []
+    abandoned: list[str] = []
+
+
+class RecordHostKill(_Command, frozen=True, kw_only=True, tag="record_host_kill"):
+    """The app's script made the watchdog kill ``host`` (reported after restart)."""
+
+    host: str
+    execution_id: str
+
+
+class Deactivate(_Command, frozen=True, kw_only=True, tag="deactivate"):
+    """Passivate the app now (it was deleted or moved to another host)."""
+
+
+Command = (
+    Invoke
+    | SaveScript
+    | DeleteScript
+    | AddRoute
+    | RemoveRoute
+    | DataOp
+    | MarkAbandoned
+    | Deliver
+    | Wake
+    | AddTrigger
+    | RemoveTrigger
+    | ReplayDeadLetter
+    | ResolveDeadLetter
+    | Expire
+    | RecordHostKill
+    | Deactivate
+)

@@ -1,0 +1,239 @@
+"""AppHost: one process (a Ray actor) that hosts many AppActors.
+
+Guarantees:
+- Each app hosted here has at most one active AppActor; commands for it are
+  queued in arrival order (the actor's own queue).
+- Apps activate on their first command (snapshot + log tail) and passivate
+  when idle longer than ``app_idle_timeout_s`` or when more than
+  ``app_host_max_active`` are active (least recently used first). A new
+  activation of an app waits until its previous actor finished passivating.
+- Second sandbox layer: a watchdog thread kills this process when a script
+  overruns its hard deadline, after recording the offending app in
+  ``<data_dir>/hosts/<name>.offender``; the restarted process reports it to
+  the control plane, which quarantines an app that does it repeatedly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import msgspec
+
+from picloud.actors.app_actor import AppActor
+from picloud.actors.invoker import Invoker
+from picloud.actors.protocol import Call, Done, Reply, ReplyFrame, failure_of
+from picloud.config import Settings
+from picloud.domain.commands import Deactivate
+from picloud.errors import NotFound, PiCloudError
+from picloud.hosting.channel import ChannelServerProtocol
+from picloud.scripting import AppInfo, CurrentInvocation, ScriptLimits, Watchdog
+from picloud.store import CommitSignals, Database, relay_commit_signals
+
+__all__ = ["AppHost", "Offender", "read_offender"]
+
+log = logging.getLogger(__name__)
+
+
+class Offender(msgspec.Struct, frozen=True):
+    """The invocation that was running when the watchdog killed the host."""
+
+    app_id: str
+    invocation_id: str
+    at: float
+
+
+def offender_path(settings: Settings, host_name: str) -> Path:
+    return settings.data_path / "hosts" / f"{host_name}.offender"
+
+
+def read_offender(settings: Settings, host_name: str) -> Offender | None:
+    """Take (read and remove) the record a killed predecessor left behind."""
+    path = offender_path(settings, host_name)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    path.unlink(missing_ok=True)
+    try:
+        return msgspec.json.decode(data, type=Offender)
+    except msgspec.DecodeError:
+        return None
+
+
+class AppHost:
+    """Hosts apps in this process; see the module docstring."""
+
+    def __init__(self, name: str, settings: Settings, dsn: str) -> None:
+        self.name = name
+        self._settings = settings
+        self._dsn = dsn
+        self._limits = ScriptLimits.from_settings(settings)
+        self._actors: OrderedDict[str, AppActor] = OrderedDict()
+        self._activating: dict[str, asyncio.Task[AppActor]] = {}
+        self._closing: dict[str, asyncio.Task[None]] = {}
+        self._db: Database | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watchdog = Watchdog(self._record_offender)
+        self.address: tuple[str, int] | None = None
+
+    async def start(self, bind_host: str = "127.0.0.1") -> tuple[str, int]:
+        signals = CommitSignals()
+        self._db = await Database.open(
+            self._dsn, self._settings, signals=signals, min_size=1
+        )
+        self._tasks.append(asyncio.create_task(self._announce(signals)))
+        self._tasks.append(asyncio.create_task(self._sweep_idle()))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ChannelServerProtocol(self.dispatch), bind_host, 0
+        )
+        port = self._server.sockets[0].getsockname()[1]
+        self.address = (bind_host, port)
+        self._watchdog.start()
+        log.info(
+            "app host %s serving on %s:%d (pid %d)",
+            self.name,
+            bind_host,
+            port,
+            os.getpid(),
+        )
+        return self.address
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for app_id in list(self._actors):
+            self._passivate(app_id)
+        await asyncio.gather(*self._closing.values(), return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._watchdog.stop()
+        if self._db is not None:
+            await self._db.close()
+
+    async def _announce(self, signals: CommitSignals) -> None:
+        async with relay_commit_signals(signals, self._dsn, listen=False):
+            await asyncio.Event().wait()
+
+    # -- calls ----------------------------------------------------------------------
+
+    def dispatch(self, call: Call, respond: Callable[[ReplyFrame], None]) -> None:
+        """Route one call to its app's actor; ``respond`` gets the reply."""
+
+        def reply(future: asyncio.Future[Reply]) -> None:
+            respond(ReplyFrame(call.id, future.result()))
+
+        if isinstance(call.command, Deactivate):
+            self._passivate(call.app_id)
+            respond(ReplyFrame(call.id, Done()))
+            return
+        actor = self._actors.get(call.app_id)
+        if actor is not None and actor.gone:
+            self._passivate(call.app_id)
+            actor = None
+        if actor is not None:
+            self._actors.move_to_end(call.app_id)
+            actor.submit(call.command, call.timeout_ms / 1000).add_done_callback(reply)
+            return
+        self._later(self._submit_after_activation(call), reply)
+
+    def _later(
+        self, work: Awaitable[Reply], reply: Callable[[asyncio.Future[Reply]], None]
+    ) -> None:
+        asyncio.ensure_future(work).add_done_callback(reply)
+
+    async def _submit_after_activation(self, call: Call) -> Reply:
+        try:
+            actor = await self.actor(call.app_id)
+        except PiCloudError as e:
+            return failure_of(e)
+        return await actor.submit(call.command, call.timeout_ms / 1000)
+
+    async def actor(self, app_id: str) -> AppActor:
+        """The app's active actor, activating it if needed."""
+        actor = self._actors.get(app_id)
+        if actor is not None:
+            return actor
+        task = self._activating.get(app_id)
+        if task is None:
+            task = asyncio.create_task(self._activate(app_id))
+            self._activating[app_id] = task
+            task.add_done_callback(lambda _t: self._activating.pop(app_id, None))
+        return await asyncio.shield(task)
+
+    async def _activate(self, app_id: str) -> AppActor:
+        assert self._db is not None  # noqa: S101  # start() ran
+        closing = self._closing.get(app_id)
+        if closing is not None:
+            await closing
+        store = self._db.app(app_id)
+        record = await store.app()
+        if record is None or record.id != app_id:
+            raise NotFound(f"no app {app_id!r}")
+        app = AppInfo(id=record.id, slug=record.slug, name=record.name)
+        invoker = Invoker(
+            app,
+            self._limits,
+            cache_size=self._settings.script_cache_size,
+            module_cache_size=self._settings.module_cache_size,
+        )
+        actor = AppActor(app, store=store, settings=self._settings, invoker=invoker)
+        await actor.activate()
+        self._watchdog.watch(actor.runtime)
+        self._actors[app_id] = actor
+        while len(self._actors) > self._settings.app_host_max_active:
+            self._passivate(next(iter(self._actors)))
+        return actor
+
+    # -- passivation ------------------------------------------------------------------
+
+    def _passivate(self, app_id: str) -> None:
+        actor = self._actors.pop(app_id, None)
+        if actor is None:
+            return
+        self._watchdog.unwatch(actor.runtime)
+        task = asyncio.create_task(actor.close())
+        self._closing[app_id] = task
+        task.add_done_callback(lambda _t: self._closing.pop(app_id, None))
+
+    async def _sweep_idle(self) -> None:
+        timeout = self._settings.app_idle_timeout_s
+        while True:
+            await asyncio.sleep(min(30.0, timeout / 2))
+            idle_since = time.monotonic() - timeout
+            for app_id, actor in list(self._actors.items()):
+                if actor.last_used < idle_since:
+                    self._passivate(app_id)
+
+    # -- the second sandbox layer -----------------------------------------------------
+
+    def _record_offender(self, current: CurrentInvocation) -> None:
+        """Runs on the watchdog thread just before the kill: record, durably."""
+        path = offender_path(self._settings, self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = Offender(current.app_id, current.invocation_id, time.time())
+        with open(path, "wb") as f:  # fsync needs the file object
+            f.write(msgspec.json.encode(record))
+            f.flush()
+            os.fsync(f.fileno())
+        log.error(
+            "app %s overran its hard deadline in %s; killing host %s",
+            current.app_id,
+            current.invocation_id,
+            self.name,
+        )
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "pid": os.getpid(),
+            "active_apps": list(self._actors),
+        }

@@ -1,0 +1,119 @@
+"""The ControlPlane hosted as a named, detached Ray actor.
+
+Delivery: at most once per call; the caller retries with the same idempotency
+key, and the plane answers a repeated key with its first result. Ordering: one
+command at a time, in arrival order (the plane's lock). Restarts: Ray restarts
+the actor (``max_restarts=-1``); it reloads the system stream on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, TypeVar
+
+import ray
+
+from picloud.actors.control_plane import ControlPlane
+from picloud.actors.protocol import Failure, guarded
+from picloud.config import Settings
+from picloud.domain.system import Answer, SystemCommand, answer
+from picloud.errors import ActorError
+from picloud.events import EventMeta
+from picloud.hosting.remote import call_remote
+from picloud.store import CommitSignals, Database, relay_commit_signals
+
+__all__ = ["CONTROL_PLANE_NAME", "ControlPlaneClient", "start_control_plane"]
+
+CONTROL_PLANE_NAME = "picloud-control-plane"
+T = TypeVar("T")
+
+
+class _ControlPlaneActor:
+    def __init__(self, settings: Settings, dsn: str) -> None:
+        self._settings = settings
+        self._dsn = dsn
+        self._plane: ControlPlane | None = None
+        self._starting = asyncio.Lock()
+        self._bridge: asyncio.Task[None] | None = None
+
+    async def _ready(self) -> ControlPlane:
+        async with self._starting:
+            if self._plane is None:
+                signals = CommitSignals()
+                db = await Database.open(
+                    self._dsn, self._settings, signals=signals, min_size=1, max_size=4
+                )
+                self._bridge = asyncio.create_task(self._announce(signals))
+                plane = ControlPlane(db.log)
+                await plane.catch_up()
+                self._plane = plane
+            return self._plane
+
+    async def _announce(self, signals: CommitSignals) -> None:
+        async with relay_commit_signals(signals, self._dsn, listen=False):
+            await asyncio.Event().wait()
+
+    async def execute(
+        self, command: SystemCommand, meta: EventMeta
+    ) -> Answer | Failure:
+        async def work() -> Answer:
+            plane = await self._ready()
+            recorded = await plane.execute(command, meta)
+            return answer(plane.state, command, recorded)
+
+        return await guarded(work)
+
+    async def ping(self) -> int:
+        await self._ready()
+        return os.getpid()
+
+
+_RemoteControlPlane: Any = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)(
+    _ControlPlaneActor
+)
+
+
+def start_control_plane(settings: Settings, dsn: str) -> Any:
+    """Create the control-plane actor, or join the running one of the namespace."""
+    return _RemoteControlPlane.options(
+        name=CONTROL_PLANE_NAME,
+        namespace=settings.ray_namespace,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote(settings, dsn)
+
+
+class ControlPlaneClient:
+    """The front door's handle on the control plane, with Ray's errors translated."""
+
+    def __init__(self, handle: Any, *, timeout: float = 30.0) -> None:
+        self.handle = handle
+        self._timeout = timeout
+
+    async def execute(self, command: SystemCommand, meta: EventMeta) -> Answer:
+        """Run ``command``; the answer is the changed thing now (None for deletes)."""
+        result: Answer = await call_remote(
+            self.handle.execute.remote(command, meta),
+            what=f"control plane {type(command).__name__}",
+            seconds=self._timeout,
+        )
+        return result
+
+    async def execute_as(
+        self, kind: type[T], command: SystemCommand, meta: EventMeta
+    ) -> T:
+        """:meth:`execute` for a command whose answer is a ``kind``."""
+        result = await self.execute(command, meta)
+        if not isinstance(result, kind):
+            raise ActorError(
+                f"control plane answered {type(result).__name__} to "
+                f"{type(command).__name__}, not {kind.__name__}"
+            )
+        return result
+
+    async def ping(self, seconds: float = 5.0) -> int:
+        pid: int = await call_remote(
+            self.handle.ping.remote(), what="control plane ping", seconds=seconds
+        )
+        return pid

@@ -1,0 +1,31 @@
+"""Reads of the ``apps`` projection."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from picloud.domain.records import AppRecord
+from picloud.store._errors import translate_errors
+
+__all__ = ["AppRecord", "get_app", "list_apps"]
+
+
+async def get_app(
+    db: asyncpg.Pool | asyncpg.Connection, id_or_slug: str
+) -> AppRecord | None:
+    """The app with this id, else the one with this slug."""
+    with translate_errors("get app"):
+        row = await db.fetchrow(
+            "SELECT id, slug, name, created_at, updated_at FROM apps"
+            " WHERE id = $1 OR slug = $1 ORDER BY id = $1 DESC LIMIT 1",
+            id_or_slug,
+        )
+    return None if row is None else AppRecord(**dict(row))
+
+
+async def list_apps(db: asyncpg.Pool | asyncpg.Connection) -> list[AppRecord]:
+    with translate_errors("list apps"):
+        rows = await db.fetch(
+            "SELECT id, slug, name, created_at, updated_at FROM apps ORDER BY slug"
+        )
+    return [AppRecord(**dict(row)) for row in rows]

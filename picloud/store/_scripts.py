@@ -1,0 +1,63 @@
+"""Reads of the scripts and routes projections, and their API shapes."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from picloud.domain.records import RouteRecord, ScriptRecord
+from picloud.store._errors import translate_errors
+
+__all__ = [
+    "get_route",
+    "get_script",
+    "list_routes",
+    "list_scripts",
+]
+
+
+# used_by: the other scripts of the app that require a module by its name
+# (an endpoint is never imported: require only finds modules).
+_SCRIPT = """
+SELECT s.id, s.app_id, s.name, s.kind, s.version, s.source, s.created_at, s.updated_at,
+       ARRAY(SELECT i.module_name FROM script_imports i
+             WHERE i.script_id = s.id ORDER BY i.module_name COLLATE "C") AS imports,
+       CASE WHEN s.kind = 'module' THEN
+         ARRAY(SELECT u.name FROM script_imports i JOIN scripts u ON u.id = i.script_id
+               WHERE i.app_id = s.app_id AND i.module_name = s.name AND u.id <> s.id
+               ORDER BY u.name COLLATE "C")
+       ELSE '{}'::text[] END AS used_by
+FROM scripts s
+"""
+
+
+def _script(row: asyncpg.Record) -> ScriptRecord:
+    return ScriptRecord(**dict(row))
+
+
+async def get_script(db: asyncpg.Pool, script_id: str) -> ScriptRecord | None:
+    with translate_errors("get script"):
+        row = await db.fetchrow(_SCRIPT + " WHERE s.id = $1", script_id)
+    return None if row is None else _script(row)
+
+
+async def list_scripts(db: asyncpg.Pool, app_id: str) -> list[ScriptRecord]:
+    with translate_errors("list scripts"):
+        rows = await db.fetch(_SCRIPT + " WHERE s.app_id = $1 ORDER BY s.name", app_id)
+    return [_script(row) for row in rows]
+
+
+_ROUTE = "SELECT id, app_id, script_id, method, path, dispatch_mode FROM routes"
+
+
+async def get_route(db: asyncpg.Pool, route_id: str) -> RouteRecord | None:
+    with translate_errors("get route"):
+        row = await db.fetchrow(_ROUTE + " WHERE id = $1", route_id)
+    return None if row is None else RouteRecord(**dict(row))
+
+
+async def list_routes(db: asyncpg.Pool, app_id: str) -> list[RouteRecord]:
+    with translate_errors("list routes"):
+        rows = await db.fetch(
+            _ROUTE + " WHERE app_id = $1 ORDER BY path, method", app_id
+        )
+    return [RouteRecord(**dict(row)) for row in rows]

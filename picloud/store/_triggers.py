@@ -1,0 +1,185 @@
+"""Reads of the triggers and dead letters projections, and of the work the
+scheduler and the retention sweeps must hand to apps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from picloud.domain.records import DeadLetterRecord, TriggerRecord
+from picloud.store._errors import translate_errors
+
+__all__ = [
+    "due_wakeups",
+    "expired_abandoned",
+    "expired_dead_letters",
+    "get_dead_letter",
+    "get_trigger",
+    "list_dead_letters",
+    "list_triggers",
+    "open_dead_letter_counts",
+    "present",
+    "set_wakeup",
+]
+
+
+_TRIGGER = (
+    "SELECT id, app_id, kind, script_id, ops, collection, capabilities, created_at"
+    " FROM triggers"
+)
+_LETTER = """
+SELECT id, app_id, source, script_id, trigger_id, route_id, event, request, error,
+       attempts, depth, resolution, resolved_by, resolved_at, first_attempt_at,
+       created_at, position
+FROM dead_letters
+"""
+
+
+def _letter(row: Any) -> DeadLetterRecord:
+    values = dict(row)
+    values.pop("position", None)
+    values["event"] = msgspec.Raw(values["event"])
+    if values["request"] is not None:
+        values["request"] = msgspec.Raw(values["request"])
+    return DeadLetterRecord(**values)
+
+
+async def list_triggers(db: asyncpg.Pool, app_id: str) -> list[TriggerRecord]:
+    with translate_errors("list triggers"):
+        rows = await db.fetch(
+            _TRIGGER + " WHERE app_id = $1 ORDER BY created_at", app_id
+        )
+    return [TriggerRecord(**dict(r)) for r in rows]
+
+
+async def get_trigger(db: asyncpg.Pool, trigger_id: str) -> TriggerRecord | None:
+    with translate_errors("get trigger"):
+        row = await db.fetchrow(_TRIGGER + " WHERE id = $1", trigger_id)
+    return None if row is None else TriggerRecord(**dict(row))
+
+
+async def get_dead_letter(
+    db: asyncpg.Pool | asyncpg.Connection, app_id: str, dead_letter_id: str
+) -> DeadLetterRecord | None:
+    with translate_errors("get dead letter"):
+        row = await db.fetchrow(
+            _LETTER + " WHERE app_id = $1 AND id = $2", app_id, dead_letter_id
+        )
+    return None if row is None else _letter(row)
+
+
+async def list_dead_letters(
+    db: asyncpg.Pool,
+    app_id: str,
+    *,
+    resolved: bool | None,
+    before: int | None,
+    limit: int,
+) -> tuple[list[DeadLetterRecord], int | None]:
+    """Newest first; ``resolved`` filters on resolution = 'resolved'."""
+    with translate_errors("list dead letters"):
+        rows = await db.fetch(
+            _LETTER + " WHERE app_id = $1"
+            " AND ($2::boolean IS NULL"
+            "      OR (resolution IS NOT DISTINCT FROM 'resolved') = $2)"
+            " AND ($3::bigint IS NULL OR position < $3)"
+            " ORDER BY position DESC LIMIT $4",
+            app_id,
+            resolved,
+            before,
+            limit + 1,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_letter(r) for r in rows], (rows[-1]["position"] if more else None)
+
+
+async def open_dead_letter_counts(db: asyncpg.Pool) -> dict[str, int]:
+    """Unresolved dead letters per app (the dashboard's badges)."""
+    with translate_errors("count dead letters"):
+        rows = await db.fetch(
+            "SELECT app_id, count(*) AS n FROM dead_letters"
+            " WHERE resolution IS DISTINCT FROM 'resolved' GROUP BY app_id"
+        )
+    return {r["app_id"]: r["n"] for r in rows}
+
+
+async def due_wakeups(db: asyncpg.Pool, limit: int = 1000) -> list[str]:
+    """Apps with deliveries due now (for the scheduler to wake)."""
+    with translate_errors("due wakeups"):
+        rows = await db.fetch(
+            "SELECT app_id FROM app_wakeups WHERE due_at <= now()"
+            " ORDER BY due_at LIMIT $1",
+            limit,
+        )
+    return [r["app_id"] for r in rows]
+
+
+async def expired_dead_letters(
+    db: asyncpg.Pool, older_than: datetime, limit: int = 500
+) -> dict[str, list[str]]:
+    with translate_errors("expired dead letters"):
+        rows = await db.fetch(
+            "SELECT app_id, id FROM dead_letters WHERE created_at < $1"
+            " ORDER BY created_at LIMIT $2",
+            older_than,
+            limit,
+        )
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        found.setdefault(r["app_id"], []).append(r["id"])
+    return found
+
+
+async def expired_abandoned(
+    db: asyncpg.Pool, older_than: datetime, limit: int = 500
+) -> dict[str, list[str]]:
+    with translate_errors("expired abandoned executions"):
+        rows = await db.fetch(
+            "SELECT app_id, execution_id FROM abandoned_executions"
+            " WHERE abandoned_at < $1 ORDER BY abandoned_at LIMIT $2",
+            older_than,
+            limit,
+        )
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        found.setdefault(r["app_id"], []).append(r["execution_id"])
+    return found
+
+
+async def present(
+    db: asyncpg.Pool, app_id: str, *, dead_letters: list[str], abandoned: list[str]
+) -> tuple[list[str], list[str]]:
+    """Which of these dead letters and abandoned executions still exist."""
+    with translate_errors("retention check"):
+        letters = await db.fetch(
+            "SELECT id FROM dead_letters WHERE app_id = $1 AND id = ANY($2)",
+            app_id,
+            dead_letters,
+        )
+        executions = await db.fetch(
+            "SELECT execution_id FROM abandoned_executions"
+            " WHERE app_id = $1 AND execution_id = ANY($2)",
+            app_id,
+            abandoned,
+        )
+    return [r[0] for r in letters], [r[0] for r in executions]
+
+
+async def set_wakeup(
+    conn: asyncpg.Pool | asyncpg.Connection, app_id: str, due: datetime | None
+) -> None:
+    """Record when the app must next be awake for its deliveries (None: never)."""
+    with translate_errors("set wakeup"):
+        if due is None:
+            await conn.execute("DELETE FROM app_wakeups WHERE app_id = $1", app_id)
+        else:
+            await conn.execute(
+                "INSERT INTO app_wakeups (app_id, due_at) VALUES ($1, $2)"
+                " ON CONFLICT (app_id) DO UPDATE SET due_at = $2",
+                app_id,
+                due,
+            )
