@@ -7,17 +7,16 @@ import pytest
 from picloud.domain.access import (
     ALL_CAPABILITIES,
     SCRIPT_DEFAULT,
-    SDK_NEEDS,
     Capability,
     KeyGrant,
     Principal,
     Role,
     Scope,
     capabilities,
-    check_sdk_call,
     parse_scopes,
     script_capabilities,
 )
+from picloud.domain.sdk_ops import SDK_NEEDS, check_sdk_call
 from picloud.errors import InvalidInput, SdkCallError
 
 C = Capability

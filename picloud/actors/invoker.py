@@ -18,6 +18,7 @@ import msgspec
 
 from picloud.actors.protocol import HttpReply
 from picloud.domain.commands import Invoke
+from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptError
 from picloud.events import Event, utcnow
 from picloud.events.app import (
@@ -93,7 +94,9 @@ class Invoker:
         module_cache_size: int = 512,
     ) -> None:
         self.app = app
-        self.runtime = AppRuntime(app.id, limits, module_cache_size=module_cache_size)
+        self.runtime = AppRuntime(
+            app.id, limits, module_cache_size=module_cache_size, sdk=SDK
+        )
         self._cache_size = cache_size
         self._compiled: OrderedDict[str, tuple[int, CompiledScript]] = OrderedDict()
         self._checked: set[tuple[str, int]] = set()

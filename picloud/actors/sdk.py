@@ -23,10 +23,11 @@ import msgspec
 from picloud.actors.app_data import AppData, KvIntent, Staged
 from picloud.actors.sdk_dead_letters import DeadLetterOps
 from picloud.config import Settings
-from picloud.domain.access import Capability, check_sdk_call
+from picloud.domain.access import Capability
 from picloud.domain.names import check_collection
 from picloud.domain.paging import decode_cursor
 from picloud.domain.sdk_args import limit_of, options, page_of
+from picloud.domain.sdk_ops import check_sdk_call
 from picloud.errors import InvalidInput, SdkCallError
 from picloud.events import utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
@@ -54,26 +55,6 @@ def envelope(row: DocRow) -> dict[str, Any]:
     }
 
 
-_OPS = {
-    "kv.get": "_kv_get",
-    "kv.set": "_kv_set",
-    "kv.has": "_kv_has",
-    "kv.delete": "_kv_delete",
-    "kv.list": "_kv_list",
-    "docs.create": "_doc_create",
-    "docs.get": "_doc_get",
-    "docs.update": "_doc_update",
-    "docs.delete": "_doc_delete",
-    "docs.find": "_doc_find",
-    "docs.find_one": "_doc_find_one",
-    "docs.list": "_doc_list",
-    "dead_letters.list": "list_letters",
-    "dead_letters.replay": "replay",
-    "dead_letters.resolve": "resolve",
-}
-"""SDK operation → the method that performs it (checked by access.SDK_NEEDS first)."""
-
-
 class DataAccess:
     """One invocation's view of its app's data; an :class:`SdkHandler`."""
 
@@ -86,18 +67,13 @@ class DataAccess:
         self.staged = Staged()
 
     async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue:
-        check_sdk_call(self._granted, op)
-        name = _OPS.get(op)
-        if name is None:
-            raise SdkCallError(f"{op} is not available yet")
-        # Bound per call, not per invocation: most invocations make no SDK call.
-        owner: object = self
-        if op.startswith("dead_letters."):
-            owner = DeadLetterOps(self._data, self.staged)
-        handler: Callable[[list[Any]], Awaitable[JSONValue]] = getattr(owner, name)
+        """Run SDK operation ``op`` (domain.sdk_ops) with its Lua arguments."""
+        handler: Callable[[list[Any]], Awaitable[JSONValue]] = getattr(
+            self, check_sdk_call(self._granted, op).handler
+        )
         try:
             return await handler(args)
-        except InvalidInput as e:  # a malformed filter: the script's mistake
+        except InvalidInput as e:  # a malformed name or filter: the script's mistake
             raise SdkCallError(e.message) from None
 
     # -- KV -------------------------------------------------------------------------
@@ -118,14 +94,14 @@ class DataAccess:
             return self.staged.kv[k]
         return await self._data.kv_read(*k)
 
-    async def _kv_get(self, args: list[Any]) -> JSONValue:
+    async def kv_get(self, args: list[Any]) -> JSONValue:
         value = await self._kv_value(self._key(args))
         return None if value is None else _decode(value)
 
-    async def _kv_has(self, args: list[Any]) -> JSONValue:
+    async def kv_has(self, args: list[Any]) -> JSONValue:
         return await self._kv_value(self._key(args)) is not None
 
-    async def _kv_set(self, args: list[Any]) -> JSONValue:
+    async def kv_set(self, args: list[Any]) -> JSONValue:
         k = self._key(args)
         if len(args) < 3 or args[2] is None:
             raise SdkCallError("kv set needs a value, not nil or null (use delete)")
@@ -142,7 +118,7 @@ class DataAccess:
         self.staged.kv[k] = value
         return None
 
-    async def _kv_delete(self, args: list[Any]) -> JSONValue:
+    async def kv_delete(self, args: list[Any]) -> JSONValue:
         k = self._key(args)
         prev = await self._kv_value(k)
         if prev is None:
@@ -159,7 +135,7 @@ class DataAccess:
         self.staged.kv[k] = None
         return True
 
-    async def _kv_list(self, args: list[Any]) -> JSONValue:
+    async def kv_list(self, args: list[Any]) -> JSONValue:
         collection = check_collection(args[0] if args else None)
         opts = options(args, 1, {"prefix", "cursor", "limit"})
         prefix = opts.get("prefix") or ""
@@ -208,7 +184,7 @@ class DataAccess:
         self._check_size(value)
         return value
 
-    async def _doc_create(self, args: list[Any]) -> JSONValue:
+    async def doc_create(self, args: list[Any]) -> JSONValue:
         collection = check_collection(args[0] if args else None)
         data = self._data_arg(args, 1)
         now = utcnow()
@@ -225,11 +201,11 @@ class DataAccess:
         self.staged.docs[collection, row.id] = row
         return envelope(row)
 
-    async def _doc_get(self, args: list[Any]) -> JSONValue:
+    async def doc_get(self, args: list[Any]) -> JSONValue:
         row = await self._doc(self._doc_key(args))
         return None if row is None else envelope(row)
 
-    async def _doc_update(self, args: list[Any]) -> JSONValue:
+    async def doc_update(self, args: list[Any]) -> JSONValue:
         d = self._doc_key(args)
         data = self._data_arg(args, 2)
         old = await self._doc(d)
@@ -250,7 +226,7 @@ class DataAccess:
         self.staged.docs[d] = row
         return envelope(row)
 
-    async def _doc_delete(self, args: list[Any]) -> JSONValue:
+    async def doc_delete(self, args: list[Any]) -> JSONValue:
         d = self._doc_key(args)
         old = await self._doc(d)
         if old is None:
@@ -296,14 +272,14 @@ class DataAccess:
         found.sort(key=lambda r: key(r.id, _decode(r.data)))
         return found[: query.limit]
 
-    async def _doc_find(self, args: list[Any]) -> JSONValue:
+    async def doc_find(self, args: list[Any]) -> JSONValue:
         return [envelope(r) for r in await self._find(args, one=False)]
 
-    async def _doc_find_one(self, args: list[Any]) -> JSONValue:
+    async def doc_find_one(self, args: list[Any]) -> JSONValue:
         rows = await self._find(args, one=True)
         return envelope(rows[0]) if rows else None
 
-    async def _doc_list(self, args: list[Any]) -> JSONValue:
+    async def doc_list(self, args: list[Any]) -> JSONValue:
         collection = check_collection(args[0] if args else None)
         opts = options(args, 1, {"cursor", "limit"})
         after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
@@ -326,3 +302,15 @@ class DataAccess:
             raise SdkCallError(
                 f"value is larger than {self._settings.script_max_value_bytes} bytes"
             )
+
+    # -- dead letters ---------------------------------------------------------------
+    # Bound per call, not per invocation: most invocations make no SDK call.
+
+    async def dead_letters_list(self, args: list[Any]) -> JSONValue:
+        return await DeadLetterOps(self._data, self.staged).list_letters(args)
+
+    async def dead_letters_replay(self, args: list[Any]) -> JSONValue:
+        return await DeadLetterOps(self._data, self.staged).replay(args)
+
+    async def dead_letters_resolve(self, args: list[Any]) -> JSONValue:
+        return await DeadLetterOps(self._data, self.staged).resolve(args)

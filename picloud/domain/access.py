@@ -51,7 +51,7 @@ from enum import StrEnum
 
 import msgspec
 
-from picloud.errors import InvalidInput, SdkCallError
+from picloud.errors import InvalidInput
 
 __all__ = [
     "ALL_CAPABILITIES",
@@ -60,14 +60,12 @@ __all__ = [
     "SCOPE_CAPABILITIES",
     "SCRIPT_DEFAULT",
     "SCRIPT_GRANTABLE",
-    "SDK_NEEDS",
     "Capability",
     "KeyGrant",
     "Principal",
     "Role",
     "Scope",
     "capabilities",
-    "check_sdk_call",
     "parse_scopes",
     "script_capabilities",
 ]
@@ -240,25 +238,6 @@ SCRIPT_GRANTABLE = SCRIPT_DEFAULT | {C.DEAD_LETTERS_READ, C.DEAD_LETTERS_MANAGE}
 """What a route's or trigger's configuration may grant a script. Always on the
 invoking app only: the app comes from the invocation, never from the script."""
 
-SDK_NEEDS: dict[str, Capability] = {
-    "kv.get": C.KV_READ,
-    "kv.has": C.KV_READ,
-    "kv.list": C.KV_READ,
-    "kv.set": C.KV_WRITE,
-    "kv.delete": C.KV_WRITE,
-    "docs.get": C.DOCS_READ,
-    "docs.find": C.DOCS_READ,
-    "docs.find_one": C.DOCS_READ,
-    "docs.list": C.DOCS_READ,
-    "docs.create": C.DOCS_WRITE,
-    "docs.update": C.DOCS_WRITE,
-    "docs.delete": C.DOCS_WRITE,
-    "dead_letters.list": C.DEAD_LETTERS_READ,
-    "dead_letters.replay": C.DEAD_LETTERS_MANAGE,
-    "dead_letters.resolve": C.DEAD_LETTERS_MANAGE,
-}
-"""The capability each SDK operation (the scripting layer's ``op`` names) needs."""
-
 
 def script_capabilities(configured: Iterable[str] | None) -> frozenset[Capability]:
     """The capabilities a route's or trigger's configuration gives its script.
@@ -279,20 +258,3 @@ def script_capabilities(configured: Iterable[str] | None) -> frozenset[Capabilit
             raise InvalidInput(f"a script cannot be granted {capability.value!r}")
         granted.add(capability)
     return frozenset(granted)
-
-
-def check_sdk_call(granted: frozenset[Capability], op: str) -> None:
-    """Refuse the SDK operation ``op`` unless ``granted`` holds what it needs.
-
-    Raises:
-        SdkCallError: the script may not call ``op`` (an unknown ``op`` is
-            refused too: the table above is the allow-list).
-    """
-    needed = SDK_NEEDS.get(op)
-    if needed is None:
-        raise SdkCallError(f"{op[:60]} is not an SDK operation")
-    if needed not in granted:
-        raise SdkCallError(
-            f"{op} needs the {needed.value} capability, which this "
-            "script's route or trigger does not grant"
-        )

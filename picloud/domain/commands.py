@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 
 from picloud.events.app import DispatchMode, RequestRecord, ScriptKind
-from picloud.events.triggers import TriggerKind
 
 __all__ = [
     "AddRoute",
@@ -101,7 +100,7 @@ class Wake(_Command, frozen=True, kw_only=True, tag="wake"):
 
 
 class AddTrigger(_Command, frozen=True, kw_only=True, tag="add_trigger"):
-    kind: TriggerKind
+    kind: str
     script_id: str
     ops: list[str] = []
     collection: str | None = None

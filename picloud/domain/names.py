@@ -49,6 +49,12 @@ class NameRule:
         """The rule as a regular expression (Python, JSON Schema)."""
         return f"^[{self.first}][{self.rest}]{{0,{self.max_length - 1}}}$"
 
+    @property
+    def lua_pattern(self) -> str:
+        """The rule as a Lua pattern, its length checked apart (``%-`` is a
+        literal hyphen in a Lua class)."""
+        return f"^[{_lua(self.first)}][{_lua(self.rest)}]*$"
+
     def check(self, value: object, *, given: object = None) -> str:
         """``value`` if it follows the rule; the error quotes ``given`` (what
         the caller wrote, before normalising) or ``value``."""
@@ -56,6 +62,11 @@ class NameRule:
             shown = str(value if given is None else given)[:80]
             raise InvalidInput(f"invalid {self.what} {shown!r}: {self.explained}")
         return value
+
+
+def _lua(chars: str) -> str:
+    # A trailing "-" is a literal hyphen in both; Lua wants it escaped.
+    return chars[:-1] + "%-" if chars.endswith("-") else chars
 
 
 COLLECTION = NameRule(

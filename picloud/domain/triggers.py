@@ -13,15 +13,10 @@ from picloud.errors import InvalidInput, NotFound
 from picloud.events import Event, utcnow
 from picloud.events.app_state import AppState
 from picloud.events.pending import TriggerInfo
+from picloud.events.trigger_kinds import TRIGGER_KINDS, trigger_kind
 from picloud.events.triggers import TriggerAdded, TriggerRemoved
 
-__all__ = ["OPS", "decide_add_trigger", "decide_remove_trigger", "trigger_record"]
-
-OPS = {
-    "kv": ("set", "delete"),
-    "docs": ("create", "update", "delete"),
-    "dead_letter": (),
-}
+__all__ = ["decide_add_trigger", "decide_remove_trigger", "trigger_record"]
 
 
 def decide_add_trigger(state: AppState, command: AddTrigger) -> list[Event]:
@@ -32,16 +27,19 @@ def decide_add_trigger(state: AppState, command: AddTrigger) -> list[Event]:
         raise InvalidInput(
             f"script {script.name!r} is a module; triggers can only run endpoints"
         )
-    allowed = OPS[command.kind]
-    unknown = sorted(set(command.ops) - set(allowed))
+    kind = trigger_kind(command.kind)
+    if kind is None:
+        known = ", ".join(TRIGGER_KINDS)
+        raise InvalidInput(f"unknown trigger kind {command.kind[:40]!r} ({known})")
+    unknown = sorted(set(command.ops) - set(kind.ops))
     if unknown:
-        known = ", ".join(allowed) or "none: a dead-letter trigger takes no ops"
+        known = ", ".join(kind.ops) or f"none: a {kind.name} trigger takes no ops"
         raise InvalidInput(
-            f"unknown op {unknown[0]!r} for a {command.kind} trigger ({known})"
+            f"unknown op {unknown[0]!r} for a {kind.name} trigger ({known})"
         )
     if command.collection is not None:
-        if command.kind == "dead_letter":
-            raise InvalidInput("a dead-letter trigger takes no collection")
+        if not kind.takes_collection:
+            raise InvalidInput(f"a {kind.name} trigger takes no collection")
         check_collection(command.collection)
     script_capabilities(command.capabilities)  # refuse a bad grant now, not at run time
     return [

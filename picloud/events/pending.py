@@ -1,17 +1,17 @@
 """Pending deliveries, derived from the log (pure).
 
 ``evolve_deliveries`` folds committed events into the set of deliveries not
-yet finished: a data event adds one per matching trigger, an accepted async
-request adds one, a new dead letter adds one per dead-letter trigger; the
-outcome events of a run (success, retry, skip, dead letter) finish or move
-them. Because the set is a function of the log, a crash can never lose a
-delivery: after a restart the same fold finds what is still pending.
+yet finished: an event some trigger kind follows (a data write, a new dead
+letter: :mod:`picloud.events.trigger_kinds`) adds one per trigger that takes
+it, an accepted async request adds one; the outcome events of a run
+(success, retry, skip, dead letter) finish or move them. Because the set is
+a function of the log, a crash can never lose a delivery: after a restart the
+same fold finds what is still pending.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
 from pyrsistent import PClass, field, pset
@@ -20,16 +20,11 @@ from pyrsistent.typing import PMap, PSet
 from picloud.events._base import RecordedEvent
 from picloud.events.app import (
     JSON_NULL,
-    DataEvent,
-    DocCreated,
-    DocDeleted,
-    DocUpdated,
     InvocationAccepted,
     InvocationRecorded,
-    KvDeleted,
-    KvSet,
     RequestRecord,
 )
+from picloud.events.trigger_kinds import Firing, firing_of
 from picloud.events.triggers import (
     DeadLettered,
     DeadLetterHandlerFailed,
@@ -43,7 +38,6 @@ __all__ = [
     "Deliveries",
     "Delivery",
     "TriggerInfo",
-    "ctx_event",
     "evolve_deliveries",
     "trigger_info",
 ]
@@ -105,52 +99,6 @@ def trigger_info(event: TriggerAdded) -> TriggerInfo:
     )
 
 
-_encode = msgspec.json.encode
-
-
-def ctx_event(event: DataEvent) -> tuple[str, str, str, bytes]:
-    """(source, op, collection, ``ctx.event`` JSON) of a data event (SPEC.md §4)."""
-    body: dict[str, Any]
-    match event:
-        case KvSet():
-            source, op = "kv", "set"
-            body = {"key": event.key, "value": event.value}
-            if event.prev != JSON_NULL:
-                body["prev_value"] = event.prev
-        case KvDeleted():
-            source, op = "kv", "delete"
-            body = {"key": event.key, "prev_value": event.prev}
-        case DocCreated():
-            source, op = "docs", "create"
-            body = {"id": event.doc_id, "data": event.data}
-        case DocUpdated():
-            source, op = "docs", "update"
-            body = {
-                "id": event.doc_id,
-                "data": event.data,
-                "prev_data": event.prev_data,
-            }
-        case DocDeleted():
-            source, op = "docs", "delete"
-            body = {"id": event.doc_id, "prev_data": event.prev_data}
-    payload = {"source": source, "op": op, "collection": event.collection, **body}
-    return source, op, event.collection, _encode(payload)
-
-
-def _dead_letter_event(event: DeadLettered) -> bytes:
-    letter = {
-        "id": event.dead_letter_id,
-        "source": event.source,
-        "event": event.event,
-        "error": event.error,
-        "attempts": event.attempts,
-        "trigger_id": event.trigger_id,
-        "script_id": event.script_id,
-        "created_at": event.at,
-    }
-    return _encode({"source": "dead_letter", "op": "create", "dead_letter": letter})
-
-
 def _replayed(replay: DeadLetterReplayed, seq: int) -> Delivery:
     """A fresh delivery of a dead letter's original event."""
     return Delivery(
@@ -186,35 +134,38 @@ def evolve_deliveries(
 
 def _touched(recorded: RecordedEvent, triggers: PMap[str, TriggerInfo]) -> list[str]:
     event = recorded.event
+    touched: list[str] = []
     match event:
-        case KvSet() | KvDeleted() | DocCreated() | DocUpdated() | DocDeleted():
-            return [f"{recorded.version}:{t}" for t in triggers]
         case InvocationAccepted():
-            return [f"route:{event.execution_id}"]
-        case DeadLettered():
-            return [
-                event.delivery_id,
-                *(f"dl:{event.dead_letter_id}:{t}" for t in triggers),
-            ]
+            touched.append(f"route:{event.execution_id}")
         case (
             InvocationRecorded(delivery_id=str())
             | RetryScheduled()
             | DeliverySkipped()
             | DeadLetterHandlerFailed()
             | DeadLetterReplayed()
+            | DeadLettered()
         ):
-            return [event.delivery_id]  # type: ignore[list-item]  # str by the pattern
-        case _:
-            return []
+            touched.append(event.delivery_id)  # type: ignore[arg-type]  # str by the pattern
+    firing = firing_of(recorded)
+    if firing is not None:
+        touched += [f"{firing.key}:{t}" for t in triggers]
+    return touched
 
 
 def _evolve(
     deliveries: Deliveries, triggers: PMap[str, TriggerInfo], recorded: RecordedEvent
 ) -> Deliveries:
+    """What the event finishes or moves, then what it fires (a dead letter
+    does both: it ends its delivery and fires the dead-letter triggers)."""
+    deliveries = _outcome(deliveries, recorded)
+    firing = firing_of(recorded)
+    return deliveries if firing is None else _fire(deliveries, triggers, firing)
+
+
+def _outcome(deliveries: Deliveries, recorded: RecordedEvent) -> Deliveries:
     event = recorded.event
     match event:
-        case KvSet() | KvDeleted() | DocCreated() | DocUpdated() | DocDeleted():
-            return _for_data(deliveries, triggers, recorded, event)
         case InvocationAccepted():
             return deliveries.set(
                 f"route:{event.execution_id}",
@@ -239,67 +190,33 @@ def _evolve(
                 pending, attempt=event.attempt, due_at=event.due_at
             )
             return deliveries.set(event.delivery_id, moved)
-        case DeliverySkipped() | DeadLetterHandlerFailed():
+        case DeliverySkipped() | DeadLetterHandlerFailed() | DeadLettered():
             return deliveries.discard(event.delivery_id)
-        case DeadLettered():
-            return _for_dead_letter(
-                deliveries.discard(event.delivery_id), triggers, event, recorded.version
-            )
         case DeadLetterReplayed():
             return deliveries.set(event.delivery_id, _replayed(event, recorded.version))
         case _:
             return deliveries
 
 
-def _for_data(
-    deliveries: Deliveries,
-    triggers: PMap[str, TriggerInfo],
-    recorded: RecordedEvent,
-    event: DataEvent,
+def _fire(
+    deliveries: Deliveries, triggers: PMap[str, TriggerInfo], firing: Firing
 ) -> Deliveries:
-    source, op, collection, payload = ctx_event(event)
+    """A delivery for each trigger that takes the firing."""
     for trigger in triggers.values():
-        if trigger.takes(source, op, collection):
-            delivery_id = f"{recorded.version}:{trigger.id}"
+        if trigger.takes(firing.kind, firing.op, firing.collection):
+            delivery_id = f"{firing.key}:{trigger.id}"
             deliveries = deliveries.set(
                 delivery_id,
                 Delivery(
                     id=delivery_id,
-                    seq=recorded.version,
-                    source=source,
+                    seq=firing.seq,
+                    source=firing.kind,
                     script_id=trigger.script_id,
                     trigger_id=trigger.id,
-                    event=msgspec.Raw(payload),
-                    depth=recorded.meta.trigger_depth + 1,
-                    first_attempt_at=recorded.recorded_at,
-                    capabilities=trigger.capabilities,
-                ),
-            )
-    return deliveries
-
-
-def _for_dead_letter(
-    deliveries: Deliveries,
-    triggers: PMap[str, TriggerInfo],
-    event: DeadLettered,
-    seq: int,
-) -> Deliveries:
-    payload = msgspec.Raw(_dead_letter_event(event))
-    for trigger in triggers.values():
-        if trigger.takes("dead_letter", "create", None):
-            delivery_id = f"dl:{event.dead_letter_id}:{trigger.id}"
-            deliveries = deliveries.set(
-                delivery_id,
-                Delivery(
-                    id=delivery_id,
-                    seq=seq,
-                    source="dead_letter",
-                    script_id=trigger.script_id,
-                    trigger_id=trigger.id,
-                    event=payload,
-                    depth=event.depth + 1,
-                    first_attempt_at=event.at,
-                    dead_letter_id=event.dead_letter_id,
+                    event=msgspec.Raw(firing.event),
+                    depth=firing.depth,
+                    first_attempt_at=firing.first_attempt_at,
+                    dead_letter_id=firing.dead_letter_id,
                     capabilities=trigger.capabilities,
                 ),
             )

@@ -10,7 +10,6 @@ lose its delivery. These events record what happened to a delivery.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import msgspec
 
@@ -27,11 +26,8 @@ __all__ = [
     "RetryScheduled",
     "TriggerAdded",
     "TriggerEvent",
-    "TriggerKind",
     "TriggerRemoved",
 ]
-
-TriggerKind = Literal["kv", "docs", "dead_letter"]
 
 
 class TriggerAdded(Event, frozen=True, tag="trigger.added.v1"):
@@ -40,7 +36,8 @@ class TriggerAdded(Event, frozen=True, tag="trigger.added.v1"):
 
     app_id: str
     trigger_id: str
-    kind: TriggerKind
+    kind: str
+    """A name in :data:`picloud.events.trigger_kinds.TRIGGER_KINDS`."""
     script_id: str
     ops: list[str] = []
     collection: str | None = None

@@ -16,7 +16,7 @@ from picloud.domain.commands import (
 )
 from picloud.domain.records import DeadLetterRecord, TriggerRecord
 from picloud.errors import InvalidInput, NotFound
-from picloud.events.triggers import TriggerKind
+from picloud.events.trigger_kinds import TRIGGER_KINDS, TriggerKind
 from picloud.http.admin_apps import app_or_404
 from picloud.http.admin_scripts import send
 from picloud.http.api import endpoint
@@ -24,7 +24,6 @@ from picloud.http.state import SERVICES
 
 __all__ = ["CreateTriggerBody", "DeadLetterList", "TriggerList"]
 
-_KINDS: tuple[TriggerKind, ...] = ("kv", "docs", "dead_letter")
 _PAGE = 50
 _MAX_PAGE = 500
 
@@ -62,7 +61,7 @@ def _trigger_endpoint(kind: TriggerKind) -> None:
                 "can only run a script of its own app"
             )
         command = AddTrigger(
-            kind=kind,
+            kind=kind.name,
             script_id=script.id,
             ops=body.ops,
             collection=body.collection,
@@ -70,18 +69,18 @@ def _trigger_endpoint(kind: TriggerKind) -> None:
         )
         return (await send(request, app.id, command)).result
 
-    create_trigger.__name__ = f"create_{kind}_trigger"
+    create_trigger.__name__ = f"create_{kind.name}_trigger"
     endpoint(
         "POST",
-        f"/api/v1/admin/apps/{{app}}/triggers/{kind}",
+        f"/api/v1/admin/apps/{{app}}/triggers/{kind.name}",
         needs=Capability.TRIGGERS_MANAGE,
         answer=TriggerRecord,
         status=201,
-        summary=f"Run a script on the app's {kind.replace('_', ' ')} events",
+        summary=kind.summary,
     )(create_trigger)
 
 
-for _kind in _KINDS:
+for _kind in TRIGGER_KINDS.values():
     _trigger_endpoint(_kind)
 
 

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 from lupa import lua54
 
+from .sdk_spec import NO_SDK, SdkSpec
+
 __all__ = ["LuaError", "LuaMemoryError", "Sandbox", "open_sandbox"]
 
 LuaError = lua54.LuaError
@@ -19,7 +21,7 @@ LuaMemoryError = lua54.LuaMemoryError
 TICK = 2000
 """Instructions between two runs of the hook (time, memory, depth checks)."""
 
-_CHUNKS = ("guards", "bridge", "stdlib", "sdk")
+_CHUNKS = ("guards", "bridge", "stdlib")
 
 
 @functools.cache
@@ -47,10 +49,16 @@ class Sandbox(NamedTuple):
     """core.lua's table ``I`` (for diagnostics; never handed to a script)."""
 
 
-def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> Sandbox:
+def open_sandbox(
+    host: dict[bytes, Callable[..., Any]],
+    *,
+    max_memory: int,
+    sdk: SdkSpec = NO_SDK,
+) -> Sandbox:
     """A new Lua state with the sandbox installed and the real globals gone.
 
-    ``host`` maps names to the Python functions core.lua may call.
+    ``host`` maps names to the Python functions core.lua may call; ``sdk``
+    is what sdk.lua builds the SDK from.
     """
     lua = lua54.LuaRuntime(
         encoding=None,
@@ -75,6 +83,7 @@ def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> S
     internal = chunk("core")(lua.table_from(host), TICK)
     for name in _CHUNKS:
         chunk(name)(internal)
+    chunk("sdk")(internal, _to_lua(lua, sdk.to_lua()))
     return Sandbox(
         lua=lua,
         start=internal[b"start"],
@@ -84,6 +93,17 @@ def open_sandbox(host: dict[bytes, Callable[..., Any]], *, max_memory: int) -> S
         configure=internal[b"configure"],
         internal=internal,
     )
+
+
+def _to_lua(lua: Any, value: object) -> object:
+    """Plain data as Lua tables, strings as bytes (the runtime has no encoding)."""
+    if isinstance(value, dict):
+        return lua.table_from({k.encode(): _to_lua(lua, v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return lua.table_from([_to_lua(lua, v) for v in value])
+    if isinstance(value, str):
+        return value.encode()
+    return value
 
 
 def _pair(result: Any) -> tuple[Any, Any]:

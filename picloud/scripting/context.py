@@ -119,10 +119,9 @@ class ModuleSource(Protocol):
 class SdkHandler(Protocol):
     """Performs one I/O SDK operation of the invoking app.
 
-    ``op`` is one of ``kv.get kv.set kv.has kv.delete kv.list docs.create
-    docs.get docs.find docs.find_one docs.update docs.delete docs.list
-    dead_letters.list dead_letters.replay dead_letters.resolve``; ``args`` are
-    the Lua arguments as JSON-like values (collection name first). Raise
+    ``op`` is the :attr:`~picloud.scripting.sdk_spec.SdkFunction.op` of one of
+    the runtime's SDK functions (``kv.get``…); ``args`` are its Lua arguments
+    as JSON-like values (a collection's name first). Raise
     :class:`~picloud.errors.SdkCallError` to fail the Lua call with its
     message; any other exception aborts the invocation and propagates.
     """

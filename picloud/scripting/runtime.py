@@ -25,6 +25,7 @@ from . import _driver
 from ._host import Host
 from ._lua import LuaMemoryError, open_sandbox
 from .limits import ScriptLimits
+from .sdk_spec import NO_SDK, SdkSpec
 from .validate import SCRIPT_NAME, syntax_error
 
 if TYPE_CHECKING:
@@ -74,8 +75,10 @@ class AppRuntime:
         limits: ScriptLimits | None = None,
         *,
         module_cache_size: int = 512,
+        sdk: SdkSpec = NO_SDK,
     ) -> None:
-        """``module_cache_size``: compiled modules kept (LRU, by module name)."""
+        """``module_cache_size``: compiled modules kept (LRU, by module name);
+        ``sdk``: the SDK scripts get (the table of SDK operations)."""
         if module_cache_size < 1:
             raise ValueError("module_cache_size must be positive")
         self.app_id = app_id
@@ -83,7 +86,9 @@ class AppRuntime:
         self.headroom = 16 * self.limits.max_value_bytes + 2 * MIB
         self._host = Host(self, self.limits)
         self._hard = 64 * MIB + self.headroom
-        self._sandbox = open_sandbox(self._host.functions(), max_memory=self._hard)
+        self._sandbox = open_sandbox(
+            self._host.functions(), max_memory=self._hard, sdk=sdk
+        )
         self._lua = self._sandbox.lua
         lim = self.limits
         self._sandbox.configure(

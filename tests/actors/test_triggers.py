@@ -13,7 +13,6 @@ from picloud.actors.protocol import Done, Failure
 from picloud.domain.commands import AddTrigger, ReplayDeadLetter, ResolveDeadLetter
 from picloud.events import RecordedEvent
 from picloud.events.app import InvocationRecorded
-from picloud.events.triggers import TriggerKind
 from picloud.store import EventLog
 from tests.actors.test_app_actor import make_actor, make_app
 from tests.actors.test_sdk import Lua
@@ -33,7 +32,7 @@ async def setup(event_log: EventLog, **settings: Any) -> Lua:
     return Lua(actor)
 
 
-async def add_trigger(lua: Lua, kind: TriggerKind, source: str, **options: Any) -> str:
+async def add_trigger(lua: Lua, kind: str, source: str, **options: Any) -> str:
     script_id = await script(lua, source)
     reply = await lua.actor.submit(
         AddTrigger(kind=kind, script_id=script_id, **options), 10

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from picloud.domain.sdk_ops import SDK
 from picloud.errors import SdkCallError
 from picloud.scripting import (
     AppInfo,
@@ -151,14 +152,14 @@ def limits() -> ScriptLimits:
 
 @pytest.fixture
 def runtime(limits: ScriptLimits) -> Iterator[AppRuntime]:
-    rt = AppRuntime("app-a", limits)
+    rt = AppRuntime("app-a", limits, sdk=SDK)
     yield rt
     rt.close()
 
 
 @pytest.fixture
 def other_runtime(limits: ScriptLimits) -> Iterator[AppRuntime]:
-    rt = AppRuntime("app-b", limits)
+    rt = AppRuntime("app-b", limits, sdk=SDK)
     yield rt
     rt.close()
 

@@ -14,6 +14,7 @@ import sys
 
 import msgspec
 
+from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptError
 from picloud.scripting import AppRuntime, CurrentInvocation, ScriptLimits, Watchdog
 
@@ -42,7 +43,7 @@ def main() -> None:
         request = json.loads(line)
         app = request["app"]
         if app not in runtimes:
-            runtimes[app] = AppRuntime(app, LIMITS)
+            runtimes[app] = AppRuntime(app, LIMITS, sdk=SDK)
             watchdog.watch(runtimes[app])
         runtime = runtimes[app]
         try:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptLimitExceeded, ScriptRuntimeError
 from picloud.scripting import AppRuntime, ScriptLimits, _stdlib
 
@@ -245,7 +246,7 @@ async def test_gc_metamethods_are_refused(run: Runner, other: Runner) -> None:
 
 
 def test_no_finalizer_runs_at_runtime_close(limits: ScriptLimits) -> None:
-    rt = AppRuntime("closing", limits)
+    rt = AppRuntime("closing", limits, sdk=SDK)
     script = rt.compile(
         "fin",
         "local late = {}\n"

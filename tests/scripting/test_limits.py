@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptLimitExceeded, ScriptRuntimeError, ScriptTimeout
 from picloud.scripting import AppRuntime, RequestData, ScriptLimits, logs_of
 
@@ -35,7 +36,7 @@ async def test_instructions(run: Runner, other: Runner) -> None:
 
 async def test_time(other: Runner) -> None:
     limits = ScriptLimits(max_instructions=10**12, timeout_ms=200)
-    rt = AppRuntime("slow", limits)
+    rt = AppRuntime("slow", limits, sdk=SDK)
     run = Runner(rt)
     started = time.monotonic()
     with pytest.raises(ScriptTimeout) as info:
@@ -47,7 +48,7 @@ async def test_time(other: Runner) -> None:
 
 
 async def test_time_spent_awaiting_the_sdk_counts(other: Runner) -> None:
-    rt = AppRuntime("waits", ScriptLimits(timeout_ms=200))
+    rt = AppRuntime("waits", ScriptLimits(timeout_ms=200), sdk=SDK)
     run = Runner(rt)
     run.sdk.delay = 5
     started = time.monotonic()
@@ -342,7 +343,9 @@ async def test_ordinary_patterns_on_large_subjects_work(run: Runner) -> None:
 async def test_big_c_calls_are_charged_to_the_time_limit(other: Runner) -> None:
     # Few instructions, each a C call over a large string: the instruction
     # count alone would let this run for minutes.
-    rt = AppRuntime("charged", ScriptLimits(max_instructions=10**12, timeout_ms=300))
+    rt = AppRuntime(
+        "charged", ScriptLimits(max_instructions=10**12, timeout_ms=300), sdk=SDK
+    )
     run = Runner(rt)
     started = time.monotonic()
     with pytest.raises(ScriptTimeout):
@@ -373,7 +376,7 @@ async def test_big_string_instructions_are_bounded_by_the_time_limit(
     limits = ScriptLimits(
         max_instructions=10**12, timeout_ms=300, max_memory_bytes=96 * MIB
     )
-    run = Runner(AppRuntime("strings", limits))
+    run = Runner(AppRuntime("strings", limits, sdk=SDK))
     started = time.monotonic()
     with pytest.raises(ScriptTimeout):
         await run(source)
@@ -397,7 +400,9 @@ async def test_big_c_calls_count_as_instructions(run: Runner, other: Runner) -> 
 @pytest.fixture
 def tight() -> Iterator[Runner]:
     rt = AppRuntime(
-        "tight", ScriptLimits(max_memory_bytes=2 * MIB, max_value_bytes=256 * 1024)
+        "tight",
+        ScriptLimits(max_memory_bytes=2 * MIB, max_value_bytes=256 * 1024),
+        sdk=SDK,
     )
     yield Runner(rt)
     rt.close()

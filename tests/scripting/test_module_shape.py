@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from picloud.domain.sdk_ops import SDK
 from picloud.errors import (
     ModuleError,
     ModuleShapeError,
@@ -172,7 +173,7 @@ async def _v(rt: AppRuntime, modules: Swappable, name: str) -> str:
 
 
 async def test_compiled_modules_are_a_bounded_lru() -> None:
-    rt = AppRuntime("app-lru", TEST_LIMITS, module_cache_size=2)
+    rt = AppRuntime("app-lru", TEST_LIMITS, module_cache_size=2, sdk=SDK)
     modules = Swappable(["a", "b", "c"])
     assert [await _v(rt, modules, n) for n in "ab"] == ["old", "old"]
     assert await _v(rt, modules, "a") == "old"  # a is now the most recent
@@ -184,7 +185,7 @@ async def test_compiled_modules_are_a_bounded_lru() -> None:
 
 
 async def test_a_module_made_again_under_its_name_is_compiled_again() -> None:
-    rt = AppRuntime("app-id", TEST_LIMITS)
+    rt = AppRuntime("app-id", TEST_LIMITS, sdk=SDK)
     modules = Swappable(["m"])
     assert await _v(rt, modules, "m") == "old"
     modules.text["m"], modules.ids["m"] = "new", "id2"  # same name and version 1
@@ -206,7 +207,7 @@ class Counted(Swappable):
 
 
 async def test_an_unchanged_generation_skips_the_lookup() -> None:
-    rt = AppRuntime("app-gen", TEST_LIMITS)
+    rt = AppRuntime("app-gen", TEST_LIMITS, sdk=SDK)
     modules = Counted(["m"])
     assert [await _v(rt, modules, "m") for _ in range(3)] == ["old"] * 3
     assert modules.lookups == 1

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from picloud.config import Settings
+from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptRuntimeError, ScriptSyntaxError
 from picloud.scripting import (
     AppRuntime,
@@ -334,7 +335,7 @@ def test_limits_from_settings() -> None:
 
 
 def test_memory_and_close(limits: ScriptLimits) -> None:
-    rt = AppRuntime("mem", limits)
+    rt = AppRuntime("mem", limits, sdk=SDK)
     assert 0 < rt.memory_bytes() < 1 << 20
     rt.close()
     with pytest.raises(ValueError, match="closed"):

@@ -7,8 +7,11 @@ import asyncio
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from picloud.errors import ScriptRuntimeError, SdkCallError
+from picloud.domain.names import COLLECTION
+from picloud.errors import InvalidInput, ScriptRuntimeError, SdkCallError
 from picloud.scripting import JSONValue
 
 from .conftest import MemorySdk, Runner, make_ctx
@@ -154,7 +157,18 @@ async def test_other_handler_exceptions_propagate(run: Runner) -> None:
         ),
         (
             "kv.collection('')",
-            "kv.collection: the collection name must have 1 to 256 bytes",
+            "kv.collection: invalid collection name '': use 1-64 letters, digits,"
+            " _ . or -, starting with a letter, digit or _",
+        ),
+        (
+            "docs.collection(('x'):rep(65))",
+            "docs.collection: invalid collection name '" + "x" * 65 + "': use 1-64"
+            " letters, digits, _ . or -, starting with a letter, digit or _",
+        ),
+        (
+            "kv.collection('.hidden')",
+            "kv.collection: invalid collection name '.hidden': use 1-64 letters,"
+            " digits, _ . or -, starting with a letter, digit or _",
         ),
         ("kv.collection('c'):get(5)", "kv.get: key must be a string, got number"),
         (
@@ -246,3 +260,24 @@ async def test_sdk_answers_are_rebuilt_faithfully(run: Runner) -> None:
     assert value["null"] is True
     assert value["i"] == "integer"
     assert value["big"] == "float"
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(name=st.text(alphabet=st.sampled_from("aZ09_.-/ é\0"), max_size=70))
+async def test_lua_and_the_host_have_one_collection_name_rule(
+    run: Runner, name: str
+) -> None:
+    quoted = "".join(f"\\{b}" for b in name.encode())
+    result = await run(f'return {{pcall(kv.collection, "{quoted}")}}')
+    accepted_in_lua = result.value[0]
+    try:
+        COLLECTION.check(name)
+    except InvalidInput:
+        accepted_by_host = False
+    else:
+        accepted_by_host = True
+    assert accepted_in_lua == accepted_by_host, name

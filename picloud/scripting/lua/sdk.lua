@@ -1,12 +1,14 @@
--- The I/O SDK as scripts see it (SPEC.md §3, §4): kv, docs and dead_letters.
--- Each call checks its arguments here, encodes them (bounded by the value
--- limits), yields one request to the Python driver and rebuilds the answer.
--- Handles are read-only and hold no state a script can change: the collection
--- name lives in a private table, and the app is never an argument at all.
-local I = ...
+-- The I/O SDK as scripts see it (kv, docs, dead_letters, ...), built from the
+-- table of SDK operations that Python hands in (SPEC below; see sdk_spec.py):
+-- adding an operation there adds it here, with its argument checks.
+-- Each call checks its arguments, encodes them (bounded by the value limits),
+-- yields one request to the Python driver and rebuilds the answer. Handles
+-- are read-only and hold no state a script can change: the collection name
+-- lives in a private table, and the app is never an argument at all.
+local I, SPEC = ...
 local R = I.raw
-local type, error, setmetatable, tostring = R.type, R.error, R.setmetatable, R.tostring
-local math = R.math
+local type, error, setmetatable, tostring, ipairs = R.type, R.error, R.setmetatable, R.tostring, R.ipairs
+local math, s_find = R.math, R.string.find
 local utf8_len = R.utf8.len
 
 local build, memory_check, sdk_yield, export, L = I.build, I.memory_check, I.sdk_yield, I.export, I.L
@@ -35,135 +37,120 @@ local function request_strings(op, a, b)
   return answer(op, sdk_yield(op, nil, a, b))
 end
 
-local function check(cond, op, msg)
-  if not cond then error(op .. ": " .. msg, 3) end
-end
+-- Checking arguments: each check answers the value to send, or nil and the
+-- problem; the function the script called raises it at the script's line.
 
-local function str(v, op, what)
-  check(type(v) == "string", op, what .. " must be a string, got " .. type(v))
-  return v
-end
-
-local function tbl(v, op, what)
-  check(type(v) == "table", op, what .. " must be a table, got " .. type(v))
-  return v
-end
-
--- Copy the recognised options of a list call, type-checked.
-local function list_opts(opts, op, keys)
-  if opts == nil then return I.mark_object() end
-  tbl(opts, op, "options")
+local function options(v, arg)
+  if v == nil then return I.mark_object() end
+  if type(v) ~= "table" then return nil, arg.name .. " must be a table, got " .. type(v) end
   local out = I.mark_object()
-  for _, key in R.ipairs(keys) do
-    local v = R.rawget(opts, key)
-    if key == "limit" then
-      check(v == nil or math.type(v) == "integer" and v > 0, op, "limit must be a positive integer")
-    elseif key == "resolved" then
-      check(v == nil or type(v) == "boolean", op, "resolved must be a boolean")
-    else
-      check(v == nil or type(v) == "string", op, key .. " must be a string")
+  for _, option in ipairs(arg.options) do
+    local key, kind = option[1], option[2]
+    local o = R.rawget(v, key)
+    if o ~= nil then
+      if kind == "integer" and not (math.type(o) == "integer" and o > 0) then
+        return nil, key .. " must be a positive integer"
+      elseif kind == "boolean" and type(o) ~= "boolean" then
+        return nil, key .. " must be a boolean"
+      elseif kind == "string" and type(o) ~= "string" then
+        return nil, key .. " must be a string"
+      end
     end
-    out[key] = v
+    out[key] = o
   end
   return out
 end
 
-local HANDLES = setmetatable({}, {__mode = "k"})   -- handle -> {kind, name}
-
-local function handle(self, kind, method)
-  local h = HANDLES[self]
-  if not h or h.kind ~= kind then
-    error(kind .. "." .. method .. ": call it as a method of a collection: coll:"
-      .. method .. "(...)", 3)
+local function checked(v, arg)
+  local kind = arg.kind
+  if kind == "string" then
+    if type(v) ~= "string" then return nil, arg.name .. " must be a string, got " .. type(v) end
+    return v
+  elseif kind == "value" then
+    if v == nil then return nil, "the " .. arg.name .. " must not be nil" .. arg.hint end
+    return v
+  elseif kind == "table" then
+    if v == nil and arg.optional then return {} end
+    if type(v) ~= "table" then return nil, arg.name .. " must be a table, got " .. type(v) end
+    return v
   end
-  return h.name
+  return options(v, arg)
 end
 
-local function collection_factory(kind, methods)
+-- Collection handles --------------------------------------------------------------
+
+local RULE = SPEC.collection
+local HANDLES = setmetatable({}, {__mode = "k"})   -- handle -> {namespace, name}
+
+local function collection_factory(namespace, methods)
   local mt = {
     __index = methods, __metatable = false,
-    __newindex = function() error(kind .. " collection handles are read-only", 2) end,
+    __newindex = function() error(namespace .. " collection handles are read-only", 2) end,
   }
+  local op = namespace .. ".collection"
   return function(name)
-    local op = kind .. ".collection"
-    str(name, op, "the collection name")
-    check(#name > 0 and #name <= 256, op, "the collection name must have 1 to 256 bytes")
+    if type(name) ~= "string" then
+      error(op .. ": the collection name must be a string, got " .. type(name), 2)
+    end
+    if #name > RULE.max_length or not s_find(name, RULE.pattern) then
+      error(op .. ": invalid collection name '" .. R.string.sub(name, 1, 80) .. "': " .. RULE.explained, 2)
+    end
     local h = setmetatable({}, mt)
-    HANDLES[h] = {kind = kind, name = name}
+    HANDLES[h] = {namespace = namespace, name = name}
     return h
   end
 end
 
--- kv ----------------------------------------------------------------------------
+-- One SDK function ------------------------------------------------------------------
 
-local KV = {}
-function KV.get(self, key)
-  local c = handle(self, "kv", "get")
-  return request_strings("kv.get", c, str(key, "kv.get", "key"))
+local function all_strings(args)
+  for _, arg in ipairs(args) do
+    if arg.kind ~= "string" then return false end
+  end
+  return true
 end
-function KV.set(self, key, value)
-  local c = handle(self, "kv", "set")
-  str(key, "kv.set", "key")
-  check(value ~= nil, "kv.set", "the value must not be nil (use delete)")
-  request("kv.set", {c, key, value})
-end
-function KV.has(self, key)
-  local c = handle(self, "kv", "has")
-  return request_strings("kv.has", c, str(key, "kv.has", "key")) == true
-end
-function KV.delete(self, key)
-  local c = handle(self, "kv", "delete")
-  return request_strings("kv.delete", c, str(key, "kv.delete", "key"))
-end
-function KV.list(self, opts)
-  local c = handle(self, "kv", "list")
-  return request("kv.list", {c, list_opts(opts, "kv.list", {"prefix", "cursor", "limit"})})
-end
-I.LIBS.kv = {collection = collection_factory("kv", KV)}
 
--- docs ----------------------------------------------------------------------------
+local function make(fn)
+  local op, args, n, method = fn.namespace .. "." .. fn.name, fn.args, #fn.args, fn.method
+  local strings, returns = all_strings(args) and n + (method and 1 or 0) <= 2, fn.returns
+  local misuse = op .. ": call it as a method of a collection: coll:" .. fn.name .. "(...)"
+  for _, arg in ipairs(args) do arg.hint = arg.name == "value" and " (use delete)" or "" end
+  return function(...)
+    local given, first = R.table.pack(...), 1
+    local values, v, problem = {}, nil, nil
+    if method then
+      local h = HANDLES[given[1]]
+      if not h or h.namespace ~= fn.namespace then error(misuse, 2) end
+      values[1], first = h.name, 2
+    end
+    for i, arg in ipairs(args) do
+      v, problem = checked(given[first + i - 1], arg)
+      if problem then error(op .. ": " .. problem, 2) end
+      values[#values + 1] = v
+    end
+    local result
+    if strings then
+      result = request_strings(op, values[1], values[2])
+    else
+      result = request(op, values)
+    end
+    if returns == "boolean" then return result == true end
+    if returns == "value" then return result end
+  end
+end
 
-local DOCS = {}
-function DOCS.create(self, data)
-  local c = handle(self, "docs", "create")
-  return request("docs.create", {c, tbl(data, "docs.create", "data")})
-end
-function DOCS.get(self, id)
-  local c = handle(self, "docs", "get")
-  return request_strings("docs.get", c, str(id, "docs.get", "id"))
-end
-function DOCS.find(self, filter)
-  local c = handle(self, "docs", "find")
-  return request("docs.find", {c, tbl(filter or {}, "docs.find", "filter")})
-end
-function DOCS.find_one(self, filter)
-  local c = handle(self, "docs", "find_one")
-  return request("docs.find_one", {c, tbl(filter or {}, "docs.find_one", "filter")})
-end
-function DOCS.update(self, id, data)
-  local c = handle(self, "docs", "update")
-  return request("docs.update", {c, str(id, "docs.update", "id"), tbl(data, "docs.update", "data")})
-end
-function DOCS.delete(self, id)
-  local c = handle(self, "docs", "delete")
-  return request_strings("docs.delete", c, str(id, "docs.delete", "id"))
-end
-function DOCS.list(self, opts)
-  local c = handle(self, "docs", "list")
-  return request("docs.list", {c, list_opts(opts, "docs.list", {"cursor", "limit"})})
-end
-I.LIBS.docs = {collection = collection_factory("docs", DOCS)}
+-- The namespaces ----------------------------------------------------------------------
 
--- dead letters ----------------------------------------------------------------------
-
-I.LIBS.dead_letters = {
-  list = function(opts)
-    return request("dead_letters.list", {list_opts(opts, "dead_letters.list", {"cursor", "limit", "resolved"})})
-  end,
-  replay = function(id)
-    return request_strings("dead_letters.replay", str(id, "dead_letters.replay", "id"))
-  end,
-  resolve = function(id)
-    return request_strings("dead_letters.resolve", str(id, "dead_letters.resolve", "id"))
-  end,
-}
+local namespaces = {}
+for _, fn in ipairs(SPEC.functions) do
+  local ns = namespaces[fn.namespace]
+  if not ns then
+    ns = {lib = {}, methods = {}}
+    namespaces[fn.namespace] = ns
+  end
+  if fn.method then ns.methods[fn.name] = make(fn) else ns.lib[fn.name] = make(fn) end
+end
+for name, ns in R.next, namespaces do
+  if R.next(ns.methods) ~= nil then ns.lib.collection = collection_factory(name, ns.methods) end
+  I.LIBS[name] = ns.lib
+end
