@@ -60,7 +60,7 @@ from picloud.domain.identity import CreateApiKey, CreateUser
 from picloud.domain.records import KeyRecord, UserRecord
 from picloud.errors import PiCloudError
 from picloud.events import EventMeta
-from picloud.hosting.channel import open_channel
+from picloud.hosting._channel import open_channel
 from picloud.server import Server
 
 CONCURRENCY = (1, 16, 64)
@@ -170,7 +170,7 @@ import asyncio
 
 import uvloop
 
-from picloud.hosting.channel import ChannelServerProtocol
+from picloud.hosting._channel import ChannelServerProtocol
 from picloud.actors.protocol import HttpReply, ReplyFrame
 
 HELLO = HttpReply(status=200, headers={"Content-Type": "text/plain"}, body=b"hello")
@@ -464,7 +464,7 @@ async def restart_hosts(server: Server) -> dict[str, int]:
     assert server.services is not None
     links = server.services.hosts.links
     # Calls to a host Ray is restarting warn; here that is the point.
-    logging.getLogger("picloud.hosting.remote").setLevel(logging.ERROR)
+    logging.getLogger("picloud.hosting._remote").setLevel(logging.ERROR)
     old = {name: await link.pid() for name, link in links.items()}
     for pid in old.values():
         os.kill(pid, signal.SIGKILL)

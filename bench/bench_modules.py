@@ -137,7 +137,7 @@ async def runtime_interleaved(actor: AppActor, batches: int) -> dict[str, float]
     state = actor.state
     modules = invoker.modules(state)
     ctx = InvocationContext(
-        invocation_id="rt",
+        execution_id="rt",
         app=actor.app,
         request=RequestData(method="GET", path="/", params={"name": "blue widget"}),
     )

@@ -41,7 +41,7 @@ TEN_CALLS = 'local c = kv.collection("c")\nfor i = 1, 10 do c:get("k") end\nretu
 LOOP = "local x = 0\nfor i = 1, 3000000 do x = x + i % 7 end\nreturn x"
 
 CTX = InvocationContext(
-    invocation_id="bench",
+    execution_id="bench",
     app=AppInfo(id="app", slug="app", name="Bench"),
     request=RequestData(
         method="GET",

@@ -7,21 +7,18 @@ import asyncio
 import logging
 import os
 import shutil
-import tempfile
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-import ray
 
 from picloud import event_loop
 from picloud.config import Settings
 from picloud.store import CommitSignals, EmbeddedPostgres, EventLog
 from picloud.store._pool import create_pool
 from picloud.store.migrations import apply_migrations
+from tests.helpers import create_database, drop_database, dsn_for, public_temp_dir
 
 TEMPLATE = "picloud_template"
 
@@ -31,21 +28,6 @@ def pytest_asyncio_loop_factories(
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Tests run on the event loop PiCloud runs on."""
     return {"uvloop": event_loop.new_event_loop}
-
-
-def dsn_for(base: str, database: str) -> str:
-    """The same server as ``base``, another database."""
-    parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=f"/{database}"))
-
-
-def public_temp_dir(prefix: str) -> Path:
-    """A fresh directory others may traverse. pytest's basetemp is private to
-    root (0700, reset by every pytest session), and when run as root pgserver
-    starts Postgres as another user, which must reach its data directory."""
-    home = Path(tempfile.mkdtemp(prefix=prefix))
-    home.chmod(0o755)
-    return home
 
 
 @pytest.fixture
@@ -89,25 +71,6 @@ async def template_db(pg_server: str) -> str:
     return TEMPLATE
 
 
-async def create_database(pg_server: str, template: str = "template0") -> str:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    finally:
-        await admin.close()
-    return dsn_for(pg_server, name)
-
-
-async def drop_database(pg_server: str, dsn: str) -> None:
-    name = urlsplit(dsn).path.lstrip("/")
-    admin = await asyncpg.connect(pg_server)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def database(pg_server: str, template_db: str) -> AsyncIterator[str]:
     """The DSN of a fresh, migrated database of this test's own."""
@@ -144,6 +107,8 @@ def event_log(pool: asyncpg.Pool) -> EventLog:
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     """One real local Ray for the whole test session."""
+    import ray  # noqa: PLC0415  # a slow import: the pure-layer tests never pay it
+
     ray.init(
         address="local",
         num_cpus=2,

@@ -15,20 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port, picloud_env
+
 pytestmark = pytest.mark.server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def picloud_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PICLOUD_")}
-    env.update({"PICLOUD_DATA_DIR": str(data_dir), **extra})
-    return env
 
 
 def get_json(url: str) -> tuple[int, dict[str, object]]:

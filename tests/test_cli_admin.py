@@ -17,8 +17,8 @@ from picloud.domain.identity import CreateUser
 from picloud.errors import Conflict
 from picloud.events import EventMeta
 from picloud.server import Server
-from tests.http.conftest import Api, create_identity, server_settings
-from tests.test_cli import picloud_env
+from tests.helpers import picloud_env
+from tests.http.helpers import Api, create_identity, server_settings
 
 
 def admin_cli(

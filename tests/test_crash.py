@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.test_cli import free_port, picloud_env
+from tests.helpers import free_port, picloud_env
 
 pytestmark = pytest.mark.server
 

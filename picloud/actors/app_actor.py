@@ -32,10 +32,10 @@ from typing import Any, Literal, TypeGuard, cast
 
 from pyrsistent import pmap
 
-from picloud.actors.app_data import AppData, KvIntent, with_batch_prev
-from picloud.actors.app_handlers import AppContext
+from picloud.actors._app_data import AppData, KvIntent, with_batch_prev
+from picloud.actors._app_handlers import AppContext
+from picloud.actors._outcome import Outcome, ReplyFn, done
 from picloud.actors.invoker import Invoker
-from picloud.actors.outcome import Outcome, ReplyFn, done
 from picloud.actors.protocol import Done, Reply, failure_of
 from picloud.config import Settings
 from picloud.domain import app as app_decide

@@ -224,7 +224,7 @@ class Invoker:
 
     def _context(self, job: Job) -> InvocationContext:
         return InvocationContext(
-            invocation_id=job.execution_id,
+            execution_id=job.execution_id,
             app=self.app,
             request=_request_data(job.request),
             event=job.event,

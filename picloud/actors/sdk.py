@@ -20,8 +20,8 @@ from typing import Any
 
 import msgspec
 
-from picloud.actors.app_data import AppData, KvIntent, Staged
-from picloud.actors.sdk_dead_letters import DeadLetterOps
+from picloud.actors._app_data import AppData, KvIntent, Staged
+from picloud.actors._sdk_dead_letters import DeadLetterOps
 from picloud.config import Settings
 from picloud.domain.access import Capability
 from picloud.domain.names import check_collection

@@ -36,7 +36,7 @@ from picloud.events import (
     UserPasswordChanged,
     utcnow,
 )
-from picloud.events.system_state import AppInfo, KeyInfo, SystemState, UserInfo
+from picloud.events.system_state import AppEntry, KeyInfo, SystemState, UserInfo
 
 __all__ = [
     "CreateApiKey",
@@ -127,7 +127,7 @@ def _user(state: SystemState, ref: str) -> UserInfo:
     return user
 
 
-def _app(state: SystemState, ref: str) -> AppInfo:
+def _app(state: SystemState, ref: str) -> AppEntry:
     app = state.app(ref)
     if app is None:
         raise NotFound(f"no app {ref[:80]!r}")

@@ -25,7 +25,7 @@ from picloud.events import (
     RecordedEvent,
     utcnow,
 )
-from picloud.events.system_state import AppInfo, SystemState
+from picloud.events.system_state import AppEntry, SystemState
 
 __all__ = [
     "Answer",
@@ -62,7 +62,7 @@ SystemCommand = CreateApp | UpdateApp | DeleteApp | IdentityCommand
 Answer = AppRecord | UserRecord | MemberRecord | KeyRecord | None
 
 
-def _app(state: SystemState, ref: str) -> AppInfo:
+def _app(state: SystemState, ref: str) -> AppEntry:
     app = state.app(ref)
     if app is None:
         raise NotFound(f"no app {ref[:80]!r}")
@@ -105,7 +105,7 @@ def decide_system(state: SystemState, command: SystemCommand) -> list[Event]:
     raise InvalidInput(f"unknown command {type(command).__name__}")
 
 
-def app_record(app: AppInfo) -> AppRecord:
+def app_record(app: AppEntry) -> AppRecord:
     return AppRecord(
         id=app.id,
         slug=app.slug,

@@ -30,7 +30,7 @@ from picloud.events.system import (
 )
 
 __all__ = [
-    "AppInfo",
+    "AppEntry",
     "KeyInfo",
     "MemberInfo",
     "SystemState",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-class AppInfo(PClass):
+class AppEntry(PClass):
     id: str = field(type=str, mandatory=True)
     slug: str = field(type=str, mandatory=True)
     name: str = field(type=str, mandatory=True)
@@ -76,7 +76,7 @@ class SystemState(PClass):
     """The system stream at ``version``: apps, users, roles and keys by id."""
 
     version: int = field(type=int, initial=0)
-    apps: PMap[str, AppInfo] = field(initial=pmap())
+    apps: PMap[str, AppEntry] = field(initial=pmap())
     slugs: PMap[str, str] = field(initial=pmap())
     users: PMap[str, UserInfo] = field(initial=pmap())
     usernames: PMap[str, str] = field(initial=pmap())
@@ -84,8 +84,8 @@ class SystemState(PClass):
     """app id → user id → membership."""
     keys: PMap[str, KeyInfo] = field(initial=pmap())
 
-    def app(self, id_or_slug: str) -> AppInfo | None:
-        app: AppInfo | None = self.apps.get(id_or_slug)
+    def app(self, id_or_slug: str) -> AppEntry | None:
+        app: AppEntry | None = self.apps.get(id_or_slug)
         if app is None and id_or_slug in self.slugs:
             app = self.apps[self.slugs[id_or_slug]]
         return app
@@ -113,7 +113,9 @@ def evolve_system(state: SystemState, recorded: RecordedEvent) -> SystemState:
 def _apply(state: SystemState, event: SystemEvent) -> SystemState:
     match event:
         case AppCreated(app_id=app_id, slug=slug, name=name, at=at):
-            app = AppInfo(id=app_id, slug=slug, name=name, created_at=at, updated_at=at)
+            app = AppEntry(
+                id=app_id, slug=slug, name=name, created_at=at, updated_at=at
+            )
             return state.set(
                 apps=state.apps.set(app_id, app), slugs=state.slugs.set(slug, app_id)
             )

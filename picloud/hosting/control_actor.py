@@ -20,7 +20,7 @@ from picloud.config import Settings
 from picloud.domain.system import Answer, SystemCommand, answer
 from picloud.errors import ActorError
 from picloud.events import EventMeta
-from picloud.hosting.remote import call_remote
+from picloud.hosting._remote import call_remote
 from picloud.store import CommitSignals, Database, relay_commit_signals
 
 __all__ = ["CONTROL_PLANE_NAME", "ControlPlaneClient", "start_control_plane"]

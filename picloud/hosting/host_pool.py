@@ -22,9 +22,9 @@ from picloud.actors.protocol import Failure, Reply
 from picloud.config import Settings
 from picloud.domain.commands import Command, Deactivate, Invoke
 from picloud.errors import ActorUnavailable, CommandTimeout
-from picloud.hosting.channel import ChannelClient, open_channel
-from picloud.hosting.host_actor import host_names, quarantine_host_name, start_app_host
-from picloud.hosting.remote import call_remote
+from picloud.hosting._channel import ChannelClient, open_channel
+from picloud.hosting._host_actor import host_names, quarantine_host_name, start_app_host
+from picloud.hosting._remote import call_remote
 
 __all__ = ["HostLink", "HostPool", "rendezvous"]
 

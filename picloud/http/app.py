@@ -6,17 +6,17 @@ from aiohttp import web
 
 # Importing the handler modules registers their endpoints.
 from picloud.http import (  # noqa: F401
-    admin_apps,
-    admin_data,
-    admin_identity,
-    admin_scripts,
-    admin_triggers,
-    auth_api,
-    health,
+    _admin_apps,
+    _admin_data,
+    _admin_identity,
+    _admin_scripts,
+    _admin_triggers,
+    _auth_api,
+    _health,
 )
-from picloud.http.api import ENDPOINTS
-from picloud.http.auth import install_auth
-from picloud.http.errors import error_middleware
+from picloud.http._api import ENDPOINTS
+from picloud.http._auth import install_auth
+from picloud.http._errors import error_middleware
 from picloud.http.state import SERVICES, Services
 
 __all__ = ["make_app"]

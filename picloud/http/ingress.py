@@ -20,8 +20,8 @@ from picloud.actors.protocol import Failure, HttpReply, Reply, unwrap
 from picloud.domain.commands import Invoke, MarkAbandoned
 from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudError
 from picloud.events.app import RequestRecord
-from picloud.http.api import json_response
-from picloud.http.errors import error_body, error_response, status_of
+from picloud.http._api import json_response
+from picloud.http._errors import error_body, error_response, status_of
 from picloud.http.routing import Match, NoApp
 from picloud.http.state import Services
 

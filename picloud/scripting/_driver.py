@@ -91,7 +91,7 @@ async def run(
     now = time.monotonic()
     current = CurrentInvocation(
         app_id=rt.app_id,
-        invocation_id=ctx.invocation_id,
+        execution_id=ctx.execution_id,
         hard_deadline=now + (limits.timeout_ms + limits.hard_deadline_grace_ms) / 1000,
     )
     inv = Invocation(script, current, now + limits.timeout_ms / 1000, modules)
@@ -145,7 +145,7 @@ def _app_args(app: AppInfo) -> tuple[bytes, bytes, bytes]:
 def _ctx_args(ctx: InvocationContext) -> tuple[list[Any], int]:
     """``ctx`` as the arguments bridge.lua's build_ctx reads, and their Lua size."""
     args: list[Any] = [
-        ctx.invocation_id.encode(),
+        ctx.execution_id.encode(),
         *_app_args(ctx.app),
         ctx.trigger_depth,
     ]

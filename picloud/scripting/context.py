@@ -49,7 +49,7 @@ class RequestData(msgspec.Struct, frozen=True, kw_only=True):
 class InvocationContext(msgspec.Struct, frozen=True, kw_only=True):
     """Everything an invocation knows about why it runs; becomes ``ctx``."""
 
-    invocation_id: str
+    execution_id: str
     app: AppInfo
     request: RequestData | None = None
     event: dict[str, Any] | None = None
@@ -88,7 +88,7 @@ class CurrentInvocation(msgspec.Struct, frozen=True, kw_only=True):
     """The invocation whose Lua code a runtime is executing right now."""
 
     app_id: str
-    invocation_id: str
+    execution_id: str
     hard_deadline: float
     """``time.monotonic()`` after which the host process must be killed."""
 

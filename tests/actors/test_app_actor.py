@@ -9,33 +9,11 @@ import msgspec
 import pytest
 
 from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.control_plane import ControlPlane
-from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Done, Failure, HttpReply, Reply
-from picloud.config import Settings
 from picloud.domain.commands import AddRoute, DeleteScript, Invoke, SaveScript
-from picloud.domain.system import CreateApp
-from picloud.events import EventMeta
 from picloud.events.app import RequestRecord
-from picloud.scripting import AppInfo, ScriptLimits
-from picloud.store import AppStore, EventLog
-
-HELLO = "return {hello = ctx.request.params.name}"
-
-
-async def make_app(event_log: EventLog, slug: str = "app") -> AppInfo:
-    plane = ControlPlane(event_log)
-    await plane.catch_up()
-    [recorded] = await plane.execute(CreateApp(slug=slug, name=slug), EventMeta())
-    return AppInfo(id=recorded.event.app_id, slug=slug, name=slug)  # type: ignore[attr-defined]  # AppCreated
-
-
-def make_actor(event_log: EventLog, app: AppInfo, **settings: Any) -> AppActor:
-    s = Settings(**settings)
-    invoker = Invoker(
-        app, ScriptLimits.from_settings(s), cache_size=s.script_cache_size
-    )
-    return AppActor(app, store=AppStore(event_log, app.id), settings=s, invoker=invoker)
+from picloud.store import EventLog
+from tests.actors.helpers import HELLO, make_actor, make_app
 
 
 async def ask(actor: AppActor, command: Any) -> Reply:

@@ -12,10 +12,10 @@ from picloud.actors.protocol import Done, Failure, HttpReply
 from picloud.config import Settings
 from picloud.domain.commands import AddRoute, Invoke, SaveScript
 from picloud.events.app import RequestRecord
-from picloud.hosting.app_host import AppHost
-from picloud.hosting.channel import ChannelClient, open_channel
+from picloud.hosting._app_host import AppHost
+from picloud.hosting._channel import ChannelClient, open_channel
 from picloud.store import EventLog
-from tests.actors.test_app_actor import make_app
+from tests.actors.helpers import make_app
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from picloud.events.app import ScriptSaved
 from picloud.scripting.modules import is_known
 from picloud.store import EventLog
 from picloud.store._scripts import get_script
-from tests.actors.test_app_actor import make_actor, make_app
-from tests.actors.test_sdk import Lua
+from tests.actors.helpers import Lua, make_actor, make_app
 
 B1 = 'local B = {}\nfunction B.word() return "one" end\nreturn B'
 B2 = 'local B = {}\nfunction B.word() return "two" end\nreturn B'

@@ -3,64 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from typing import Any
 
 import msgspec
 
-from picloud.actors.app_actor import AppActor, app_stream
-from picloud.actors.protocol import Done, Failure, HttpReply
-from picloud.domain.commands import AddRoute, Invoke, SaveScript
+from picloud.actors.app_actor import app_stream
+from picloud.actors.protocol import Failure
+from picloud.domain.commands import Invoke
 from picloud.events.app import RequestRecord
 from picloud.store import EventLog
-from tests.actors.test_app_actor import make_actor, make_app
-
-_ids = itertools.count()
-
-
-class Lua:
-    """Runs Lua sources as one-off routes of one app's actor."""
-
-    def __init__(self, actor: AppActor) -> None:
-        self.actor = actor
-
-    async def route(self, source: str) -> str:
-        name = f"s{next(_ids)}"
-        saved = await self.actor.submit(SaveScript(name=name, source=source), 10)
-        assert isinstance(saved, Done), saved
-        added = await self.actor.submit(
-            AddRoute(script_id=saved.result.id, method="POST", path=f"/{name}"), 10
-        )
-        assert isinstance(added, Done), added
-        return str(added.result.id)
-
-    async def call(self, route_id: str, body: Any = None) -> HttpReply:
-        request = RequestRecord(method="POST", path="/", body=msgspec.json.encode(body))
-        reply = await self.actor.submit(
-            Invoke(execution_id=f"x{next(_ids)}", route_id=route_id, request=request),
-            10,
-        )
-        assert isinstance(reply, HttpReply), reply
-        return reply
-
-    async def run(self, source: str, body: Any = None) -> Any:
-        """The script's JSON answer; a failed script fails the test with its error."""
-        reply = await self.call(await self.route(source), body)
-        assert reply.status in (200, 204), await self.last_error()
-        return msgspec.json.decode(reply.body) if reply.body else None
-
-    async def fails(self, source: str) -> str:
-        """The error a failing script recorded in the execution log."""
-        reply = await self.call(await self.route(source))
-        assert reply.status == 500, reply.body
-        return await self.last_error()
-
-    async def last_error(self) -> str:
-        rows = await self.actor._log.read_stream(
-            app_stream(self.actor.app.id), 0, 100_000
-        )
-        errors = [r.event.error for r in rows if getattr(r.event, "error", None)]  # type: ignore[attr-defined]
-        return str(errors[-1]) if errors else ""
+from tests.actors.helpers import Lua, make_actor, make_app
 
 
 async def lua_for(event_log: EventLog, slug: str = "data") -> Lua:

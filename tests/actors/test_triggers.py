@@ -14,8 +14,7 @@ from picloud.domain.commands import AddTrigger, ReplayDeadLetter, ResolveDeadLet
 from picloud.events import RecordedEvent
 from picloud.events.app import InvocationRecorded
 from picloud.store import EventLog
-from tests.actors.test_app_actor import make_actor, make_app
-from tests.actors.test_sdk import Lua
+from tests.actors.helpers import Lua, make_actor, make_app
 
 FAST_RETRIES = {
     "trigger_retry_base_ms": 100,

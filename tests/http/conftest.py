@@ -6,74 +6,15 @@ The ``api`` client is an instance admin with an API key of every scope;
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
-from multidict import CIMultiDict
 
-from picloud.config import Settings
-from picloud.domain.access import ALL_SCOPES, Scope
-from picloud.domain.credentials import hash_password, new_api_key
-from picloud.domain.identity import CreateApiKey, CreateUser
-from picloud.domain.records import KeyRecord, UserRecord
-from picloud.events import EventMeta
 from picloud.server import Server
-from tests.conftest import create_database, drop_database
-
-
-class Api:
-    """A thin JSON client: every call answers ``(status, decoded body)``."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        base: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.session = session
-        self.base = base
-        self.headers = headers or {}
-        self.last_headers: CIMultiDict[str] = CIMultiDict()
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        raw: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        data = (
-            raw
-            if raw is not None
-            else (None if body is None else msgspec.json.encode(body))
-        )
-        sent = {**self.headers, **(headers or {})}
-        async with self.session.request(
-            method, self.base + path, data=data, headers=sent
-        ) as response:
-            content = await response.read()
-            self.last_headers = CIMultiDict(response.headers)
-            if response.content_type == "application/json" and content:
-                return response.status, msgspec.json.decode(content)
-            return response.status, content.decode(errors="replace")
-
-
-def server_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "http_port": 0,
-        "ray_namespace": f"picloud-test-{uuid.uuid4().hex[:8]}",
-        "db_pool_max": 4,
-    }
-    values.update(overrides)
-    return Settings(**values)
+from tests.helpers import create_database, drop_database
+from tests.http.helpers import Api, Identity, create_identity, server_settings
 
 
 @pytest.fixture
@@ -118,65 +59,6 @@ async def shared_server(
 @pytest.fixture(scope="module")
 async def shared_admin(shared_server: Server) -> Identity:
     return await create_identity(shared_server, "admin", admin=True)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A user made for a test, with the password and (if any) key secret."""
-
-    user_id: str
-    username: str
-    password: str
-    key: str | None = None
-    key_id: str | None = None
-
-    @property
-    def bearer(self) -> dict[str, str]:
-        assert self.key is not None
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-async def create_identity(
-    server: Server,
-    username: str,
-    *,
-    admin: bool = False,
-    scopes: frozenset[Scope] | None = ALL_SCOPES,
-    app: str | None = None,
-) -> Identity:
-    """A user (and, unless ``scopes`` is None, a key) made through the ControlPlane."""
-    assert server.services is not None
-    control = server.services.control
-    meta = EventMeta(actor="test")
-    password = f"pw-{uuid.uuid4().hex}"
-    hashed = await asyncio.to_thread(hash_password, password)
-    user = await control.execute_as(
-        UserRecord,
-        CreateUser(username=username, password_hash=hashed, admin=admin),
-        meta,
-    )
-    if scopes is None:
-        return Identity(user_id=user.id, username=user.username, password=password)
-    made = new_api_key()
-    key = await control.execute_as(
-        KeyRecord,
-        CreateApiKey(
-            user=user.id,
-            name=f"{username} test key",
-            prefix=made.prefix,
-            secret_hash=made.hash,
-            scopes=tuple(sorted(scopes)),
-            app=app,
-        ),
-        meta,
-    )
-    return Identity(
-        user_id=user.id,
-        username=user.username,
-        password=password,
-        key=made.secret,
-        key_id=key.id,
-    )
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from picloud.domain.credentials import hash_password, new_api_key
 from picloud.domain.identity import CreateApiKey, CreateUser, SetMember
 from picloud.domain.records import KeyRecord, UserRecord
 from picloud.events import EventMeta
-from picloud.http.api import ENDPOINTS, Endpoint
+from picloud.http._api import ENDPOINTS, Endpoint
 from picloud.server import Server
 from tests.http.access_rules import Unknown, expected, holds
-from tests.http.conftest import Api, Identity, create_identity
+from tests.http.helpers import Api, Identity, create_identity
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")  # {name} or {name:regex}
 _META = EventMeta(actor="matrix")

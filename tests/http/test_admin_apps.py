@@ -17,7 +17,7 @@ from picloud.events import (
 )
 from picloud.server import Server
 from picloud.store import START
-from tests.http.conftest import Api
+from tests.http.helpers import Api
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 

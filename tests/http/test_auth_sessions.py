@@ -5,54 +5,13 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from dataclasses import dataclass
-from http.cookies import SimpleCookie
-from typing import Any
 
-import aiohttp
 import pytest
 
 from picloud.server import Server
-from tests.http.conftest import Api, Identity, create_identity
+from tests.http.helpers import Api, Identity, create_identity, login
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
-
-
-@dataclass
-class Login:
-    status: int
-    body: Any
-    cookies: SimpleCookie
-    retry_after: str | None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """What a browser sends afterwards: the cookie and the CSRF header."""
-        token = self.cookies["picloud_session"].value
-        return {
-            "Cookie": f"picloud_session={token}",
-            "X-CSRF-Token": self.body["csrf_token"],
-        }
-
-
-async def login(
-    base: str, username: str, password: str, headers: dict[str, str] | None = None
-) -> Login:
-    jar = aiohttp.DummyCookieJar()
-    async with aiohttp.ClientSession(cookie_jar=jar) as session:
-        body = {"username": username, "password": password}
-        async with session.post(
-            f"{base}/api/v1/auth/login", json=body, headers=headers
-        ) as response:
-            cookies: SimpleCookie = SimpleCookie()
-            for header in response.headers.getall("Set-Cookie", []):
-                cookies.load(header)
-            return Login(
-                response.status,
-                await response.json(),
-                cookies,
-                response.headers.get("Retry-After"),
-            )
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from picloud.server import Server
-from tests.http.conftest import Api, Identity
-from tests.http.test_ingress import make_app, make_route
+from tests.http.helpers import Api, Identity, make_app, make_route
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.http.conftest import Api
-from tests.http.test_ingress import make_app, make_route
+from tests.http.helpers import Api, make_app, make_route
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 

@@ -14,8 +14,7 @@ from picloud.events import EventMeta
 from picloud.server import Server
 from picloud.store import CommitSignals, EventLog
 from picloud.store._pool import create_pool
-from tests.http.conftest import Api, Identity, create_identity
-from tests.http.test_auth_sessions import login
+from tests.http.helpers import Api, Identity, create_identity, login
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 

@@ -9,7 +9,7 @@ import pytest
 
 from picloud.http.ingress import EXECUTION_HEADER
 from picloud.server import Server
-from tests.http.conftest import Api, Identity
+from tests.http.helpers import Api, Identity, make_app, make_route, make_script
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 
@@ -22,41 +22,6 @@ def server(shared_server: Server) -> Server:
 @pytest.fixture
 def admin(shared_admin: Identity) -> Identity:
     return shared_admin
-
-
-async def make_app(api: Api, slug: str) -> dict[str, Any]:
-    status, app = await api.call(
-        "POST", "/api/v1/admin/apps", {"slug": slug, "name": slug}
-    )
-    assert status == 201, app
-    made: dict[str, Any] = app
-    return made
-
-
-async def make_script(
-    api: Api, slug: str, source: str, name: str = "main", **extra: Any
-) -> dict[str, Any]:
-    status, script = await api.call(
-        "POST",
-        f"/api/v1/admin/apps/{slug}/scripts",
-        {"name": name, "source": source, **extra},
-    )
-    assert status == 201, script
-    made: dict[str, Any] = script
-    return made
-
-
-async def make_route(
-    api: Api, slug: str, source: str, method: str = "GET", path: str = "/", **route: Any
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    script = await make_script(api, slug, source, route.pop("name", "main"))
-    status, created = await api.call(
-        "POST",
-        f"/api/v1/admin/scripts/{script['id']}/routes",
-        {"method": method, "path": path, **route},
-    )
-    assert status == 201, created
-    return script, created
 
 
 async def test_request_parts_reach_the_script(api: Api) -> None:

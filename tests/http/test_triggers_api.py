@@ -11,8 +11,15 @@ import aiohttp
 import pytest
 
 from picloud.server import Server
-from tests.http.conftest import Api, Identity, create_identity, server_settings
-from tests.http.test_ingress import make_app, make_route, make_script
+from tests.http.helpers import (
+    Api,
+    Identity,
+    create_identity,
+    make_app,
+    make_route,
+    make_script,
+    server_settings,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 

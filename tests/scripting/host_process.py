@@ -17,8 +17,7 @@ import msgspec
 from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptError
 from picloud.scripting import AppRuntime, CurrentInvocation, ScriptLimits, Watchdog
-
-from .conftest import MemorySdk, make_ctx
+from tests.scripting.helpers import MemorySdk, make_ctx
 
 LIMITS = ScriptLimits(
     timeout_ms=300,

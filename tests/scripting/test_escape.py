@@ -14,8 +14,7 @@ import pytest
 from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptLimitExceeded, ScriptRuntimeError
 from picloud.scripting import AppRuntime, ScriptLimits, _stdlib
-
-from .conftest import MemorySdk, Runner, assert_healthy, make_ctx
+from tests.scripting.helpers import MemorySdk, Runner, assert_healthy, make_ctx
 
 # -- globals, load, bytecode -----------------------------------------------------------
 

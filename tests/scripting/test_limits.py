@@ -13,8 +13,14 @@ import pytest
 from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptLimitExceeded, ScriptRuntimeError, ScriptTimeout
 from picloud.scripting import AppRuntime, RequestData, ScriptLimits, logs_of
-
-from .conftest import MIB, TEST_LIMITS, MemorySdk, Runner, assert_healthy, make_ctx
+from tests.scripting.helpers import (
+    MIB,
+    TEST_LIMITS,
+    MemorySdk,
+    Runner,
+    assert_healthy,
+    make_ctx,
+)
 
 
 async def expect_limit(run: Runner, source: str, limit: str, **kwargs: object) -> None:

@@ -24,8 +24,7 @@ from picloud.scripting.modules import (
     is_known,
     source_facts,
 )
-
-from .conftest import TEST_LIMITS, MemorySdk, Modules, Runner, make_ctx
+from tests.scripting.helpers import TEST_LIMITS, MemorySdk, Modules, Runner, make_ctx
 
 GOOD = """
 -- every kind of top-level statement a module may hold

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from picloud.errors import ScriptRuntimeError
-
-from .conftest import Modules, Runner, make_ctx
+from tests.scripting.helpers import Modules, Runner, make_ctx
 
 UTIL = """
 local M = {}

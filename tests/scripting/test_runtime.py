@@ -16,8 +16,7 @@ from picloud.scripting import (
     logs_of,
     validate_source,
 )
-
-from .conftest import MemorySdk, Runner, assert_healthy, make_ctx
+from tests.scripting.helpers import MemorySdk, Runner, assert_healthy, make_ctx
 
 # -- responses (SPEC.md §1) ------------------------------------------------------------
 
@@ -316,14 +315,14 @@ async def test_interleaved_invocations_keep_their_own_state(
 ) -> None:
     script = runtime.compile(
         "inter",
-        "x = ctx.invocation_id\nlocal v = kv.collection('c'):get('k')\n"
-        "return {x = x, id = ctx.invocation_id}",
+        "x = ctx.execution_id\nlocal v = kv.collection('c'):get('k')\n"
+        "return {x = x, id = ctx.execution_id}",
     )
     sdk = MemorySdk(delay=0.01)
     ctxs = [make_ctx() for _ in range(5)]
     results = await asyncio.gather(*(runtime.invoke(script, c, sdk) for c in ctxs))
     for c, r in zip(ctxs, results, strict=True):
-        assert r.value == {"x": c.invocation_id, "id": c.invocation_id}
+        assert r.value == {"x": c.execution_id, "id": c.execution_id}
 
 
 def test_limits_from_settings() -> None:

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from picloud.domain.names import COLLECTION
 from picloud.errors import InvalidInput, ScriptRuntimeError, SdkCallError
 from picloud.scripting import JSONValue
-
-from .conftest import MemorySdk, Runner, make_ctx
+from tests.scripting.helpers import MemorySdk, Runner, make_ctx
 
 
 async def test_sdk_calls_await_without_blocking_the_loop(run: Runner) -> None:

@@ -10,8 +10,7 @@ import uuid
 import pytest
 
 from picloud.errors import ScriptRuntimeError
-
-from .conftest import Runner
+from tests.scripting.helpers import Runner
 
 # -- json ------------------------------------------------------------------------------
 

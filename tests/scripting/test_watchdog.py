@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from picloud.scripting import AppRuntime, CurrentInvocation, Watchdog
-
-from .conftest import TEST_LIMITS, Runner, make_ctx
+from tests.scripting.helpers import TEST_LIMITS, Runner, make_ctx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +84,7 @@ def test_watchdog_calls_back_then_kills(runtime: AppRuntime, run: Runner) -> Non
     watchdog.watch(runtime)
     assert watchdog.check() is None  # nothing running
     overdue = CurrentInvocation(
-        app_id="app-a", invocation_id="i-1", hard_deadline=time.monotonic() - 1
+        app_id="app-a", execution_id="i-1", hard_deadline=time.monotonic() - 1
     )
     runtime._current = overdue  # what the runtime sets while Lua runs
     assert watchdog.check() == overdue
@@ -121,7 +120,7 @@ async def test_current_names_the_running_invocation(
     limits = TEST_LIMITS
     [current] = during_lua
     assert current is not None
-    assert (current.app_id, current.invocation_id) == ("app-a", ctx.invocation_id)
+    assert (current.app_id, current.execution_id) == ("app-a", ctx.execution_id)
     expected = started + (limits.timeout_ms + limits.hard_deadline_grace_ms) / 1000
     assert abs(current.hard_deadline - expected) < 0.5
     assert during_await == [None]

@@ -16,7 +16,7 @@ from picloud.config import Settings
 from picloud.store._docs_sql import find_docs, find_sql, write_doc_values
 from picloud.store._pool import create_pool
 from picloud.store.docs_query import doc_index_rows, matches, parse_query, sort_key
-from tests.conftest import create_database, drop_database
+from tests.helpers import create_database, drop_database
 
 APPS = ["app-1", "app-2", "x", "x/y"]
 

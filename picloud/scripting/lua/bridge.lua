@@ -281,13 +281,13 @@ local function map(flat, i)
   return t, i + 2 * n + 1
 end
 
--- ctx from the arguments Python sends: invocation_id, app id, slug, name,
+-- ctx from the arguments Python sends: execution_id, app id, slug, name,
 -- trigger_depth, has_request, and with a request: method, path, body, then
 -- params, query and headers, each as a count followed by keys and values.
 local function build_ctx(event_shape, event_vals, decode, ...)
   local flat = {...}
   local ctx = {
-    invocation_id = flat[1], app = {id = flat[2], slug = flat[3], name = flat[4]},
+    execution_id = flat[1], app = {id = flat[2], slug = flat[3], name = flat[4]},
     trigger_depth = flat[5], request = false, event = false,
   }
   if flat[6] == 1 then

@@ -26,8 +26,8 @@ from picloud.domain.identity import (
 )
 from picloud.domain.records import KeyRecord, MemberRecord, UserRecord
 from picloud.errors import InvalidInput, NotFound
-from picloud.http.admin_apps import app_or_404
-from picloud.http.api import endpoint
+from picloud.http._admin_apps import app_or_404
+from picloud.http._api import endpoint
 from picloud.http.state import SERVICES, command_meta
 
 __all__ = [

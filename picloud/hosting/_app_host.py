@@ -31,7 +31,7 @@ from picloud.actors.protocol import Call, Done, Reply, ReplyFrame, failure_of
 from picloud.config import Settings
 from picloud.domain.commands import Deactivate
 from picloud.errors import NotFound, PiCloudError
-from picloud.hosting.channel import ChannelServerProtocol
+from picloud.hosting._channel import ChannelServerProtocol
 from picloud.scripting import AppInfo, CurrentInvocation, ScriptLimits, Watchdog
 from picloud.store import CommitSignals, Database, relay_commit_signals
 
@@ -44,7 +44,7 @@ class Offender(msgspec.Struct, frozen=True):
     """The invocation that was running when the watchdog killed the host."""
 
     app_id: str
-    invocation_id: str
+    execution_id: str
     at: float
 
 
@@ -219,7 +219,7 @@ class AppHost:
         """Runs on the watchdog thread just before the kill: record, durably."""
         path = offender_path(self._settings, self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        record = Offender(current.app_id, current.invocation_id, time.time())
+        record = Offender(current.app_id, current.execution_id, time.time())
         with open(path, "wb") as f:  # fsync needs the file object
             f.write(msgspec.json.encode(record))
             f.flush()
@@ -227,7 +227,7 @@ class AppHost:
         log.error(
             "app %s overran its hard deadline in %s; killing host %s",
             current.app_id,
-            current.invocation_id,
+            current.execution_id,
             self.name,
         )
 

@@ -11,8 +11,8 @@ from picloud.domain.access import Capability
 from picloud.domain.records import AppRecord
 from picloud.domain.system import CreateApp, DeleteApp, UpdateApp
 from picloud.errors import InvalidInput, NotFound
-from picloud.http.api import endpoint
-from picloud.http.auth import principal_of, readable_apps
+from picloud.http._api import endpoint
+from picloud.http._auth import principal_of, readable_apps
 from picloud.http.state import SERVICES, command_meta
 
 __all__ = ["AppList", "CreateAppBody", "UpdateAppBody", "routing_sees_system"]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from picloud.actors.app_data import AppData, KvIntent
+from picloud.actors._app_data import AppData, KvIntent
+from picloud.actors._outcome import Outcome, ReplyFn, accepted, done, not_found, result
 from picloud.actors.invoker import Invoker, Job
-from picloud.actors.outcome import Outcome, ReplyFn, accepted, done, not_found, result
 from picloud.actors.protocol import Reply, failure_of
 from picloud.actors.sdk import DataAccess
 from picloud.config import Settings

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from picloud.errors import PiCloudError
-from picloud.http.api import ENDPOINTS, endpoint, json_response
-from picloud.http.openapi import openapi_document
+from picloud.http._api import ENDPOINTS, endpoint, json_response
+from picloud.http._openapi import openapi_document
 from picloud.http.state import SERVICES
 
 _CHECK_TIMEOUT = 3.0

@@ -25,8 +25,8 @@ from picloud.domain.commands import (
 from picloud.domain.records import ExecutionRecord, RouteRecord, ScriptRecord
 from picloud.errors import ActorUnavailable, InvalidInput, NotFound
 from picloud.events.app import DispatchMode, ScriptKind
-from picloud.http.admin_apps import app_or_404
-from picloud.http.api import endpoint
+from picloud.http._admin_apps import app_or_404
+from picloud.http._api import endpoint
 from picloud.http.state import SERVICES, command_meta
 
 __all__ = ["app_of_route", "app_of_script", "send"]

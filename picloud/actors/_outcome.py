@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from picloud.actors.app_data import KvIntent, Staged
+from picloud.actors._app_data import KvIntent, Staged
 from picloud.actors.protocol import Done, HttpReply, Reply
 from picloud.events import Event, EventMeta, RecordedEvent
 

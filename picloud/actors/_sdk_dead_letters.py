@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from picloud.actors.app_data import AppData, Staged
+from picloud.actors._app_data import AppData, Staged
 from picloud.domain.dead_letters import dead_letter_view, replay_events, resolve_events
 from picloud.domain.records import DeadLetterRecord
 from picloud.domain.sdk_args import limit_of, options

@@ -1,6 +1,6 @@
 """Who is calling, and may they: authentication and the capability check.
 
-Every endpoint of :data:`~picloud.http.api.ENDPOINTS` passes through
+Every endpoint of :data:`~picloud.http._api.ENDPOINTS` passes through
 :meth:`Auth.authorize` before its body is even read:
 
 - ``needs=None``: public, nothing is checked;
@@ -37,7 +37,7 @@ from picloud.domain.credentials import (
 )
 from picloud.domain.records import AppRecord
 from picloud.errors import Forbidden, Unauthenticated
-from picloud.http.api import Authorize, Endpoint
+from picloud.http._api import Authorize, Endpoint
 from picloud.http.state import ACTOR, SERVICES
 
 __all__ = [

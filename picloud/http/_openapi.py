@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 import picloud
-from picloud.http.api import Endpoint
+from picloud.http._api import Endpoint
 
 __all__ = ["openapi_document"]
 

@@ -17,9 +17,9 @@ from picloud.domain.commands import (
 from picloud.domain.records import DeadLetterRecord, TriggerRecord
 from picloud.errors import InvalidInput, NotFound
 from picloud.events.trigger_kinds import TRIGGER_KINDS, TriggerKind
-from picloud.http.admin_apps import app_or_404
-from picloud.http.admin_scripts import send
-from picloud.http.api import endpoint
+from picloud.http._admin_apps import app_or_404
+from picloud.http._admin_scripts import send
+from picloud.http._api import endpoint
 from picloud.http.state import SERVICES
 
 __all__ = ["CreateTriggerBody", "DeadLetterList", "TriggerList"]

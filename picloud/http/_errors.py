@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from picloud import errors
-from picloud.http.api import json_response
+from picloud.http._api import json_response
 
 __all__ = ["error_body", "error_middleware", "error_response", "status_of"]
 

@@ -19,7 +19,7 @@ from picloud.config import Settings
 from picloud.domain.commands import RecordHostKill
 from picloud.errors import PiCloudError
 from picloud.event_loop import freeze_heap
-from picloud.hosting.app_host import AppHost, read_offender
+from picloud.hosting._app_host import AppHost, read_offender
 
 __all__ = ["host_names", "quarantine_host_name", "start_app_host"]
 
@@ -56,7 +56,7 @@ class _AppHostActor:
         if offender is None:
             return
         command = RecordHostKill(
-            host=self._host.name, execution_id=offender.invocation_id
+            host=self._host.name, execution_id=offender.execution_id
         )
         try:
             actor = await self._host.actor(offender.app_id)

@@ -45,8 +45,8 @@ from picloud.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from picloud.http.api import endpoint, json_response
-from picloud.http.auth import CSRF_COOKIE, SESSION_COOKIE, principal_of
+from picloud.http._api import endpoint, json_response
+from picloud.http._auth import CSRF_COOKIE, SESSION_COOKIE, principal_of
 from picloud.http.state import SERVICES, command_meta
 
 __all__ = ["CreatedKey", "KeyList", "LoginBody", "SessionInfo", "WhoAmI"]

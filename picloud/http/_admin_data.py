@@ -19,9 +19,9 @@ from picloud.domain.commands import DataOp
 from picloud.domain.names import check_collection
 from picloud.domain.paging import decode_cursor, encode_cursor
 from picloud.errors import InvalidInput, NotFound, PayloadTooLarge
-from picloud.http.admin_apps import app_or_404
-from picloud.http.admin_scripts import send
-from picloud.http.api import endpoint, json_response
+from picloud.http._admin_apps import app_or_404
+from picloud.http._admin_scripts import send
+from picloud.http._api import endpoint, json_response
 from picloud.http.state import SERVICES
 from picloud.store.docs_query import parse_query
 
