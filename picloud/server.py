@@ -135,9 +135,8 @@ class Server:
             runner, self.settings.http_host, self.settings.http_port, reuse_address=True
         )
         await site.start()
-        server = site._server  # aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        # The port actually bound (the setting may be 0: any free port).
+        self.port = int(runner.addresses[0][1])
         log.info("PiCloud listening on %s", self.url)
 
     async def stop(self) -> None:

@@ -231,7 +231,7 @@ def _decide_key(
         case CreateApiKey():
             user = _user(state, command.user)
             scopes = parse_scopes(command.scopes)
-            if not _HEX64.match(command.secret_hash):
+            if not _HEX64.fullmatch(command.secret_hash):
                 raise InvalidInput("secret_hash must be a hex SHA-256")
             app_id = None
             if command.app is not None:

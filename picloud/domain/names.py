@@ -118,12 +118,12 @@ def check_username(username: str) -> str:
 
 
 def check_slug(slug: str) -> None:
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise InvalidInput(
             f"invalid slug {slug[:80]!r}: use 1-63 lowercase letters, digits and "
             "hyphens, starting and ending with a letter or digit"
         )
-    if slug in _RESERVED_SLUGS or _UUID.match(slug):
+    if slug in _RESERVED_SLUGS or _UUID.fullmatch(slug):
         raise InvalidInput(f"the slug {slug!r} is reserved")
 
 
@@ -137,7 +137,7 @@ def normalise_path(path: str) -> str:
     segments = trimmed.strip("/").split("/") if trimmed != "/" else []
     names = []
     for segment in segments:
-        if not _SEGMENT.match(segment):
+        if not _SEGMENT.fullmatch(segment):
             raise InvalidInput(
                 f"route path segment {segment[:80]!r} is not allowed: use URL-safe "
                 "characters or a {parameter}"

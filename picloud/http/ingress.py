@@ -109,7 +109,7 @@ def _response(reply: Reply, execution_id: str) -> web.Response:
 @functools.lru_cache(maxsize=1024)
 def _allowed_header(name: str) -> bool:
     """A script may set this header: a valid name, not a hop-by-hop one."""
-    return bool(_TOKEN.match(name)) and name.lower() not in _NOT_FROM_SCRIPTS
+    return bool(_TOKEN.fullmatch(name)) and name.lower() not in _NOT_FROM_SCRIPTS
 
 
 def _safe(value: str) -> bool:

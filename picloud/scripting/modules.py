@@ -125,7 +125,9 @@ def _facts_of(source: str) -> SourceFacts:
 def _module_names(names: set[str]) -> tuple[str, ...]:
     return tuple(
         sorted(
-            n for n in names if SCRIPT_NAME.match(n) and n not in RESERVED_MODULE_NAMES
+            n
+            for n in names
+            if SCRIPT_NAME.fullmatch(n) and n not in RESERVED_MODULE_NAMES
         )
     )
 

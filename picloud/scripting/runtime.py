@@ -128,7 +128,7 @@ class AppRuntime:
             ValueError: an invalid name, or the runtime is closed.
         """
         self._check_open()
-        if not SCRIPT_NAME.match(name):
+        if not SCRIPT_NAME.fullmatch(name):
             raise ValueError(f"invalid script name {name!r}")
         data = source.encode()
         self._set_hard(self._lua.get_memory_used() + 4 * len(data) + self.headroom)

@@ -59,7 +59,7 @@ def validate_source(name: str, source: str) -> None:
             ``"name:LINE: reason"``.
         ValueError: ``name`` is not a valid script name.
     """
-    if not SCRIPT_NAME.match(name):
+    if not SCRIPT_NAME.fullmatch(name):
         raise ValueError(f"invalid script name {name!r}")
     data = source.encode()
     lua, check = _checker()

@@ -45,7 +45,7 @@ class EmbeddedPostgres:
             except Exception as e:  # pgserver raises bare exceptions on start failure
                 raise StoreUnavailable(f"embedded Postgres did not start: {e}") from e
         self._server = server
-        if not _IDENTIFIER.match(database):
+        if not _IDENTIFIER.fullmatch(database):
             raise StoreUnavailable(f"not a database name: {database!r}")
         exists = server.psql(
             f"SELECT 1 FROM pg_database WHERE datname = '{database}';"  # noqa: S608  # checked identifier

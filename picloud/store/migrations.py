@@ -75,7 +75,7 @@ def load_migrations(directory: Path) -> list[Migration]:
     """Read and order the migration files; a misnamed or duplicate file is an error."""
     found: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
-        match = _NAME.match(path.name)
+        match = _NAME.fullmatch(path.name)
         if match is None:
             raise MigrationError(
                 f"{path.name}: migration files are named NNNN_name.sql"

@@ -282,3 +282,15 @@ def test_normalising_and_shaping_a_path_are_idempotent(
 
 def test_the_methods_are_the_http_methods_we_route() -> None:
     assert {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"} == METHODS
+
+
+@pytest.mark.parametrize("slug", ["shop\n", "api\n", "a-b\n"])
+def test_a_slug_with_a_trailing_newline_is_refused(slug: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_slug(slug)
+
+
+@pytest.mark.parametrize("path", ["/orders\n", "/a\n/b", "/users/{id}\n"])
+def test_a_route_path_with_a_newline_in_it_is_refused(path: str) -> None:
+    with pytest.raises(InvalidInput):
+        normalise_path(path)

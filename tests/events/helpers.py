@@ -10,7 +10,7 @@ from picloud.events import Event, EventMeta, RecordedEvent
 from picloud.events.app import RouteAdded, ScriptKind, ScriptSaved
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.system_state import SystemState, evolve_system
-from picloud.events.triggers import TriggerAdded, TriggerKind
+from picloud.events.triggers import TriggerAdded
 
 __all__ = [
     "APP",
@@ -104,7 +104,7 @@ def trigger_added(
     trigger_id: str,
     script_id: str,
     *,
-    kind: TriggerKind = "kv",
+    kind: str = "kv",
     ops: list[str] | None = None,
     collection: str | None = None,
     capabilities: list[str] | None = None,

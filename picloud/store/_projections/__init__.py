@@ -1,7 +1,8 @@
 """Projection tables, written in the same transaction as the events they follow.
 
-Each ``project_*`` function is used both live (inside the append transaction)
-and by ``picloud replay``, so a rebuilt projection equals the live one.
+Each ``project_*`` function is applied live, inside the append transaction;
+a rebuild from the log must use these same functions, so that a rebuilt
+projection can equal the live one.
 """
 
 from __future__ import annotations
