@@ -1,0 +1,85 @@
+"""The scripting reference (docs/sdk-reference.md), rendered from the tables.
+
+The SDK operations (:mod:`picloud.domain.sdk_ops`), the trigger kinds
+(:mod:`picloud.events.trigger_kinds`) and the name rules
+(:mod:`picloud.domain.names`) are the truth; the committed document is this
+rendering of them, and a test fails when the two differ
+(``python -m picloud.domain.reference > docs/sdk-reference.md`` renews it).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from picloud.domain.names import COLLECTION
+from picloud.domain.sdk_ops import SDK_OPS, SdkOp
+from picloud.events.trigger_kinds import TRIGGER_KINDS
+
+__all__ = ["render_reference"]
+
+_HEADER = """\
+# Scripting reference: the SDK and the triggers
+
+Generated from PiCloud's tables of SDK operations and trigger kinds; do not
+edit by hand (`python -m picloud.domain.reference > docs/sdk-reference.md`).
+
+Every operation acts on the app the script runs in: no argument names an app.
+A collection name is {collection}.
+A call that breaks a rule fails with a Lua error naming the operation and
+the problem (`kv.get: key must be a string, got number`), which `pcall` can
+catch. Writes are buffered and committed together when the run succeeds.
+"""
+
+
+def _signature(op: SdkOp) -> str:
+    fn = op.function
+    args = ", ".join(f"[{a.name}]" if a.optional else a.name for a in fn.args)
+    if fn.method:
+        return f'{fn.namespace}.collection("name"):{fn.name}({args})'
+    return f"{fn.namespace}.{fn.name}({args})"
+
+
+def _arguments(op: SdkOp) -> list[str]:
+    lines = []
+    for arg in op.function.args:
+        kind = {
+            "string": "a string",
+            "value": "any JSON value but nil",
+            "table": "a table" + (" (nil: {})" if arg.optional else ""),
+            "options": "a table of options",
+        }[arg.kind]
+        if arg.options:
+            kind += ": " + ", ".join(f"`{k}` ({t})" for k, t in arg.options)
+        lines.append(f"- `{arg.name}`: {kind}")
+    return lines
+
+
+def render_reference() -> str:
+    parts = [_HEADER.format(collection=COLLECTION.explained.removeprefix("use "))]
+    namespace = ""
+    for op in SDK_OPS:
+        if op.function.namespace != namespace:
+            namespace = op.function.namespace
+            parts.append(f"## `{namespace}`\n")
+        parts.append(f"### `{_signature(op)}`\n")
+        parts.append(op.summary + "\n")
+        parts.append("\n".join(_arguments(op)) + "\n" if op.function.args else "")
+        parts.append(f"Needs the `{op.needs.value}` capability.\n")
+        if op.example:
+            parts.append(f"```lua\n{op.example}\n```\n")
+    parts.append("## Triggers\n")
+    parts.append(
+        "A trigger runs an endpoint script after a committed event of its "
+        "kind (`POST /api/v1/admin/apps/{app}/triggers/{kind}` with "
+        "`{script_id, ops?, collection?}`); the script gets it as `ctx.event`.\n"
+    )
+    for kind in TRIGGER_KINDS.values():
+        ops = ", ".join(f"`{o}`" for o in kind.ops) or "none"
+        collection = "yes" if kind.takes_collection else "no"
+        parts.append(f"### `{kind.name}`\n")
+        parts.append(f"{kind.summary}. Ops: {ops}. Collection filter: {collection}.\n")
+    return "\n".join(p for p in parts if p)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_reference())
