@@ -25,7 +25,7 @@ from picloud.actors.protocol import Done
 from picloud.config import Settings
 from picloud.domain.system import CreateApp
 from picloud.events import EventMeta
-from picloud.scripting import AppInfo, ScriptLimits
+from picloud.scripting import AppInfo
 from picloud.store import AppStore, EmbeddedPostgres, EventLog
 
 
@@ -69,7 +69,7 @@ async def bench_actor(log: EventLog, settings: Settings) -> AppActor:
     await plane.catch_up()
     [created] = await plane.execute(CreateApp(slug="bench", name="bench"), EventMeta())
     app = AppInfo(id=created.event.app_id, slug="bench", name="bench")  # type: ignore[attr-defined]
-    invoker = Invoker(app, ScriptLimits.from_settings(settings), cache_size=16)
+    invoker = Invoker(app, settings)
     actor = AppActor(
         app, store=AppStore(log, app.id), settings=settings, invoker=invoker
     )

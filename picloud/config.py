@@ -87,6 +87,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     script_max_log_bytes: Positive = 64 * KIB
     script_max_response_bytes: Positive = 4 * MIB
     script_cache_size: Positive = 256
+    script_threads: Positive = 8
+    """Worker threads per host for the scripts that need more than a slice."""
+    script_inline_slice_ms: Positive = 10
+    """How long a script may run on a host's event loop; past it, it is stopped
+    and run again on a worker thread (so it cannot stall other apps)."""
+    app_cpu_budget_ms_per_s: Positive = 500
+    """The CPU an app may use in its scripts over time (ms per second); beyond
+    it and its burst its requests answer 429 until the budget refills."""
+    app_cpu_burst_ms: Positive = 2_000
     module_cache_size: Positive = 512
     module_import_depth_max: Positive = 8
 

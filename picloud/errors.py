@@ -11,6 +11,7 @@
     │   └── StoreUnavailable             the database cannot be reached
     ├── ScriptError                      the Lua sandbox (picloud.scripting)
     │   ├── ScriptSyntaxError            found at save time: line and message
+    │   ├── ScriptPreempted              outran its slice on the event loop (internal)
     │   ├── ScriptRuntimeError           raised while a script runs
     │   │   └── ScriptLimitExceeded      a named limit was hit
     │   │       └── ScriptTimeout        the time limit (also a TimeoutError)
@@ -60,6 +61,7 @@ __all__ = [
     "RequestError",
     "ScriptError",
     "ScriptLimitExceeded",
+    "ScriptPreempted",
     "ScriptRuntimeError",
     "ScriptSyntaxError",
     "ScriptTimeout",
@@ -140,6 +142,14 @@ class ScriptSyntaxError(ScriptError):
     def __init__(self, message: str, *, line: int = 0) -> None:
         super().__init__(message)
         self.line = line
+
+
+class ScriptPreempted(ScriptError):
+    """An invocation run on the host's event loop outran its slice and was
+    stopped before any effect left it; the host runs it again on a worker
+    thread. Never shown to a caller."""
+
+    code = "script_preempted"
 
 
 class ScriptRuntimeError(ScriptError):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from picloud.actors._app_data import AppData, KvIntent
+from picloud.actors._cpu_budget import CpuBudget
 from picloud.actors._outcome import Outcome, ReplyFn, accepted, done, not_found, result
 from picloud.actors.invoker import Invoker, Job
 from picloud.actors.protocol import Reply, failure_of
@@ -29,14 +30,20 @@ from picloud.domain.commands import (
     ResolveDeadLetter,
 )
 from picloud.domain.dead_letters import replay_events, resolve_events
-from picloud.errors import CommandTimeout, InvalidInput, NotFound, SdkCallError
+from picloud.errors import (
+    CommandTimeout,
+    InvalidInput,
+    NotFound,
+    SdkCallError,
+    TooManyRequests,
+)
 from picloud.events import Event, EventMeta, utcnow
 from picloud.events.app import (
     AbandonedExecutionExpired,
     InvocationAccepted,
     InvocationRecorded,
 )
-from picloud.events.app_state import AppState
+from picloud.events.app_state import AppState, RouteInfo
 from picloud.events.pending import Delivery
 from picloud.events.triggers import DeadLetterExpired, DeliverySkipped
 from picloud.scripting import AppInfo
@@ -63,6 +70,7 @@ class AppContext:
     settings: Settings
     invoker: Invoker
     data: AppData
+    budget: CpuBudget
 
     def access(self, granted: frozenset[Capability] = SCRIPT_DEFAULT) -> DataAccess:
         return DataAccess(self.data, granted=granted, settings=self.settings)
@@ -79,6 +87,9 @@ class AppContext:
             return Outcome(
                 events, meta, failure_of(CommandTimeout("the caller gave up"))
             )
+        wait = self.budget.wait_s()
+        if wait > 0:
+            return self._throttled(route, command, meta, wait)
         if route.dispatch_mode == "async":
             event = InvocationAccepted(
                 at=utcnow(),
@@ -91,7 +102,37 @@ class AppContext:
             return Outcome([event], meta, accepted(command.execution_id))
         access = self.access()
         recorded, reply = await self.invoker.run_route(state, route, command, access)
+        self.budget.charge(recorded.cpu_ms)
         return self._with_writes(recorded, access, meta, reply)
+
+    def _throttled(
+        self, route: RouteInfo, command: Invoke, meta: EventMeta, wait: float
+    ) -> Outcome:
+        """Refuse the request (429); the first refusal of an episode is in the
+        execution log, so the owner sees why (one record, not one per request)."""
+        error = TooManyRequests(
+            f"app {self.app.slug!r} is over its CPU budget "
+            f"({self.settings.app_cpu_budget_ms_per_s} ms per second, bursts of "
+            f"{self.settings.app_cpu_burst_ms} ms): its scripts used "
+            f"{self.budget.used_ms:.0f} ms; retry in {wait:.1f}s",
+            retry_after=wait,
+        )
+        if self.budget.throttling:
+            return Outcome([], meta, failure_of(error))
+        self.budget.throttling = True
+        now = utcnow()
+        recorded = InvocationRecorded(
+            at=now,
+            app_id=self.app.id,
+            execution_id=command.execution_id,
+            script_id=route.script_id,
+            trigger=f"throttled:{route.method} {route.path}",
+            status="error",
+            started_at=now,
+            duration_ms=0.0,
+            error=error.message,
+        )
+        return Outcome([recorded], meta, failure_of(error))
 
     async def deliver(self, state: AppState, delivery: Delivery) -> Outcome:
         """One attempt of a pending delivery: its run, then success, retry,
@@ -118,6 +159,7 @@ class AppContext:
         )
         access = self.access(policy.granted(delivery))
         recorded, _ = await self.invoker.run(state, job, access)
+        self.budget.charge(recorded.cpu_ms)
         recorded = msgspec.structs.replace(
             recorded, delivery_id=delivery.id, attempt=delivery.attempt
         )

@@ -34,6 +34,7 @@ from pyrsistent import pmap
 
 from picloud.actors._app_data import AppData, KvIntent, with_batch_prev
 from picloud.actors._app_handlers import AppContext
+from picloud.actors._cpu_budget import CpuBudget
 from picloud.actors._outcome import Outcome, ReplyFn, done
 from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Done, Reply, failure_of
@@ -119,8 +120,12 @@ class AppActor:
         self._log = store.log
         self._settings = settings
         self._data = AppData(store, cache_entries=settings.app_kv_cache_entries)
+        budget = CpuBudget(
+            rate_ms_per_s=settings.app_cpu_budget_ms_per_s,
+            burst_ms=settings.app_cpu_burst_ms,
+        )
         self._ctx = AppContext(
-            app=app, settings=settings, invoker=invoker, data=self._data
+            app=app, settings=settings, invoker=invoker, data=self._data, budget=budget
         )
         self._state = AppState(app_id=app.id)
         self._deliveries: Deliveries = pmap()

@@ -4,12 +4,21 @@ The invoker turns an invocation into the event that records it
 (``InvocationRecorded``) and, for a sync route, the HTTP reply. Script errors
 never reach the caller: they answer 500 with the execution id; the detail is
 in the execution log.
+
+Where scripts run (fair CPU): with an executor (in a host), a script first
+runs on the event loop within a short slice — most scripts end well within
+it and pay no hand-off to a thread. One that outruns it is stopped before
+any effect left the sandbox and run again from the start on a worker thread,
+and the app is *hot* for a while: its next runs go straight to a thread. A
+CPU-bound script therefore holds one worker thread, never the loop that
+serves the other apps of its host.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,9 +26,11 @@ from typing import Any
 import msgspec
 
 from picloud.actors.protocol import HttpReply
+from picloud.actors.sdk import DataAccess
+from picloud.config import Settings
 from picloud.domain.commands import Invoke
 from picloud.domain.sdk_ops import SDK
-from picloud.errors import ScriptError
+from picloud.errors import ScriptError, ScriptPreempted
 from picloud.events import Event, utcnow
 from picloud.events.app import (
     ExecutionAbandoned,
@@ -33,11 +44,13 @@ from picloud.scripting import (
     AppRuntime,
     CompiledScript,
     InvocationContext,
+    InvocationResult,
     LogLine,
+    Mode,
     ModuleSpec,
     RequestData,
     ScriptLimits,
-    SdkHandler,
+    cpu_ms_of,
     logs_of,
 )
 from picloud.scripting.modules import prepare
@@ -60,6 +73,8 @@ class Job:
 _JSON = {"Content-Type": "application/json"}
 _encode = msgspec.json.encode
 _CHECKED_MAX = 4096
+_HOT_S = 30.0
+"""How long an app whose script outran its slice runs on worker threads."""
 
 
 class AppModules:
@@ -86,18 +101,23 @@ class Invoker:
     """Owns the app's :class:`AppRuntime`; one per active app."""
 
     def __init__(
-        self,
-        app: AppInfo,
-        limits: ScriptLimits,
-        *,
-        cache_size: int,
-        module_cache_size: int = 512,
+        self, app: AppInfo, settings: Settings, *, executor: Executor | None = None
     ) -> None:
+        """Limits and cache sizes come from ``settings``. Without an
+        ``executor`` every script runs on the event loop (tests, benches in one
+        process)."""
         self.app = app
         self.runtime = AppRuntime(
-            app.id, limits, module_cache_size=module_cache_size, sdk=SDK
+            app.id,
+            ScriptLimits.from_settings(settings),
+            module_cache_size=settings.module_cache_size,
+            sdk=SDK,
+            executor=executor,
         )
-        self._cache_size = cache_size
+        self._slice_s = settings.script_inline_slice_ms / 1000
+        self._hot_until = 0.0
+        self._preempted_ms = 0.0
+        self._cache_size = settings.script_cache_size
         self._compiled: OrderedDict[str, tuple[int, CompiledScript]] = OrderedDict()
         self._checked: set[tuple[str, int]] = set()
         self._checked_at: dict[str, int] = {}  # script id -> generation checked
@@ -161,7 +181,7 @@ class Invoker:
         return compiled
 
     async def run_route(
-        self, state: AppState, route: RouteInfo, command: Invoke, sdk: SdkHandler
+        self, state: AppState, route: RouteInfo, command: Invoke, sdk: DataAccess
     ) -> tuple[InvocationRecorded, HttpReply]:
         """Run a sync route's script; the event to record and the caller's reply."""
         job = Job(
@@ -188,7 +208,7 @@ class Invoker:
         ]
 
     async def run(
-        self, state: AppState, job: Job, sdk: SdkHandler
+        self, state: AppState, job: Job, sdk: DataAccess
     ) -> tuple[InvocationRecorded, HttpReply | None]:
         """Run ``job``; the event recording it, and the HTTP answer if it succeeded."""
         started_at, started = utcnow(), time.perf_counter()
@@ -196,16 +216,15 @@ class Invoker:
         response: HttpReply | None = None
         error: str | None = "the script no longer exists"
         logs: list[LogLine] = []
+        cpu_ms = 0.0
         if script is not None:
             try:
                 await self.check_modules(state, script)
-                result = await self.runtime.invoke(
-                    self.compiled(script), self._context(job), sdk, self.modules(state)
-                )
+                result = await self._invoke(state, script, job, sdk)
             except ScriptError as e:
-                error, logs = e.message, logs_of(e)
+                error, logs, cpu_ms = e.message, logs_of(e), cpu_ms_of(e)
             else:
-                error, logs = None, result.logs
+                error, logs, cpu_ms = None, result.logs, result.cpu_ms
                 r = result.response
                 response = HttpReply(status=r.status, headers=r.headers, body=r.body)
         recorded = InvocationRecorded(
@@ -219,8 +238,33 @@ class Invoker:
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             error=error,
             logs=[_log_entry(line) for line in logs],
+            cpu_ms=round(cpu_ms + self._preempted_ms, 3),
         )
+        self._preempted_ms = 0.0
         return recorded, response
+
+    async def _invoke(
+        self, state: AppState, script: ScriptInfo, job: Job, sdk: DataAccess
+    ) -> InvocationResult:
+        """The run on the loop within a slice, or on a worker thread (module
+        docstring); a preempted run is started again with fresh writes."""
+        compiled, ctx, modules = (
+            self.compiled(script),
+            self._context(job),
+            self.modules(state),
+        )
+        if self.runtime.executor is None:
+            return await self.runtime.invoke(compiled, ctx, sdk, modules)
+        if time.monotonic() >= self._hot_until:
+            try:
+                return await self.runtime.invoke(
+                    compiled, ctx, sdk, modules, mode=Mode.SLICED, slice_s=self._slice_s
+                )
+            except ScriptPreempted as e:
+                self._preempted_ms = cpu_ms_of(e)
+                sdk.forget()
+        self._hot_until = time.monotonic() + _HOT_S
+        return await self.runtime.invoke(compiled, ctx, sdk, modules, mode=Mode.THREAD)
 
     def _context(self, job: Job) -> InvocationContext:
         return InvocationContext(

@@ -38,10 +38,17 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True, tag="failed"):
     kind: str
     code: str
     message: str
+    retry_after: float | None = None
+    """TooManyRequests' seconds to wait."""
 
 
 def failure_of(error: PiCloudError) -> Failure:
-    return Failure(kind=type(error).__name__, code=error.code, message=error.message)
+    return Failure(
+        kind=type(error).__name__,
+        code=error.code,
+        message=error.message,
+        retry_after=getattr(error, "retry_after", None),
+    )
 
 
 def unwrap(result: T | Failure) -> T:
@@ -53,6 +60,8 @@ def unwrap(result: T | Failure) -> T:
         cls = PiCloudError
     error = cls.__new__(cls)
     PiCloudError.__init__(error, result.message, code=result.code)
+    if result.retry_after is not None:
+        error.retry_after = result.retry_after  # type: ignore[attr-defined]  # TooManyRequests' own field
     raise error
 
 

@@ -66,6 +66,10 @@ class DataAccess:
         self._settings = settings
         self.staged = Staged()
 
+    def forget(self) -> None:
+        """Drop the writes staged so far (the run is started again)."""
+        self.staged = Staged()
+
     async def __call__(self, op: str, args: list[JSONValue]) -> JSONValue:
         """Run SDK operation ``op`` (domain.sdk_ops) with its Lua arguments."""
         handler: Callable[[list[Any]], Awaitable[JSONValue]] = getattr(

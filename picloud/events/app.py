@@ -116,6 +116,8 @@ class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
     delivery_id: str | None = None
     """Set when the run was (an attempt of) a delivery: a trigger or async route."""
     attempt: int = 1
+    cpu_ms: float = 0.0
+    """CPU time of the script's own Lua (what counts against the app's budget)."""
 
 
 class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):

@@ -21,6 +21,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -32,7 +33,7 @@ from picloud.config import Settings
 from picloud.domain.commands import Deactivate
 from picloud.errors import NotFound, PiCloudError
 from picloud.hosting._channel import ChannelServerProtocol
-from picloud.scripting import AppInfo, CurrentInvocation, ScriptLimits, Watchdog
+from picloud.scripting import AppInfo, CurrentInvocation, Watchdog
 from picloud.store import CommitSignals, Database, relay_commit_signals
 
 __all__ = ["AppHost", "Offender", "read_offender"]
@@ -73,7 +74,10 @@ class AppHost:
         self.name = name
         self._settings = settings
         self._dsn = dsn
-        self._limits = ScriptLimits.from_settings(settings)
+        # The scripts that outrun their slice on the event loop (see Invoker).
+        self._scripts = ThreadPoolExecutor(
+            settings.script_threads, thread_name_prefix="lua"
+        )
         self._actors: OrderedDict[str, AppActor] = OrderedDict()
         self._activating: dict[str, asyncio.Task[AppActor]] = {}
         self._closing: dict[str, asyncio.Task[None]] = {}
@@ -116,6 +120,7 @@ class AppHost:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._watchdog.stop()
+        self._scripts.shutdown(wait=False, cancel_futures=True)
         if self._db is not None:
             await self._db.close()
 
@@ -179,12 +184,7 @@ class AppHost:
         if record is None or record.id != app_id:
             raise NotFound(f"no app {app_id!r}")
         app = AppInfo(id=record.id, slug=record.slug, name=record.name)
-        invoker = Invoker(
-            app,
-            self._limits,
-            cache_size=self._settings.script_cache_size,
-            module_cache_size=self._settings.module_cache_size,
-        )
+        invoker = Invoker(app, self._settings, executor=self._scripts)
         actor = AppActor(app, store=store, settings=self._settings, invoker=invoker)
         await actor.activate()
         self._watchdog.watch(actor.runtime)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import re
 import secrets
 
@@ -101,7 +102,12 @@ def _response(reply: Reply, execution_id: str) -> web.Response:
         try:
             unwrap(reply)
         except PiCloudError as e:
-            return _error(status_of(e), e.code, e.message, execution_id)
+            response = _error(status_of(e), e.code, e.message, execution_id)
+            if reply.retry_after is not None:
+                response.headers["Retry-After"] = str(
+                    max(1, math.ceil(reply.retry_after))
+                )
+            return response
     message = "this Idempotency-Key was already used for a request that ran"
     return _error(409, "duplicate_request", message, execution_id)
 

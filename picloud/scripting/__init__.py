@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from picloud.errors import SdkCallError
 
-from ._driver import logs_of
+from ._driver import Mode, cpu_ms_of, logs_of
 from .context import (
     AppInfo,
     CurrentInvocation,
@@ -39,6 +39,7 @@ __all__ = [
     "InvocationResult",
     "JSONValue",
     "LogLine",
+    "Mode",
     "ModuleSource",
     "ModuleSpec",
     "RequestData",
@@ -47,6 +48,7 @@ __all__ = [
     "SdkCallError",
     "SdkHandler",
     "Watchdog",
+    "cpu_ms_of",
     "logs_of",
     "validate_source",
 ]

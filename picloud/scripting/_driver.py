@@ -2,15 +2,24 @@
 
 The script runs in a Lua coroutine. When it calls an I/O SDK function the
 coroutine yields an SDK request (see :func:`_serve`); the driver awaits the
-host's :class:`~picloud.scripting.SdkHandler` on the event loop (no thread, no
-blocking) and resumes the coroutine with the answer. A yield that is not an
-SDK request ends the invocation with an error (core.lua). The whole
-invocation, awaits included, is bounded by ``limits.timeout_ms``.
+host's :class:`~picloud.scripting.SdkHandler` on the event loop and resumes
+the coroutine with the answer. A yield that is not an SDK request ends the
+invocation with an error (core.lua). The whole invocation, awaits included,
+is bounded by ``limits.timeout_ms``.
+
+Where the Lua steps run (:class:`Mode`): on the event loop's own thread
+(cheapest: no hand-off), on it with a *slice* after which the invocation is
+stopped (:class:`~picloud.errors.ScriptPreempted`, for the host to run it
+again elsewhere), or on a worker thread of the runtime's executor, where a
+CPU-bound script cannot stall the loop (lupa releases the GIL while Lua
+runs). A step on a worker thread is always waited for before anything else
+touches the runtime, even when the invocation is cancelled meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 import re
@@ -22,6 +31,7 @@ import msgspec
 from picloud.errors import (
     ScriptError,
     ScriptLimitExceeded,
+    ScriptPreempted,
     ScriptRuntimeError,
     ScriptTimeout,
     SdkCallError,
@@ -36,7 +46,7 @@ if TYPE_CHECKING:
     from .context import InvocationContext, ModuleSource, SdkHandler
     from .runtime import AppRuntime, CompiledScript
 
-__all__ = ["Invocation", "logs_of", "run"]
+__all__ = ["Invocation", "Mode", "cpu_ms_of", "logs_of", "run"]
 
 _log = logging.getLogger(__name__)
 MAX_MESSAGE = 2000
@@ -47,10 +57,29 @@ SDK_REQUEST, DONE, FAILED, LIMIT = 1, 2, 3, 4
 """What a step of Lua returns first (core.lua, after_resume)."""
 
 
+class Mode(enum.Enum):
+    """Where an invocation's Lua steps run (module docstring)."""
+
+    INLINE = "inline"
+    SLICED = "sliced"
+    THREAD = "thread"
+
+
 class Invocation:
     """The Python side of one running invocation."""
 
-    __slots__ = ("current", "deadline", "handle", "logs", "modules", "script")
+    __slots__ = (
+        "cpu_s",
+        "current",
+        "deadline",
+        "handle",
+        "logs",
+        "modules",
+        "script",
+        "step_cpu",
+        "stopping",
+        "threaded",
+    )
 
     def __init__(
         self,
@@ -65,6 +94,17 @@ class Invocation:
         self.modules = modules
         self.logs: list[LogLine] = []
         self.handle: Any = None
+        self.threaded = False
+        self.cpu_s = 0.0
+        """CPU time of the steps that ended; the running one adds from step_cpu."""
+        self.step_cpu = 0.0
+        self.stopping = False
+        """Set from the loop to end a step running on a worker thread: the hook
+        then sees its deadline passed (see AppRuntime.clock)."""
+
+    def cpu_now(self) -> float:
+        """CPU seconds so far, the running step included (on its own thread)."""
+        return self.cpu_s + (time.thread_time() - self.step_cpu)
 
 
 class _Stop(Exception):
@@ -79,12 +119,15 @@ def logs_of(error: BaseException) -> list[LogLine]:
     return logs
 
 
-async def run(
+async def run(  # noqa: PLR0913  # the invocation and where it runs
     rt: AppRuntime,
     script: CompiledScript,
     ctx: InvocationContext,
     sdk: SdkHandler,
     modules: ModuleSource | None,
+    *,
+    mode: Mode = Mode.INLINE,
+    slice_s: float = 0.0,
 ) -> InvocationResult:
     limits = rt.limits
     started = time.perf_counter()
@@ -95,8 +138,10 @@ async def run(
         hard_deadline=now + (limits.timeout_ms + limits.hard_deadline_grace_ms) / 1000,
     )
     inv = Invocation(script, current, now + limits.timeout_ms / 1000, modules)
+    inv.threaded = mode is Mode.THREAD
+    slice_end = now + slice_s if mode is Mode.SLICED else False
     try:
-        status = _start(rt, inv, ctx)
+        status = await _start(rt, inv, ctx, slice_end)
         if status[0] == SDK_REQUEST:
             status = await _serve(rt, inv, sdk, status)
     except _Stop as stop:
@@ -108,7 +153,9 @@ async def run(
     return _conclude(inv, status, started)
 
 
-def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any, ...]:
+async def _start(
+    rt: AppRuntime, inv: Invocation, ctx: InvocationContext, slice_end: float | bool
+) -> tuple[Any, ...]:
     limits = rt.limits
     rt.begin()
     args, lua_bytes = _ctx_args(ctx)
@@ -128,9 +175,9 @@ def _start(rt: AppRuntime, inv: Invocation, ctx: InvocationContext) -> tuple[Any
     if event_shape is not None:
         event_vals = rt.new_table(shaped.vals)
     gen = getattr(inv.modules, "generation", None)
-    status = _call(
-        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, gen, event_shape,
-        event_vals, *args,
+    status = await _call(
+        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, slice_end, gen,
+        event_shape, event_vals, *args,
     )  # fmt: skip
     if status[0] == SDK_REQUEST:
         inv.handle = status[2]
@@ -163,9 +210,36 @@ def _ctx_args(ctx: InvocationContext) -> tuple[list[Any], int]:
     return args, size + 120 * len(args)
 
 
-def _call(rt: AppRuntime, inv: Invocation, fn: Any, *args: Any) -> tuple[Any, ...]:
+async def _call(
+    rt: AppRuntime, inv: Invocation, fn: Any, *args: Any
+) -> tuple[Any, ...]:
+    """One step of Lua, here or on a worker thread (see the module docstring)."""
+    if not inv.threaded:
+        return _step(rt, inv, fn, args)
+    loop = asyncio.get_running_loop()
+    step = loop.run_in_executor(rt.executor, _step, rt, inv, fn, args)
+    try:
+        return await asyncio.shield(step)
+    except asyncio.CancelledError:
+        # The thread is inside the Lua state: make its hook end the step, and
+        # let nothing touch the runtime before it has.
+        inv.stopping = True
+        while not step.done():
+            try:
+                await asyncio.shield(step)
+            except asyncio.CancelledError:
+                continue
+            except Exception:  # noqa: BLE001  # the step's own failure: the cancellation wins
+                break
+        raise
+
+
+def _step(
+    rt: AppRuntime, inv: Invocation, fn: Any, args: tuple[Any, ...]
+) -> tuple[Any, ...]:
     """One step of Lua; :attr:`AppRuntime.current` names ``inv`` meanwhile."""
     rt.enter(inv)
+    inv.step_cpu = time.thread_time()
     try:
         result: tuple[Any, ...] = fn(*args)
     except LuaMemoryError:
@@ -174,6 +248,7 @@ def _call(rt: AppRuntime, inv: Invocation, fn: Any, *args: Any) -> tuple[Any, ..
         _log.error("sandbox failure in %s: %s", inv.script.name, e)
         raise ScriptRuntimeError(f"{inv.script.name}: internal error") from None
     finally:
+        inv.cpu_s += time.thread_time() - inv.step_cpu
         rt.leave()
     return result
 
@@ -214,7 +289,7 @@ async def _serve(
                 answer: tuple[Any, ...] = (False, e.message.encode()[:MAX_MESSAGE])
             else:
                 answer = _to_lua(rt, value)
-            status = _call(rt, inv, resume, handle, *answer)
+            status = await _call(rt, inv, resume, handle, *answer)
     except asyncio.CancelledError:
         if expired and task.uncancel() == 0:
             raise _Stop("time") from None
@@ -284,10 +359,14 @@ def _conclude(
             logs=inv.logs,
             instructions=count,
             duration_ms=(time.perf_counter() - started) * 1000,
+            cpu_ms=inv.cpu_s * 1000,
         )
     if kind == LIMIT:
+        limit = status[2].decode()
+        if limit == "slice":
+            raise _failed(inv, ScriptPreempted(f"{name}: outran its slice"))
         where = status[3].decode() if isinstance(status[3], bytes) else None
-        raise _limit(inv, status[2].decode(), where)
+        raise _limit(inv, limit, where)
     raise _failed(
         inv, ScriptRuntimeError(_message(name, status[2].decode("utf-8", "replace")))
     )
@@ -329,4 +408,11 @@ def _limit(inv: Invocation, limit: str, where: str | None) -> ScriptError:
 
 def _failed(inv: Invocation, error: ScriptError) -> ScriptError:
     error.logs = inv.logs  # type: ignore[attr-defined]  # read through logs_of()
+    error.cpu_ms = inv.cpu_s * 1000  # type: ignore[attr-defined]  # read through cpu_ms_of()
     return error
+
+
+def cpu_ms_of(error: BaseException) -> float:
+    """The CPU milliseconds a failed invocation used (0 when unknown)."""
+    cpu: float = getattr(error, "cpu_ms", 0.0)
+    return cpu

@@ -44,6 +44,8 @@ class HostState(Protocol):
     """The runtime as its host functions need it."""
 
     def fits(self, lua_bytes: int) -> bool: ...
+    def clock(self) -> float: ...
+    def running_cpu(self) -> float: ...
     def new_table(self, vals: list[Any]) -> Any: ...
     def running_logs(self) -> list[LogLine]: ...
     def running_modules(self) -> ModuleSource | None: ...
@@ -93,7 +95,10 @@ class Host:
         table: dict[bytes, Callable[..., Any]] = {
             name.encode(): _guarded(getattr(self, name)) for name in names
         }
-        table[b"clock"] = time.monotonic
+        # Called by the hook every few thousand instructions: unguarded (they
+        # cannot fail), and the runtime's own (see AppRuntime.clock).
+        table[b"clock"] = self._state.clock
+        table[b"cpu_clock"] = self._state.running_cpu
         return table
 
     # -- returning values ---------------------------------------------------------

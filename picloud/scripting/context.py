@@ -82,6 +82,8 @@ class InvocationResult(msgspec.Struct, frozen=True, kw_only=True):
     """Counted by the hook, so in steps of its interval (2000 instructions,
     fewer with a large heap), plus C-level work charged by size."""
     duration_ms: float
+    cpu_ms: float = 0.0
+    """CPU time of the invocation's own Lua steps (what ``os.clock()`` tells it)."""
 
 
 class CurrentInvocation(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,11 +17,14 @@ may interleave at their SDK awaits.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from picloud.errors import ScriptLimitExceeded
 
 from . import _driver
+from ._driver import Mode
 from ._host import Host
 from ._lua import LuaMemoryError, open_sandbox
 from .limits import ScriptLimits
@@ -44,6 +47,7 @@ MIB = 1 << 20
 _MARGIN = 1 * MIB
 """Heap kept free for lupa's own small unprotected allocations."""
 _GC_AFTER_GROWTH = 4 * MIB
+_FAR_FUTURE = float("inf")
 
 
 class CompiledScript:
@@ -76,12 +80,15 @@ class AppRuntime:
         *,
         module_cache_size: int = 512,
         sdk: SdkSpec = NO_SDK,
+        executor: Executor | None = None,
     ) -> None:
         """``module_cache_size``: compiled modules kept (LRU, by module name);
-        ``sdk``: the SDK scripts get (the table of SDK operations)."""
+        ``sdk``: the SDK scripts get (the table of SDK operations);
+        ``executor``: the worker threads of :attr:`Mode.THREAD` invocations."""
         if module_cache_size < 1:
             raise ValueError("module_cache_size must be positive")
         self.app_id = app_id
+        self.executor = executor
         self.limits = limits or ScriptLimits()
         self.headroom = 16 * self.limits.max_value_bytes + 2 * MIB
         self._host = Host(self, self.limits)
@@ -147,16 +154,26 @@ class AppRuntime:
             raise syntax_error(name, message)
         return CompiledScript(self, name, fn)
 
-    async def invoke(
+    async def invoke(  # noqa: PLR0913  # the invocation and where it runs
         self,
         script: CompiledScript,
         ctx: InvocationContext,
         sdk: SdkHandler,
         modules: ModuleSource | None = None,
+        *,
+        mode: Mode = Mode.INLINE,
+        slice_s: float = 0.0,
     ) -> InvocationResult:
         """Run ``script`` once with ``ctx``; SDK calls are awaited on ``sdk``.
 
+        ``mode`` says where its Lua steps run (:class:`Mode`): on this thread,
+        on it for at most ``slice_s`` seconds (then ScriptPreempted), or on a
+        worker thread of the runtime's executor. Calls for one runtime must
+        not overlap (the app's actor runs one command at a time).
+
         Raises:
+            ScriptPreempted: a SLICED invocation outran its slice; nothing it
+                did left the sandbox, so it may be run again.
             ScriptRuntimeError: the script failed; the message has its name and
                 line. The logs so far are on the exception (see
                 :func:`~picloud.scripting.logs_of`).
@@ -167,7 +184,11 @@ class AppRuntime:
         self._check_open()
         if script.runtime is not self:
             raise ValueError("the script was compiled by another runtime")
-        return await _driver.run(self, script, ctx, sdk, modules)
+        if mode is Mode.THREAD and self.executor is None:
+            raise ValueError("this runtime has no executor for worker threads")
+        return await _driver.run(
+            self, script, ctx, sdk, modules, mode=mode, slice_s=slice_s
+        )
 
     def close(self) -> None:
         """Refuse further compiles and invocations. The Lua state is freed
@@ -202,6 +223,20 @@ class AppRuntime:
         self._lua.gccollect()
         used = self._lua.get_memory_used()
         return used + lua_bytes + _MARGIN <= self._hard
+
+    def clock(self) -> float:
+        """The sandbox's clock (deadlines, slices): monotonic time, or the far
+        future once the loop asked a step on a worker thread to stop, so the
+        hook ends it at its next run."""
+        running = self._running
+        if running is not None and running.stopping:
+            return _FAR_FUTURE
+        return time.monotonic()
+
+    def running_cpu(self) -> float:
+        """The running invocation's CPU seconds (``os.clock()`` in Lua)."""
+        running = self._running
+        return 0.0 if running is None else running.cpu_now()
 
     def new_table(self, vals: list[Any]) -> Any:
         return self._lua.table_from(vals)

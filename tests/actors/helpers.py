@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import Executor
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from picloud.domain.commands import AddRoute, Invoke, SaveScript
 from picloud.domain.system import CreateApp
 from picloud.events import EventMeta
 from picloud.events.app import RequestRecord
-from picloud.scripting import AppInfo, ScriptLimits
+from picloud.scripting import AppInfo
 from picloud.store import AppStore, EventLog
 
 _ids = itertools.count()
@@ -32,10 +33,11 @@ async def make_app(event_log: EventLog, slug: str = "app") -> AppInfo:
 
 
 def make_actor(event_log: EventLog, app: AppInfo, **settings: Any) -> AppActor:
+    """An actor of ``app`` with these settings; ``executor=`` gives it worker
+    threads for the scripts that outrun their slice."""
+    executor: Executor | None = settings.pop("executor", None)
     s = Settings(**settings)
-    invoker = Invoker(
-        app, ScriptLimits.from_settings(s), cache_size=s.script_cache_size
-    )
+    invoker = Invoker(app, s, executor=executor)
     return AppActor(app, store=AppStore(event_log, app.id), settings=s, invoker=invoker)
 
 

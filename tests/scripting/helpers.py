@@ -13,6 +13,7 @@ from picloud.scripting import (
     InvocationContext,
     InvocationResult,
     JSONValue,
+    Mode,
     ModuleSource,
     ModuleSpec,
     RequestData,
@@ -119,10 +120,17 @@ class Runner:
         sdk: Any = None,
         modules: ModuleSource | None = None,
         name: str | None = None,
+        mode: Mode = Mode.INLINE,
+        slice_s: float = 0.0,
     ) -> InvocationResult:
         script = self.runtime.compile(name or f"s{next(self._n)}", source)
         return await self.runtime.invoke(
-            script, ctx or make_ctx(self.runtime.app_id), sdk or self.sdk, modules
+            script,
+            ctx or make_ctx(self.runtime.app_id),
+            sdk or self.sdk,
+            modules,
+            mode=mode,
+            slice_s=slice_s,
         )
 
     async def value(self, source: str, **kwargs: Any) -> Any:

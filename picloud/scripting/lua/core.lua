@@ -96,7 +96,11 @@ I.kill = function(reason) return kill(current, reason) end
 -- Returns the heap size in KiB.
 local function check(inv)
   if inv.count > L.max_count then kill(inv, "instructions") end
-  if clock() > inv.deadline then kill(inv, "time") end
+  local now = clock()
+  if now > inv.deadline then kill(inv, "time") end
+  -- An invocation running on the host's event loop gets a short slice; past
+  -- it, it is stopped and the host runs it again on a worker thread.
+  if inv.slice and now > inv.slice then kill(inv, "slice") end
   local kb = gc_kb()
   if kb > inv.mem_kb then
     collectgarbage("collect")
@@ -385,14 +389,15 @@ function I.configure(max_count, mem_bytes, max_depth, max_log, max_value,
 end
 
 -- Start an invocation of compiled script `fn` that must end by `deadline`
--- (the clock's time). The context arrives as arguments (see bridge.lua) and
--- is built inside the hooked coroutine.
+-- (the clock's time), and be stopped with the "slice" limit past `slice`
+-- (a clock time, or false). The context arrives as arguments (see bridge.lua)
+-- and is built inside the hooked coroutine.
 -- `modules_gen` (an integer or nil) is the module source's generation: while
 -- it stays the same, modules compiled under it need no lookup (stdlib.lua).
-function I.start(fn, deadline, modules_gen, ...)
+function I.start(fn, deadline, slice, modules_gen, ...)
   local co = co_create(I.body)
   local inv = {
-    count = 0, pending = 0, deadline = deadline, mem_kb = gc_kb() + L.mem_kb, tick = L.tick,
+    count = 0, pending = 0, deadline = deadline, slice = slice, mem_kb = gc_kb() + L.mem_kb, tick = L.tick,
     killed = false, co = co, threads = false, log_bytes = 0, null = false,
     kill_where = false, modules = false, importing = false, handed = false,
     modules_gen = modules_gen or false, module_mt = false,

@@ -205,7 +205,10 @@ for k, v in next, math do safe_math[k] = v end
 safe_math.randomseed = nil  -- the generator is shared by all invocations
 LIBS.math = safe_math
 LIBS.string, LIBS.table, LIBS.utf8 = I.safe_string, I.safe_table, I.safe_utf8
-LIBS.os = {time = os.time, clock = os.clock, date = os.date, difftime = os.difftime}
+-- os.clock is the invocation's own CPU time, not the host process's (which
+-- would tell a script how busy its neighbours are).
+local cpu_clock = host.cpu_clock
+LIBS.os = {time = os.time, clock = function() return cpu_clock() end, date = os.date, difftime = os.difftime}
 local co = R.coroutine
 LIBS.coroutine = {
   create = I.co_create, resume = I.co_resume, wrap = I.co_wrap, close = I.co_close,
