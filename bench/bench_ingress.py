@@ -138,6 +138,7 @@ async def wrk(
 
 _BARE_SERVER = """
 import asyncio
+import sys
 
 import uvloop
 
@@ -167,6 +168,7 @@ async def start_bare() -> tuple[asyncio.subprocess.Process, str]:
 
 _INSTANT_HOST = """
 import asyncio
+import sys
 
 import uvloop
 
@@ -181,7 +183,7 @@ def dispatch(call, respond):
 async def main():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: ChannelServerProtocol(dispatch), "127.0.0.1", 0
+        lambda: ChannelServerProtocol(dispatch, sys.argv[1]), "127.0.0.1", 0
     )
     print(server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
@@ -195,11 +197,12 @@ async def instant_host(server: Server, app_id: str) -> AsyncIterator[Pids]:
     """While open, the front door sends ``app_id``'s host's calls to a process
     that answers each at once; yields that process's pids."""
     assert server.services is not None
-    proc, port = await spawn_listener(_INSTANT_HOST)
+    secret = server.settings.cluster_secret or ""
+    proc, port = await spawn_listener(_INSTANT_HOST, secret)
     link = server.services.hosts.link_for(app_id)
     real = link._channel  # the bench swaps the channel, nothing else
     try:
-        link._channel = swapped = await open_channel("127.0.0.1", port)
+        link._channel = swapped = await open_channel("127.0.0.1", port, secret)
         try:
             yield lambda: [proc.pid]
         finally:
@@ -503,13 +506,13 @@ async def memory(
         warm.setdefault(hosts.link_for(app_id).name, slug)
     for slug in warm.values():  # the host's fixed costs: pool, Lua, imports
         for _ in range(20):
-            await get_hello(session, server.url, slug)
+            await get_hello(session, server.apps_url, slug)
     measured = [s for s in apps if s not in warm.values()][:n]
     await asyncio.sleep(1.0)
     sizes = [uss(pids)]
     half = len(measured) // 2
     for part in (measured[:half], measured[half:]):
-        await bounded([get_hello(session, server.url, s) for s in part], 4)
+        await bounded([get_hello(session, server.apps_url, s) for s in part], 4)
         await asyncio.sleep(1.0)
         sizes.append(uss(pids))
     per_app = (sizes[2] - sizes[0]) / len(measured)
@@ -539,8 +542,8 @@ async def activation_round(
     await asyncio.sleep(1.0)  # let the passivations finish
     first, second = [], []
     for slug in apps:
-        first.append(await get_hello(session, server.url, slug))
-        second.append(await get_hello(session, server.url, slug))
+        first.append(await get_hello(session, server.apps_url, slug))
+        second.append(await get_hello(session, server.apps_url, slug))
     return first, second
 
 
@@ -587,7 +590,7 @@ async def long_stream_activation(
     )
     await server.services.hosts.call(app_id, Deactivate(), 10)
     await asyncio.sleep(1.0)
-    cold = await get_hello(session, server.url, slug)
+    cold = await get_hello(session, server.apps_url, slug)
     print(
         f"   the loaded app ({length:,} events, snapshot at {snapshot or 0:,}):"
         f" first request after passivation {cold:,.1f} ms"
@@ -639,14 +642,15 @@ async def targets(
     proc, url = bare
     return {
         "bare": (url, {"bare": lambda: [proc.pid]}),
-        "picloud": (f"{server.url}/apps/{slugs[0]}/hello", picloud),
-        "front door alone": (f"{server.url}/apps/{slugs[1]}/hello", alone),
+        "picloud": (f"{server.apps_url}/apps/{slugs[0]}/hello", picloud),
+        "front door alone": (f"{server.apps_url}/apps/{slugs[1]}/hello", alone),
     }
 
 
 async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
     settings = Settings(
         http_port=0,
+        apps_port=0,
         ray_namespace=f"bench-{uuid.uuid4().hex[:8]}",
         data_dir=str(tmp / "data"),
         log_level="WARNING",
@@ -673,7 +677,7 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
                 await throughput(loads, args)
                 print_scans(scans, await table_scans(server))
             if args.profile is not None:
-                url = f"{server.url}/apps/{hello[0]}/hello"
+                url = f"{server.apps_url}/apps/{hello[0]}/hello"
                 await profile(server, lambda: wrk(url, 64, args.seconds),
                               args.seconds, args.profile)  # fmt: skip
             measured = await memory(server, session, apps, args.apps)

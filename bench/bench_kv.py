@@ -123,12 +123,13 @@ async def setup_route(server: Server) -> str:
             f"{server.url}/api/v1/admin/scripts/{made['id']}/routes", json=route
         ) as r:
             assert r.status == 201, await r.text()
-    return f"{server.url}/apps/kvbench/set"
+    return f"{server.apps_url}/apps/kvbench/set"
 
 
 async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
     settings = Settings(
         http_port=0,
+        apps_port=0,
         ray_namespace=f"bench-{uuid.uuid4().hex[:8]}",
         data_dir=str(tmp / "data"),
         log_level="WARNING",

@@ -124,6 +124,7 @@ async def phase(base: str, hog: str | None, seconds: float) -> str:
 async def one_server(dsn: str, tmp: Path, seconds: float, **overrides: Any) -> None:
     settings = Settings(
         http_port=0,
+        apps_port=0,
         ray_namespace=f"bench-{uuid.uuid4().hex[:8]}",
         data_dir=str(tmp / f"data-{uuid.uuid4().hex[:8]}"),
         log_level="WARNING",
@@ -138,10 +139,10 @@ async def one_server(dsn: str, tmp: Path, seconds: float, **overrides: Any) -> N
         async with aiohttp.ClientSession(headers=headers) as session:
             await hello_app(session, server.url, "quiet")
             await hog_app(session, server.url)
-        await sample(f"{server.url}/apps/quiet/hello", 1)  # warm-up
-        print(f"  quiet:            {await phase(server.url, None, seconds)}")
+        await sample(f"{server.apps_url}/apps/quiet/hello", 1)  # warm-up
+        print(f"  quiet:            {await phase(server.apps_url, None, seconds)}")
         for n, name in enumerate(HOGS):
-            line = await phase(server.url, f"hog{n}", seconds)
+            line = await phase(server.apps_url, f"hog{n}", seconds)
             print(f"  {name + ' hog:':17} {line}")
             await asyncio.sleep(2)  # the hog's last runs end
     finally:

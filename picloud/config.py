@@ -44,8 +44,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     data_dir: str = ".picloud"
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
+    """The admin listener: admin API, auth, health, dashboard; never app content."""
+    apps_host: str | None = None
+    """Where the apps listener binds; unset means ``http_host``."""
+    apps_port: Port = 8081
+    """The apps listener: ``/apps/{slug}/…`` and ``{slug}.{domain}``, on an
+    origin of their own, so a script never sees the admin's cookies."""
     domain: str | None = None
-    """When set, ``Host: {slug}.{domain}`` also reaches an app's routes."""
+    """When set, ``Host: {slug}.{domain}`` on the apps listener reaches an app."""
+    cluster_secret: str | None = None
+    """What front doors prove to app hosts before calling them; unset means
+    one generated into ``data_dir`` on first start (set it when clustered)."""
+    redact_headers: str = ""
+    """Header names (comma-separated) redacted, like Authorization and Cookie,
+    before a request is stored (async runs, dead letters)."""
     log_level: LogLevel = "INFO"
 
     # -- database ---------------------------------------------------------------

@@ -21,11 +21,12 @@ from picloud.config import Settings
 from picloud.domain.commands import Deactivate
 from picloud.errors import ActorUnavailable, CommandTimeout
 from picloud.event_loop import freeze_heap
+from picloud.hosting.cluster_secret import with_cluster_secret
 from picloud.hosting.control_actor import ControlPlaneClient, start_control_plane
 from picloud.hosting.host_pool import HostPool
 from picloud.hosting.scheduler import sweep_retention, wake_due_apps
 from picloud.http.app import make_app
-from picloud.http.ingress import serve_apps_first
+from picloud.http.ingress import apps_handler
 from picloud.http.routing import Routing
 from picloud.http.state import BackgroundTasks, Services
 from picloud.store import CommitSignals, Database, migrate, relay_commit_signals
@@ -47,19 +48,27 @@ class Server:
 
     def __init__(self, settings: Settings, dsn: str, *, owns_actors: bool) -> None:
         # Actors run in other processes, maybe other machines: no relative paths.
-        self.settings = msgspec.structs.replace(
-            settings, data_dir=str(settings.data_path)
+        self.settings = with_cluster_secret(
+            msgspec.structs.replace(settings, data_dir=str(settings.data_path))
         )
         self.dsn = dsn
         self.owns_actors = owns_actors
         self.port: int | None = None
+        self.apps_port: int | None = None
         self._stack = AsyncExitStack()
         self._actors: list[Any] = []
         self.services: Services | None = None
 
     @property
     def url(self) -> str:
+        """The admin listener."""
         return f"http://{self.settings.http_host}:{self.port}"
+
+    @property
+    def apps_url(self) -> str:
+        """The apps listener: ``{apps_url}/apps/{slug}/…``."""
+        host = self.settings.apps_host or self.settings.http_host
+        return f"http://{host}:{self.apps_port}"
 
     async def start(self) -> None:
         try:
@@ -124,20 +133,39 @@ class Server:
                 return control
 
     async def _serve_http(self, services: Services) -> None:
-        runner = web.AppRunner(
-            make_app(services), access_log=None, handle_signals=False
+        """Two listeners, two origins: the admin API and dashboard on one, the
+        apps on the other, so a script never sees an admin's session."""
+        settings = self.settings
+        admin = web.AppRunner(make_app(services), access_log=None, handle_signals=False)
+        self.port = await self._listen(admin, settings.http_host, settings.http_port)
+        limit = settings.max_request_bytes
+
+        loop = asyncio.get_running_loop()
+
+        def request(  # the request factory of aiohttp's low-level server
+            message: Any, payload: Any, protocol: Any, writer: Any, task: Any
+        ) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=limit
+            )
+
+        apps = web.ServerRunner(
+            web.Server(apps_handler(services), request_factory=request),
+            access_log=None,
+            handle_signals=False,
         )
+        apps_host = settings.apps_host or settings.http_host
+        self.apps_port = await self._listen(apps, apps_host, settings.apps_port)
+        log.info(
+            "PiCloud listening on %s (admin) and %s (apps)", self.url, self.apps_url
+        )
+
+    async def _listen(self, runner: web.BaseRunner, host: str, port: int) -> int:
+        """Serve ``runner`` on host:port; the port actually bound (0: any)."""
         await runner.setup()
-        assert runner.server is not None  # noqa: S101  # made by setup()
-        serve_apps_first(runner.server, services)
         self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(
-            runner, self.settings.http_host, self.settings.http_port, reuse_address=True
-        )
-        await site.start()
-        # The port actually bound (the setting may be 0: any free port).
-        self.port = int(runner.addresses[0][1])
-        log.info("PiCloud listening on %s", self.url)
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        return int(runner.addresses[-1][1])
 
     async def stop(self) -> None:
         await self._stack.aclose()

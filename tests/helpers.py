@@ -54,6 +54,14 @@ def free_port() -> int:
 
 
 def picloud_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``picloud`` subprocess: this data dir, a free port
+    for the apps listener (unless given), no other PICLOUD_ setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICLOUD_")}
-    env.update({"PICLOUD_DATA_DIR": str(data_dir), **extra})
+    env.update(
+        {
+            "PICLOUD_DATA_DIR": str(data_dir),
+            "PICLOUD_APPS_PORT": str(free_port()),
+            **extra,
+        }
+    )
     return env

@@ -36,14 +36,18 @@ BURST = (
 
 
 class Client:
-    def __init__(self, port: int, key: str) -> None:
+    """The admin listener on ``port``; ``/apps/`` paths go to ``apps_port``."""
+
+    def __init__(self, port: int, apps_port: int, key: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
+        self.apps_base = f"http://127.0.0.1:{apps_port}"
         self.key = key
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
+        base = self.apps_base if path.startswith("/apps/") else self.base
         request = urllib.request.Request(  # noqa: S310  # loopback only
-            self.base + path,
+            base + path,
             data=data,
             method=method,
             headers={"Authorization": f"Bearer {self.key}"},
@@ -117,7 +121,7 @@ def test_kill_9_between_commit_and_delivery_loses_no_trigger(data_home: Path) ->
     process = serve(env)
     try:
         wait_healthy(port, process)
-        api = Client(port, key)
+        api = Client(port, int(env["PICLOUD_APPS_PORT"]), key)
         assert (
             api.call("POST", "/api/v1/admin/apps", {"slug": "crash", "name": "c"})[0]
             == 201

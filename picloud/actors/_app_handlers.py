@@ -8,6 +8,7 @@ they are durable. The actor runs them one at a time (see app_actor).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from picloud.domain.commands import (
     ResolveDeadLetter,
 )
 from picloud.domain.dead_letters import replay_events, resolve_events
+from picloud.domain.redaction import credential_names, redacted
 from picloud.errors import (
     CommandTimeout,
     InvalidInput,
@@ -72,6 +74,10 @@ class AppContext:
     data: AppData
     budget: CpuBudget
 
+    @functools.cached_property
+    def secret_headers(self) -> frozenset[str]:
+        return credential_names(self.settings.redact_headers)
+
     def access(self, granted: frozenset[Capability] = SCRIPT_DEFAULT) -> DataAccess:
         return DataAccess(self.data, granted=granted, settings=self.settings)
 
@@ -97,7 +103,11 @@ class AppContext:
                 execution_id=command.execution_id,
                 route_id=route.id,
                 script_id=route.script_id,
-                request=command.request,
+                # Stored (and kept by a dead letter): no credentials in it.
+                request=msgspec.structs.replace(
+                    command.request,
+                    headers=redacted(command.request.headers, self.secret_headers),
+                ),
             )
             return Outcome([event], meta, accepted(command.execution_id))
         access = self.access()

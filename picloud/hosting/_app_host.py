@@ -86,6 +86,9 @@ class AppHost:
         self._tasks: list[asyncio.Task[None]] = []
         self._watchdog = Watchdog(self._record_offender)
         self.address: tuple[str, int] | None = None
+        if settings.cluster_secret is None:
+            raise ValueError("an app host needs the cluster secret")
+        self._secret = settings.cluster_secret
 
     async def start(self, bind_host: str = "127.0.0.1") -> tuple[str, int]:
         signals = CommitSignals()
@@ -96,7 +99,7 @@ class AppHost:
         self._tasks.append(asyncio.create_task(self._sweep_idle()))
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ChannelServerProtocol(self.dispatch), bind_host, 0
+            lambda: ChannelServerProtocol(self.dispatch, self._secret), bind_host, 0
         )
         port = self._server.sockets[0].getsockname()[1]
         self.address = (bind_host, port)

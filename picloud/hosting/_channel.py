@@ -9,12 +9,20 @@ Ray still hosts, places and restarts the hosts; the channel only carries calls.
 Guarantees: replies are matched to calls by id; when the connection is lost,
 every call still waiting fails at once with ActorUnavailable (it may or may
 not have run; commands carry idempotency keys for a safe retry).
+
+Only peers that know the cluster secret are served: the host's first frame
+is a random challenge, the client's first frame its HMAC under the secret;
+a host closes a connection whose proof is wrong before reading any call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
+import logging
+import secrets
 from collections.abc import Callable
 from typing import cast
 
@@ -31,9 +39,12 @@ from picloud.domain.commands import Command
 from picloud.errors import ActorUnavailable, CommandTimeout
 from picloud.event_loop import deadlines
 
+log = logging.getLogger(__name__)
+
 __all__ = ["ChannelClient", "ChannelServerProtocol", "Dispatch", "open_channel"]
 
 _HEADER = 4
+_CONTEXT = b"picloud-channel-v1:"
 _MAX_FRAME = 64 * 1024 * 1024
 
 Dispatch = Callable[[Call, Callable[[ReplyFrame], None]], None]
@@ -89,15 +100,39 @@ class _Framed(asyncio.Protocol):
             self.transport.abort()
 
 
-class ChannelServerProtocol(_Framed):
-    """The host's end: decodes calls, hands them to ``dispatch`` with a responder."""
+def _proof(secret: str, challenge: bytes) -> bytes:
+    return hmac.new(secret.encode(), _CONTEXT + challenge, hashlib.sha256).digest()
 
-    def __init__(self, dispatch: Dispatch) -> None:
+
+class ChannelServerProtocol(_Framed):
+    """The host's end: checks the peer's proof, then decodes calls and hands
+    them to ``dispatch`` with a responder."""
+
+    def __init__(self, dispatch: Dispatch, secret: str) -> None:
         super().__init__()
         self._dispatch = dispatch
+        self._secret = secret
+        self._challenge = secrets.token_bytes(32)
+        self._proven = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.send(len(self._challenge).to_bytes(_HEADER, "big") + self._challenge)
 
     def frame_received(self, payload: bytes) -> None:
+        if not self._proven:
+            self._check_proof(payload)
+            return
         self._dispatch(decode_call(payload), self._respond)
+
+    def _check_proof(self, proof: bytes) -> None:
+        if hmac.compare_digest(proof, _proof(self._secret, self._challenge)):
+            self._proven = True
+            return
+        transport = self.transport
+        peer = transport.get_extra_info("peername") if transport else None
+        log.warning("channel from %s refused: no proof of the cluster secret", peer)
+        self._abort("the peer does not know the cluster secret")
 
     def _respond(self, frame: ReplyFrame) -> None:
         self.send(encode_frame(frame))
@@ -106,11 +141,14 @@ class ChannelServerProtocol(_Framed):
 class ChannelClient(_Framed):
     """The front door's end of one connection to one host."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret: str) -> None:
         super().__init__()
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
         self._deadlines = deadlines()
+        self._secret = secret
+        self.proven = asyncio.get_running_loop().create_future()
+        """Done once the host's challenge is answered."""
         self.lost = asyncio.Event()
 
     @property
@@ -118,6 +156,11 @@ class ChannelClient(_Framed):
         return not self.lost.is_set() and self.transport is not None
 
     def frame_received(self, payload: bytes) -> None:
+        if not self.proven.done():
+            proof = _proof(self._secret, payload)
+            self.send(len(proof).to_bytes(_HEADER, "big") + proof)
+            self.proven.set_result(None)
+            return
         frame = decode_reply(payload)
         future = self._waiting.pop(frame.id, None)
         if future is not None and not future.done():
@@ -125,6 +168,10 @@ class ChannelClient(_Framed):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost.set()
+        if not self.proven.done():
+            self.proven.set_exception(
+                ActorUnavailable("the app's host closed the connection at once")
+            )
         failure = failure_of(
             ActorUnavailable("the app's host went away during the call")
         )
@@ -162,7 +209,10 @@ def _expire(future: asyncio.Future[Reply], timeout_s: float) -> None:
         future.set_exception(CommandTimeout(f"no reply within {timeout_s:g}s"))
 
 
-async def open_channel(host: str, port: int) -> ChannelClient:
+async def open_channel(host: str, port: int, secret: str) -> ChannelClient:
+    """A connection to the host at host:port, once it took our proof of
+    ``secret``; ActorUnavailable if the host closes it first."""
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(ChannelClient, host, port)
+    _, client = await loop.create_connection(lambda: ChannelClient(secret), host, port)
+    await client.proven
     return client

@@ -44,9 +44,10 @@ def rendezvous(key: str, names: list[str]) -> str:
 class HostLink:
     """One host: its Ray handle and the channel to it."""
 
-    def __init__(self, name: str, handle: Any) -> None:
+    def __init__(self, name: str, handle: Any, secret: str) -> None:
         self.name = name
         self.handle = handle
+        self._secret = secret
         self._channel: ChannelClient | None = None
         self._connecting = asyncio.Lock()
 
@@ -64,8 +65,9 @@ class HostLink:
                 seconds=max(remaining, 0.01),
             )
             try:
-                self._channel = await open_channel(host, port)
-            except OSError as e:
+                async with asyncio.timeout(max(remaining, 0.01)):
+                    self._channel = await open_channel(host, port, self._secret)
+            except (OSError, TimeoutError) as e:
                 raise ActorUnavailable(
                     f"{self.name} does not accept connections"
                 ) from e
@@ -107,18 +109,20 @@ class HostPool:
         self._quarantined = quarantined
         self._names = host_names(settings)
         self._placed: dict[str, str] = {}  # the hash is per request otherwise
-        self.links = {
-            name: HostLink(name, start_app_host(name, settings, dsn))
-            for name in self._names
-        }
+        if settings.cluster_secret is None:
+            raise ValueError("the host pool needs the cluster secret")
+        self._secret = settings.cluster_secret
+        self.links = {name: self._link(name) for name in self._names}
+
+    def _link(self, name: str) -> HostLink:
+        handle = start_app_host(name, self._settings, self._dsn)
+        return HostLink(name, handle, self._secret)
 
     def link_for(self, app_id: str) -> HostLink:
         if self._quarantined(app_id):
             name = quarantine_host_name(app_id)
             if name not in self.links:
-                self.links[name] = HostLink(
-                    name, start_app_host(name, self._settings, self._dsn)
-                )
+                self.links[name] = self._link(name)
             return self.links[name]
         return self.shared_link_for(app_id)
 

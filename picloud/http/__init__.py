@@ -4,7 +4,7 @@ health and the OpenAPI document. Scripts never run here; no SQL here."""
 from __future__ import annotations
 
 from picloud.http.app import make_app
-from picloud.http.ingress import EXECUTION_HEADER, serve_apps_first
+from picloud.http.ingress import EXECUTION_HEADER, apps_handler
 from picloud.http.routing import Match, Routing
 from picloud.http.state import SERVICES, BackgroundTasks, Services
 
@@ -15,6 +15,6 @@ __all__ = [
     "Match",
     "Routing",
     "Services",
+    "apps_handler",
     "make_app",
-    "serve_apps_first",
 ]

@@ -176,7 +176,7 @@ async def _start_session(request: web.Request, user: UserRecord) -> web.Response
         max_age=ttl,
         path="/",
         httponly=True,
-        samesite="Lax",
+        samesite="Strict",
         secure=secure,
     )
     response.set_cookie(

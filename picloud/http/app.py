@@ -24,7 +24,7 @@ __all__ = ["make_app"]
 
 def make_app(services: Services) -> web.Application:
     """The admin API, auth and health; app requests never reach it (see
-    :func:`picloud.http.ingress.serve_apps_first`)."""
+    :func:`picloud.http.ingress.apps_handler`, on the apps listener)."""
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=services.settings.max_request_bytes,

@@ -14,19 +14,22 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from picloud.actors.protocol import Failure, HttpReply, Reply, unwrap
 from picloud.domain.commands import Invoke, MarkAbandoned
+from picloud.domain.credentials import looks_like_key
 from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudError
 from picloud.events.app import RequestRecord
 from picloud.http._api import json_response
+from picloud.http._auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from picloud.http._errors import error_body, error_response, status_of
 from picloud.http.routing import Match, NoApp
 from picloud.http.state import Services
 
-__all__ = ["EXECUTION_HEADER", "serve_apps_first"]
+__all__ = ["EXECUTION_HEADER", "apps_handler"]
 
 EXECUTION_HEADER = "X-PiCloud-Execution-Id"
 
@@ -153,43 +156,72 @@ def _first_values(request: web.BaseRequest) -> dict[str, str]:
 
 
 def _headers(request: web.BaseRequest) -> dict[str, str]:
+    """The request's headers for the script: names lower-cased, repeats joined,
+    and never PiCloud's own credentials (its session and CSRF cookies, its CSRF
+    header, an ``Authorization`` that carries a PiCloud API key)."""
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         key = name.lower()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    authorization = headers.get("authorization")
+    if authorization is not None and _picloud_key(authorization):
+        del headers["authorization"]
+    headers.pop(CSRF_HEADER.lower(), None)
+    cookies = headers.get("cookie")
+    if cookies is not None:
+        kept = "; ".join(c for c in _cookies(cookies) if not c.startswith(_OURS))
+        if kept:
+            headers["cookie"] = kept
+        else:
+            del headers["cookie"]
     return headers
 
 
-def serve_apps_first(server: web.Server, services: Services) -> None:
-    """Send app requests to the ingress ahead of the Application's router and
-    middleware chain; every other request reaches the Application as before.
+def _picloud_key(authorization: str) -> bool:
+    scheme, _, secret = authorization.partition(" ")
+    return scheme.lower() == "bearer" and looks_like_key(secret.strip())
+
+
+def _cookies(header: str) -> list[str]:
+    return [part.strip() for part in header.split(";") if part.strip()]
+
+
+_OURS = (f"{SESSION_COOKIE}=", f"{CSRF_COOKIE}=")
+
+
+def _app_path(path: str) -> tuple[str, str]:
+    """(slug, path in the app) of ``/apps/{slug}/{path}``."""
+    if not path.startswith("/apps/"):
+        raise NotFound(f"no such path: {path[:200]} (app routes are /apps/{{slug}}/…)")
+    slug, _, rest = path[6:].partition("/")
+    return slug, "/" + rest
+
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def apps_handler(services: Services) -> Handler:
+    """The handler of the apps listener (a low-level aiohttp server: no router,
+    no middleware chain; app requests are the hot path).
 
     ``/apps/{slug}/{path}`` and, with ``PICLOUD_DOMAIN``, any path on
-    ``{slug}.{domain}``. App requests are the hot path: resolving them among
-    the admin routes and building the middleware chain cost ~13% of the front
-    door's time per request. Errors answer as the error middleware's do.
+    ``{slug}.{domain}``; anything else is a JSON 404. The admin API and the
+    dashboard live on the other listener, another origin, so a script never
+    receives an admin's cookies.
     """
-    application = server.request_handler
     domain = services.settings.domain
     suffix = "." + domain.lower().strip(".") if domain else None
 
     async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-        if suffix is not None:
-            host = (request.host or "").split(":", 1)[0].lower()
-            if host.endswith(suffix) and len(host) > len(suffix):
-                return await _answer(request, host[: -len(suffix)], request.path)
-        path = request.path
-        if path.startswith("/apps/"):
-            slug, _, rest = path[6:].partition("/")
-            return await _answer(request, slug, "/" + rest)
-        return await application(request)
-
-    async def _answer(
-        request: web.BaseRequest, slug: str, path: str
-    ) -> web.StreamResponse:
         try:
+            if suffix is not None:
+                host = (request.host or "").split(":", 1)[0].lower()
+                if host.endswith(suffix) and len(host) > len(suffix):
+                    slug = host[: -len(suffix)]
+                    return await _handle(services, request, slug, request.path)
+            slug, path = _app_path(request.path)
             return await _handle(services, request, slug, path)
         except Exception as e:  # noqa: BLE001  # as the error middleware: error_response logs
             return error_response(request, e)
 
-    server.request_handler = dispatch
+    return dispatch

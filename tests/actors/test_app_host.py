@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from picloud.actors.protocol import Done, Failure, HttpReply
+from picloud.actors.protocol import Call, Done, Failure, HttpReply, encode_frame
 from picloud.config import Settings
 from picloud.domain.commands import AddRoute, Invoke, SaveScript
 from picloud.events.app import RequestRecord
@@ -23,11 +23,19 @@ def host_settings() -> dict[str, Any]:
     return {}
 
 
+SECRET = "test cluster secret"
+
+
 @pytest.fixture
 async def host(
     database: str, host_settings: dict[str, Any], tmp_path: Any
 ) -> AsyncIterator[AppHost]:
-    settings = Settings(data_dir=str(tmp_path), db_pool_max=4, **host_settings)
+    settings = Settings(
+        data_dir=str(tmp_path),
+        db_pool_max=4,
+        cluster_secret=SECRET,
+        **host_settings,
+    )
     host = AppHost("test-host", settings, database)
     await host.start()
     yield host
@@ -37,7 +45,7 @@ async def host(
 @pytest.fixture
 async def channel(host: AppHost) -> AsyncIterator[ChannelClient]:
     assert host.address is not None
-    client = await open_channel(*host.address)
+    client = await open_channel(*host.address, SECRET)
     yield client
     client.close()
 
@@ -107,3 +115,32 @@ async def test_idle_apps_are_passivated_and_come_back(
     reply = await channel.call(app_id, get(route_id, 2), 10)
     assert isinstance(reply, HttpReply)
     assert reply.body == b"idle"
+
+
+async def test_a_peer_without_the_cluster_secret_is_refused(
+    event_log: EventLog, host: AppHost
+) -> None:
+    app = await make_app(event_log, "guarded")
+    assert host.address is not None
+    intruder = await open_channel(*host.address, "a guess")
+    reply = await intruder.call(app.id, SaveScript(name="s", source="return 1"), 5)
+    assert isinstance(reply, Failure), reply
+    assert reply.kind == "ActorUnavailable"
+    assert await event_log.read_stream(f"app-{app.id}") == [], "the call ran"
+    assert host.stats()["active_apps"] == []
+
+
+async def test_a_raw_call_frame_without_a_proof_is_refused(
+    event_log: EventLog, host: AppHost
+) -> None:
+    app = await make_app(event_log, "raw")
+    assert host.address is not None
+    reader, writer = await asyncio.open_connection(*host.address)
+    challenge = await reader.readexactly(4 + 32)
+    assert len(challenge) == 36
+    call = Call(1, app.id, 5000, SaveScript(name="s", source="return 1"))
+    writer.write(encode_frame(call))
+    await writer.drain()
+    assert await reader.read() == b"", "the host answered a call without a proof"
+    writer.close()
+    assert await event_log.read_stream(f"app-{app.id}") == []

@@ -71,11 +71,11 @@ async def admin(server: Server) -> Identity:
 async def api(server: Server, admin: Identity) -> AsyncIterator[Api]:
     """A client signed in as :func:`admin` by its bearer key."""
     async with aiohttp.ClientSession() as session:
-        yield Api(session, server.url, admin.bearer)
+        yield Api(session, server.url, admin.bearer, apps_base=server.apps_url)
 
 
 @pytest.fixture
 async def anon(server: Server) -> AsyncIterator[Api]:
     """A client without credentials."""
     async with aiohttp.ClientSession() as session:
-        yield Api(session, server.url)
+        yield Api(session, server.url, apps_base=server.apps_url)

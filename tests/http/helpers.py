@@ -29,9 +29,14 @@ class Api:
         session: aiohttp.ClientSession,
         base: str,
         headers: dict[str, str] | None = None,
+        *,
+        apps_base: str | None = None,
     ) -> None:
+        """``base`` is the admin listener; paths under ``/apps/`` go to
+        ``apps_base``, the apps listener (another origin)."""
         self.session = session
         self.base = base
+        self.apps_base = apps_base or base
         self.headers = headers or {}
         self.last_headers: CIMultiDict[str] = CIMultiDict()
 
@@ -50,8 +55,9 @@ class Api:
             else (None if body is None else msgspec.json.encode(body))
         )
         sent = {**self.headers, **(headers or {})}
+        base = self.apps_base if path.startswith("/apps/") else self.base
         async with self.session.request(
-            method, self.base + path, data=data, headers=sent
+            method, base + path, data=data, headers=sent
         ) as response:
             content = await response.read()
             self.last_headers = CIMultiDict(response.headers)
@@ -63,6 +69,7 @@ class Api:
 def server_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "http_port": 0,
+        "apps_port": 0,
         "ray_namespace": f"picloud-test-{uuid.uuid4().hex[:8]}",
         "db_pool_max": 4,
     }

@@ -28,7 +28,7 @@ async def test_login_sets_a_locked_down_session_cookie_and_answers_a_csrf_token(
     assert set(signed_in.body) == {"user", "csrf_token", "expires_at"}
     session = signed_in.cookies["picloud_session"]
     assert session["httponly"] is True
-    assert session["samesite"] == "Lax"
+    assert session["samesite"] == "Strict"
     assert session["path"] == "/"
     assert not session["secure"]  # plain HTTP to a loopback address
     csrf = signed_in.cookies["picloud_csrf"]

@@ -40,7 +40,7 @@ async def test_a_hog_does_not_stall_its_neighbour(api: Api, server: Server) -> N
         await make_app(api, slug)
     await make_route(api, "quiet", 'return "hello"', path="/hello")
     await make_route(api, "hog", "while true do end", path="/spin")
-    base = server.url
+    base = server.apps_url
     statuses: list[int] = []
     retry: list[str] = []
     until = time.monotonic() + 4

@@ -252,7 +252,7 @@ async def test_retries_scheduled_before_a_server_restart_still_happen(
 async def _retry_across_restart(server: Server, database: str) -> None:
     admin = await create_identity(server, "admin", admin=True)
     session = aiohttp.ClientSession()
-    api = Api(session, server.url, admin.bearer)
+    api = Api(session, server.url, admin.bearer, apps_base=server.apps_url)
     await make_app(api, "survivor")
     handler = await make_script(
         api,

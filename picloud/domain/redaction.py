@@ -1,0 +1,29 @@
+"""What never leaves a request: credentials.
+
+A request forwarded to a script keeps its headers, except PiCloud's own
+credentials (those are stripped by the front door: see http.ingress); a
+request that is *stored* — the accepted request of an async route, which a
+dead letter keeps too — has its credential headers redacted first, so no
+record of a run holds a caller's secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["CREDENTIAL_HEADERS", "REDACTED", "credential_names", "redacted"]
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+REDACTED = "[redacted]"
+
+
+def credential_names(configured: str) -> frozenset[str]:
+    """The credential headers plus the configured ones (comma-separated)."""
+    extra = {name.strip().lower() for name in configured.split(",") if name.strip()}
+    return CREDENTIAL_HEADERS | extra
+
+
+def redacted(headers: dict[str, str], names: Iterable[str]) -> dict[str, str]:
+    """``headers`` (lower-case names) with the values of ``names`` replaced."""
+    secret = set(names)
+    return {k: REDACTED if k in secret else v for k, v in headers.items()}
