@@ -8,6 +8,7 @@
     │   ├── MigrationError               a changed or broken migration
     │   ├── VersionConflict              append with a stale expected version
     │   ├── UnknownEvent                 a stored event this version cannot decode
+    │   ├── UnstorableValue              Postgres refused a value of one command
     │   └── StoreUnavailable             the database cannot be reached
     ├── ScriptError                      the Lua sandbox (picloud.scripting)
     │   ├── ScriptSyntaxError            found at save time: line and message
@@ -71,6 +72,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthenticated",
     "UnknownEvent",
+    "UnstorableValue",
     "VersionConflict",
 ]
 
@@ -121,6 +123,13 @@ class UnknownEvent(StoreError):
     def __init__(self, position: int, detail: str) -> None:
         super().__init__(f"event at position {position} cannot be decoded: {detail}")
         self.position = position
+
+
+class UnstorableValue(StoreError):
+    """Postgres refused a value (a data or constraint error): the fault of the
+    command that wrote it, not of the others appended with it."""
+
+    code = "unstorable_value"
 
 
 class StoreUnavailable(StoreError):

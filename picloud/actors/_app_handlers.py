@@ -31,7 +31,7 @@ from picloud.domain.commands import (
     ResolveDeadLetter,
 )
 from picloud.domain.dead_letters import replay_events, resolve_events
-from picloud.domain.redaction import credential_names, redacted
+from picloud.domain.redaction import credential_names, stored_request
 from picloud.errors import (
     CommandTimeout,
     InvalidInput,
@@ -103,11 +103,8 @@ class AppContext:
                 execution_id=command.execution_id,
                 route_id=route.id,
                 script_id=route.script_id,
-                # Stored (and kept by a dead letter): no credentials in it.
-                request=msgspec.structs.replace(
-                    command.request,
-                    headers=redacted(command.request.headers, self.secret_headers),
-                ),
+                # Stored (and kept by a dead letter): no credentials, no NUL.
+                request=stored_request(command.request, self.secret_headers),
             )
             return Outcome([event], meta, accepted(command.execution_id))
         access = self.access()

@@ -9,6 +9,10 @@ Guarantees:
   durable gets a failure reply, and the actor reloads its state from the log
   (snapshot + tail) before running anything else. A zombie writer is stopped
   by the stream's version key in Postgres.
+- Poison: if Postgres refuses a value of the batch (UnstorableValue), the
+  batch and the commands queued after it are appended one command at a
+  time: only the commands whose own values are refused fail; the actor then
+  reloads its state from the log.
 - Idempotency: a command whose idempotency key this activation has answered
   gets the same reply; a key already in the log from an earlier activation
   gets ``Done(result=None)`` and changes nothing.
@@ -60,7 +64,13 @@ from picloud.domain.commands import (
     Wake,
 )
 from picloud.domain.triggers import trigger_record
-from picloud.errors import ActorUnavailable, InvalidInput, NotFound, PiCloudError
+from picloud.errors import (
+    ActorUnavailable,
+    InvalidInput,
+    NotFound,
+    PiCloudError,
+    UnstorableValue,
+)
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
 from picloud.events.app import InvocationRecorded
 from picloud.events.app_state import AppState, evolve_app
@@ -439,6 +449,10 @@ class AppActor:
                 deliveries = self._deliveries
             else:
                 recorded, deliveries = await self._append_with_projections(items, metas)
+        except UnstorableValue as e:
+            log.warning("append to %s refused a value (%s): one by one", self.stream, e)
+            await self._isolate(batch)
+            return
         except PiCloudError as e:
             log.warning(
                 "append to %s failed (%s); reloading from the log", self.stream, e
@@ -529,6 +543,42 @@ class AppActor:
                 await self.activate()
             except NotFound:
                 log.info("app %s was deleted; its actor stops", self.app.id)
+
+    async def _isolate(self, batch: list[_Pending]) -> None:
+        """Append each command of ``batch`` and of the queue behind it alone,
+        in order: a command whose values Postgres refuses fails by itself,
+        the others are committed. Then reload the state from the log, which
+        the failed commands' events had run ahead of."""
+        async with self._lock:  # no command runs on the speculative state meanwhile
+            items, self._pending = batch + self._pending, []
+            self._data.reset()
+            for n, item in enumerate(items):
+                try:
+                    recorded, deliveries = await self._append_with_projections(
+                        list(item.outcome.events),
+                        [item.outcome.meta] * len(item.outcome.events),
+                    )
+                except UnstorableValue as e:
+                    self._fail(item, InvalidInput(f"a value cannot be stored: {e}"))
+                    continue
+                except PiCloudError as e:
+                    for rest in items[n:]:
+                        self._fail(rest, ActorUnavailable(f"not recorded: {e.message}"))
+                    break
+                self._durable += len(recorded)
+                self._deliveries = deliveries
+                reply = item.outcome.reply
+                item.future.set_result(reply(recorded) if callable(reply) else reply)
+            self._changed.clear()
+            try:
+                await self.activate()
+            except NotFound:
+                log.info("app %s was deleted; its actor stops", self.app.id)
+
+    def _fail(self, item: _Pending, error: PiCloudError) -> None:
+        if item.key is not None:
+            self._answers.pop(item.key, None)
+        item.future.set_result(failure_of(error))
 
     async def _snapshot(self) -> None:
         if self._version != self._durable:

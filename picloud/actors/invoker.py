@@ -30,6 +30,7 @@ from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.domain.commands import Invoke
 from picloud.domain.sdk_ops import SDK
+from picloud.domain.values import without_nul
 from picloud.errors import ScriptError, ScriptPreempted
 from picloud.events import Event, utcnow
 from picloud.events.app import (
@@ -236,7 +237,7 @@ class Invoker:
             status="ok" if error is None else "error",
             started_at=started_at,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            error=error,
+            error=None if error is None else without_nul(error),
             logs=[_log_entry(line) for line in logs],
             cpu_ms=round(cpu_ms + self._preempted_ms, 3),
         )
@@ -293,7 +294,7 @@ def _log_entry(line: LogLine) -> LogEntry:
     return LogEntry(
         level=line.level,
         time=datetime.fromtimestamp(line.time, UTC),
-        message=line.message,
+        message=without_nul(line.message),
     )
 
 

@@ -28,6 +28,7 @@ from picloud.domain.names import check_collection
 from picloud.domain.paging import decode_cursor
 from picloud.domain.sdk_args import limit_of, options, page_of
 from picloud.domain.sdk_ops import check_sdk_call
+from picloud.domain.values import check_json, check_text
 from picloud.errors import InvalidInput, SdkCallError
 from picloud.events import utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
@@ -91,7 +92,7 @@ class DataAccess:
             raise SdkCallError(
                 f"key is longer than {self._settings.kv_max_key_bytes} bytes"
             )
-        return collection, key
+        return collection, check_text(key, "the key")
 
     async def _kv_value(self, k: tuple[str, str]) -> bytes | None:
         if k in self.staged.kv:
@@ -145,6 +146,7 @@ class DataAccess:
         prefix = opts.get("prefix") or ""
         if not isinstance(prefix, str):
             raise SdkCallError("prefix must be a string")
+        check_text(prefix, "the prefix")
         after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = self._data.kv_pending_in(collection)
         overlay.update(
@@ -173,7 +175,7 @@ class DataAccess:
         doc_id = args[1] if len(args) > 1 else None
         if not isinstance(doc_id, str) or not doc_id:
             raise SdkCallError("a document id must be a non-empty string")
-        return collection, doc_id
+        return collection, check_text(doc_id, "the document id")
 
     async def _doc(self, d: tuple[str, str]) -> DocRow | None:
         if d in self.staged.docs:
@@ -302,10 +304,12 @@ class DataAccess:
         )
 
     def _check_size(self, value: bytes) -> None:
+        """A value to store: within the size limit, and storable (no NUL)."""
         if len(value) > self._settings.script_max_value_bytes:
             raise SdkCallError(
                 f"value is larger than {self._settings.script_max_value_bytes} bytes"
             )
+        check_json(value, "the value")
 
     # -- dead letters ---------------------------------------------------------------
     # Bound per call, not per invocation: most invocations make no SDK call.

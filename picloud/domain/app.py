@@ -21,6 +21,7 @@ from picloud.domain.commands import (
 from picloud.domain.names import METHODS, check_script_name, normalise_path, path_shape
 from picloud.domain.records import RouteRecord, ScriptRecord
 from picloud.domain.triggers import decide_add_trigger, decide_remove_trigger
+from picloud.domain.values import check_text
 from picloud.errors import Conflict, InvalidInput, NotFound
 from picloud.events import Event, utcnow
 from picloud.events.app import (
@@ -67,6 +68,7 @@ def decide_save_script(state: AppState, command: SaveScript) -> list[Event]:
     """Create (no ``script_id``) or replace a script; the source must compile."""
     if len(command.source.encode()) > _MAX_SOURCE:
         raise InvalidInput(f"source is larger than {_MAX_SOURCE // 1024} KiB")
+    check_text(command.source, "the source")
     if command.script_id is None:
         name = command.name or ""
         check_script_name(name)

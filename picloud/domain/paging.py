@@ -26,6 +26,10 @@ def decode_cursor(cursor: object) -> str:
     if not isinstance(cursor, str):
         raise InvalidInput("cursor must be the string a previous list returned")
     try:
-        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+        after = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True)
+        decoded = after.decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput("malformed cursor") from None
+    if "\x00" in decoded:  # no key or id holds one: a forged cursor
+        raise InvalidInput("malformed cursor")
+    return decoded

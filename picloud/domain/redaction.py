@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["CREDENTIAL_HEADERS", "REDACTED", "credential_names", "redacted"]
+import msgspec
+
+from picloud.domain.values import without_nul
+from picloud.events.app import RequestRecord
+
+__all__ = [
+    "CREDENTIAL_HEADERS",
+    "REDACTED",
+    "credential_names",
+    "redacted",
+    "stored_request",
+]
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 REDACTED = "[redacted]"
@@ -27,3 +38,19 @@ def redacted(headers: dict[str, str], names: Iterable[str]) -> dict[str, str]:
     """``headers`` (lower-case names) with the values of ``names`` replaced."""
     secret = set(names)
     return {k: REDACTED if k in secret else v for k, v in headers.items()}
+
+
+def stored_request(request: RequestRecord, names: Iterable[str]) -> RequestRecord:
+    """``request`` as it may be stored: credentials redacted, and every text
+    fit for Postgres (a NUL a caller sent becomes U+FFFD in the record)."""
+
+    def clean(mapping: dict[str, str]) -> dict[str, str]:
+        return {without_nul(k): without_nul(v) for k, v in mapping.items()}
+
+    return msgspec.structs.replace(
+        request,
+        path=without_nul(request.path),
+        params=clean(request.params),
+        query=clean(request.query),
+        headers=clean(redacted(request.headers, names)),
+    )

@@ -36,6 +36,7 @@ _STATUS: list[tuple[type[errors.PiCloudError], int]] = [
     (errors.ScriptSyntaxError, 400),
     (errors.ModuleError, 400),
     (errors.VersionConflict, 409),
+    (errors.UnstorableValue, 400),
     (errors.CommandTimeout, 504),
     (errors.ActorUnavailable, 503),
     (errors.StoreUnavailable, 503),

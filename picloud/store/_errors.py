@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import asyncpg
 
-from picloud.errors import StoreError, StoreUnavailable
+from picloud.errors import StoreError, StoreUnavailable, UnstorableValue
 
 __all__ = ["translate_errors"]
+
+log = logging.getLogger(__name__)
 
 _UNAVAILABLE = (
     OSError,
@@ -32,6 +35,12 @@ def translate_errors(what: str) -> Iterator[None]:
     except _UNAVAILABLE as e:
         raise StoreUnavailable(
             f"{what}: database unavailable ({type(e).__name__})"
+        ) from e
+    except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as e:
+        # The driver's text names the value; it goes to the log, not the caller.
+        log.warning("%s: the database refused a value: %s", what, e)
+        raise UnstorableValue(
+            f"{what}: the database refused a value ({type(e).__name__})"
         ) from e
     except asyncpg.PostgresError as e:
         raise StoreError(f"{what}: {e.__class__.__name__}: {e}") from e
