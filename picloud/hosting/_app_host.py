@@ -85,8 +85,10 @@ class AppHost:
 
     async def start(self, bind_host: str = "127.0.0.1") -> tuple[str, int]:
         signals = CommitSignals()
+        # No connection yet: a host (re)started while the database is down
+        # still comes up, and answers 503s until the database is back.
         self._db = await Database.open(
-            self._dsn, self._settings, signals=signals, min_size=1
+            self._dsn, self._settings, signals=signals, init_size=0
         )
         self._tasks.append(asyncio.create_task(self._announce(signals)))
         self._tasks.append(asyncio.create_task(self._sweep_idle()))
@@ -120,7 +122,9 @@ class AppHost:
             await self._db.close()
 
     async def _announce(self, signals: CommitSignals) -> None:
-        async with relay_commit_signals(signals, self._dsn, listen=False):
+        async with relay_commit_signals(
+            signals, self._dsn, self._settings, listen=False
+        ):
             await asyncio.Event().wait()
 
     # -- calls ----------------------------------------------------------------------
