@@ -140,7 +140,7 @@ class AppHost:
             respond(ReplyFrame(call.id, Done()))
             return
         actor = self._actors.get(call.app_id)
-        if actor is not None and actor.gone:
+        if actor is not None and (actor.gone or actor.broken is not None):
             self._passivate(call.app_id)
             actor = None
         if actor is not None:
@@ -190,7 +190,11 @@ class AppHost:
             module_cache_size=self._settings.module_cache_size,
         )
         actor = AppActor(app, store=store, settings=self._settings, invoker=invoker)
-        await actor.activate()
+        try:
+            await actor.activate()
+        except BaseException:
+            invoker.close()  # its Lua runtime, which no actor will close
+            raise
         self._watchdog.watch(actor.runtime)
         self._actors[app_id] = actor
         while len(self._actors) > self._settings.app_host_max_active:
