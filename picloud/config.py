@@ -62,9 +62,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     # -- database ---------------------------------------------------------------
     db_pool_min: Positive = 2
+    """Connections a pool opens at start; it keeps no floor (see below)."""
     db_pool_max: Positive = 10
     db_statement_timeout_ms: Positive = 30_000
     db_idle_in_transaction_timeout_ms: Positive = 10_000
+    db_connect_timeout_ms: Positive = 1_000
+    """A connection attempt gives up after this: a request never waits longer
+    on a server that does not answer."""
+    db_idle_connection_ms: Positive = 5_000
+    """Pool and NOTIFY connections idle this long are closed."""
+    db_connection_max_age_s: Positive = 10
+    """Pool and LISTEN connections are replaced after this long, busy or not,
+    so that a smart shutdown of Postgres (which waits for every session, and
+    refuses new ones) completes within about this."""
     event_poll_interval_ms: Positive = 5_000
     """Backstop poll of log subscribers; LISTEN/NOTIFY wakes them sooner."""
 

@@ -133,7 +133,27 @@ class UnstorableValue(StoreError):
 
 
 class StoreUnavailable(StoreError):
+    """The database cannot be reached now; the caller may retry.
+
+    ``message`` is the same for every cause (a client learns nothing of the
+    driver); ``cause`` says why in a few words of ours, for health checks and
+    logs (``"connection refused"``, ``"the database is starting up"``).
+    """
+
     code = "store_unavailable"
+    cause: str = "unknown"
+
+    def __init__(
+        self, message: str = "the database is unavailable; retry", *, cause: str = ""
+    ) -> None:
+        super().__init__(message)
+        if cause:
+            self.cause = cause
+
+    def __str__(self) -> str:
+        # For logs and the operator; clients get ``message`` alone.
+        known = self.cause != StoreUnavailable.cause
+        return f"{self.message} ({self.cause})" if known else self.message
 
 
 # -- scripts ----------------------------------------------------------------------

@@ -85,7 +85,9 @@ class Server:
         signals = CommitSignals(ROUTING_CHANNEL)
         db = await Database.open(self.dsn, self.settings, signals=signals)
         self._stack.push_async_callback(db.close)
-        await self._stack.enter_async_context(relay_commit_signals(signals, self.dsn))
+        await self._stack.enter_async_context(
+            relay_commit_signals(signals, self.dsn, self.settings)
+        )
         routing = Routing()
         await routing.load(db)
         hosts = HostPool(self.settings, self.dsn, quarantined=routing.is_quarantined)

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.helpers import free_port, picloud_env
@@ -26,6 +27,14 @@ def get_json(url: str) -> tuple[int, dict[str, object]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def gone(pid: int) -> bool:
+    """The process exited (a zombie waits only for its parent to reap it)."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
 
 
 @pytest.mark.timeout(240)
@@ -57,12 +66,18 @@ def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
         assert status == 200
         assert body["status"] == "ok"
         assert (data_dir / "postgres" / "PG_VERSION").exists()
+        postmaster = data_dir / "postgres" / "postmaster.pid"
+        postgres_pid = int(postmaster.read_text().split()[0])
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 0, output
+    # A clean stop stops the supervised Postgres too (no restart after it).
+    assert not postmaster.exists()
+    assert gone(postgres_pid)
+    assert "restarting it" not in output
     assert f"listening on http://127.0.0.1:{port}" in output
     assert "PiCloud stopped" in output
     # A fresh instance says how to make the first admin (there is no default one).

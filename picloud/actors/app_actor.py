@@ -6,9 +6,12 @@ Guarantees:
   the state that includes it (speculatively); their events go in the next
   batch. No reply leaves before its events are durable.
 - Failure: if an append fails, every command whose events were not yet
-  durable gets a failure reply, and the actor reloads its state from the log
-  (snapshot + tail) before running anything else. A zombie writer is stopped
-  by the stream's version key in Postgres.
+  durable gets a failure reply (StoreUnavailable when the database is down),
+  and the actor reloads its state from the log (snapshot + tail) before
+  running anything else. If the log cannot be read either, the actor is
+  ``broken``: it answers every command with that error at once, without
+  retrying on its own, and its host replaces it on the next command. A zombie
+  writer is stopped by the stream's version key in Postgres.
 - Poison: if Postgres refuses a value of the batch (UnstorableValue), the
   batch and the commands queued after it are appended one command at a
   time: only the commands whose own values are refused fail; the actor then
@@ -69,6 +72,7 @@ from picloud.errors import (
     InvalidInput,
     NotFound,
     PiCloudError,
+    StoreUnavailable,
     UnstorableValue,
 )
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
@@ -160,6 +164,9 @@ class AppActor:
         self.closed = False
         self.gone = False
         """The app was deleted: every command answers NotFound."""
+        self.broken: PiCloudError | None = None
+        """The state could not be reloaded after a failed append: every
+        command answers this error; the host replaces the actor."""
 
     @property
     def state(self) -> AppState:
@@ -277,6 +284,9 @@ class AppActor:
     async def _run(
         self, command: Command, deadline: float, future: asyncio.Future[Reply]
     ) -> None:
+        if self.broken is not None:
+            future.set_result(failure_of(self.broken))
+            return
         key = command.idempotency_key
         if key is not None and key in self._logged_keys:
             future.set_result(Done())
@@ -359,7 +369,7 @@ class AppActor:
         """Queue the due deliveries not yet queued, in log order, and arm the
         timer for the next one: all of them, or ``only`` the ids a batch touched
         (so a long backlog is not rescanned on every commit)."""
-        if self.closed or self.gone:
+        if self.closed or self.gone or self.broken is not None:
             return
         if only is None:
             for gone in self._queued.keys() - self._deliveries.keys():
@@ -416,9 +426,11 @@ class AppActor:
                 batch, self._pending = self._pending, []
                 try:
                     await self._append(batch)
-                except Exception as e:  # a task root: no reply may be left hanging
+                except Exception:  # a task root: no reply may be left hanging
                     log.exception("append to %s failed unexpectedly", self.stream)
-                    await self._recover(batch, ActorUnavailable(f"internal error: {e}"))
+                    # The details stay in the log: a client learns no internals.
+                    error = ActorUnavailable("the write was not recorded; retry")
+                    await self._recover(batch, error)
         finally:
             self._flusher = None
 
@@ -527,22 +539,28 @@ class AppActor:
         return deliveries
 
     async def _recover(self, batch: list[_Pending], error: PiCloudError) -> None:
-        """Fail every reply not yet durable and reload the state from the log."""
+        """Fail every reply not yet durable and reload the state from the log;
+        if the log cannot be read (the database is down), the actor is broken."""
         async with self._lock:  # no command runs on the speculative state meanwhile
             failed, self._pending = batch + self._pending, []
-            unavailable = failure_of(
-                ActorUnavailable(f"the write was not recorded: {error.message}")
-            )
             for item in failed:
-                if item.key is not None:
-                    self._answers.pop(item.key, None)
-                item.future.set_result(unavailable)
+                self._fail(item, _not_recorded(error))
             self._data.reset()
             self._changed.clear()
-            try:
-                await self.activate()
-            except NotFound:
-                log.info("app %s was deleted; its actor stops", self.app.id)
+            await self._reload()
+
+    async def _reload(self) -> None:
+        """Activate again from the log; if it cannot be read (the database is
+        down), the actor is broken."""
+        try:
+            await self.activate()
+        except NotFound:
+            log.info("app %s was deleted; its actor stops", self.app.id)
+        except PiCloudError as e:
+            # No retry from here: during an outage that would spin. The
+            # host activates a new actor when the next command comes.
+            log.warning("app %s cannot reload (%s); its actor stops", self.app.id, e)
+            self.broken = e
 
     async def _isolate(self, batch: list[_Pending]) -> None:
         """Append each command of ``batch`` and of the queue behind it alone,
@@ -563,22 +581,20 @@ class AppActor:
                     continue
                 except PiCloudError as e:
                     for rest in items[n:]:
-                        self._fail(rest, ActorUnavailable(f"not recorded: {e.message}"))
+                        self._fail(rest, _not_recorded(e))
                     break
                 self._durable += len(recorded)
                 self._deliveries = deliveries
                 reply = item.outcome.reply
                 item.future.set_result(reply(recorded) if callable(reply) else reply)
             self._changed.clear()
-            try:
-                await self.activate()
-            except NotFound:
-                log.info("app %s was deleted; its actor stops", self.app.id)
+            await self._reload()
 
     def _fail(self, item: _Pending, error: PiCloudError) -> None:
         if item.key is not None:
             self._answers.pop(item.key, None)
-        item.future.set_result(failure_of(error))
+        if not item.future.done():
+            item.future.set_result(failure_of(error))
 
     async def _snapshot(self) -> None:
         if self._version != self._durable:
@@ -591,6 +607,14 @@ class AppActor:
             log.warning("snapshot of %s failed: %s", self.stream, e)
             return
         self._snapshot_version = version
+
+
+def _not_recorded(error: PiCloudError) -> PiCloudError:
+    """What a command whose write failed with ``error`` answers: the database's
+    unavailability as it is, anything else as ours (a zombie writer's conflict)."""
+    if isinstance(error, StoreUnavailable):
+        return error
+    return ActorUnavailable("the write was not recorded; retry")
 
 
 def _only_recorded(item: Event | KvIntent) -> TypeGuard[InvocationRecorded]:

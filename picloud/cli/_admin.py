@@ -129,7 +129,7 @@ def _read_password() -> str:
 
 async def _execute(dsn: str, settings: Settings, command: SystemCommand) -> Answer:
     await migrate(dsn, settings)
-    db = await Database.open(dsn, settings, min_size=1, max_size=2)
+    db = await Database.open(dsn, settings, init_size=1, max_size=2)
     try:
         plane = ControlPlane(db.log)
         recorded = await plane.execute(command, _META)

@@ -26,17 +26,25 @@ log = logging.getLogger("picloud")
 
 
 @contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The configured database's DSN, or the embedded server's while it runs."""
+def _postgres(settings: Settings) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """The configured database's DSN, or the embedded server's (and the server)
+    while it runs."""
     if settings.database_url:
-        yield settings.database_url
+        yield settings.database_url, None
         return
     embedded = EmbeddedPostgres(settings.data_path)
     dsn = embedded.start()
     try:
-        yield dsn
+        yield dsn, embedded
     finally:
         embedded.stop()
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The configured database's DSN, or the embedded server's while it runs."""
+    with _postgres(settings) as (dsn, _):
+        yield dsn
 
 
 def _serve(settings: Settings) -> None:
@@ -45,7 +53,7 @@ def _serve(settings: Settings) -> None:
     from picloud.server import Server  # noqa: PLC0415
 
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    with database(settings) as dsn:
+    with _postgres(settings) as (dsn, embedded):
         local = settings.ray_address is None
         ray.init(
             address=settings.ray_address or "local",
@@ -54,25 +62,34 @@ def _serve(settings: Settings) -> None:
             logging_level=logging.WARNING,
         )
         try:
-            event_loop.run(_run_until_signal(Server(settings, dsn, owns_actors=local)))
+            server = Server(settings, dsn, owns_actors=local)
+            event_loop.run(_run_until_signal(server, embedded))
         finally:
             ray.shutdown()
     log.info("PiCloud stopped")
 
 
-async def _run_until_signal(server: Server) -> None:
+async def _run_until_signal(server: Server, embedded: EmbeddedPostgres | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    if server.services is not None:
-        await warn_if_no_admin(server.services.store, log.warning)
-    try:
-        await stop.wait()
-        log.info("stopping")
-    finally:
-        await server.stop()
+    async with asyncio.TaskGroup() as tasks:
+        # The embedded Postgres is ours to keep running: restarted if it dies,
+        # until PiCloud stops (then _postgres stops it).
+        supervisor = None
+        if embedded is not None:
+            supervisor = tasks.create_task(embedded.supervise(), name="postgres")
+        try:
+            await server.start()
+            if server.services is not None:
+                await warn_if_no_admin(server.services.store, log.warning)
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            await server.stop()
+            if supervisor is not None:
+                supervisor.cancel()
 
 
 def _migrate(settings: Settings) -> None:

@@ -92,8 +92,10 @@ class AppHost:
 
     async def start(self, bind_host: str = "127.0.0.1") -> tuple[str, int]:
         signals = CommitSignals()
+        # No connection yet: a host (re)started while the database is down
+        # still comes up, and answers 503s until the database is back.
         self._db = await Database.open(
-            self._dsn, self._settings, signals=signals, min_size=1
+            self._dsn, self._settings, signals=signals, init_size=0
         )
         self._tasks.append(asyncio.create_task(self._announce(signals)))
         self._tasks.append(asyncio.create_task(self._sweep_idle()))
@@ -128,7 +130,9 @@ class AppHost:
             await self._db.close()
 
     async def _announce(self, signals: CommitSignals) -> None:
-        async with relay_commit_signals(signals, self._dsn, listen=False):
+        async with relay_commit_signals(
+            signals, self._dsn, self._settings, listen=False
+        ):
             await asyncio.Event().wait()
 
     # -- calls ----------------------------------------------------------------------
@@ -144,7 +148,7 @@ class AppHost:
             respond(ReplyFrame(call.id, Done()))
             return
         actor = self._actors.get(call.app_id)
-        if actor is not None and actor.gone:
+        if actor is not None and (actor.gone or actor.broken is not None):
             self._passivate(call.app_id)
             actor = None
         if actor is not None:
@@ -189,7 +193,11 @@ class AppHost:
         app = AppInfo(id=record.id, slug=record.slug, name=record.name)
         invoker = Invoker(app, self._settings, executor=self._scripts)
         actor = AppActor(app, store=store, settings=self._settings, invoker=invoker)
-        await actor.activate()
+        try:
+            await actor.activate()
+        except BaseException:
+            invoker.close()  # its Lua runtime, which no actor will close
+            raise
         self._watchdog.watch(actor.runtime)
         self._actors[app_id] = actor
         while len(self._actors) > self._settings.app_host_max_active:

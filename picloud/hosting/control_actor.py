@@ -35,23 +35,29 @@ class _ControlPlaneActor:
         self._dsn = dsn
         self._plane: ControlPlane | None = None
         self._starting = asyncio.Lock()
+        self._db: Database | None = None
         self._bridge: asyncio.Task[None] | None = None
 
     async def _ready(self) -> ControlPlane:
         async with self._starting:
-            if self._plane is None:
+            if self._db is None:
+                # No connection yet: the plane comes up while the database is
+                # down, and each call fails fast until it is back.
                 signals = CommitSignals()
-                db = await Database.open(
-                    self._dsn, self._settings, signals=signals, min_size=1, max_size=4
+                self._db = await Database.open(
+                    self._dsn, self._settings, signals=signals, init_size=0, max_size=4
                 )
                 self._bridge = asyncio.create_task(self._announce(signals))
-                plane = ControlPlane(db.log)
+            if self._plane is None:
+                plane = ControlPlane(self._db.log)
                 await plane.catch_up()
                 self._plane = plane
             return self._plane
 
     async def _announce(self, signals: CommitSignals) -> None:
-        async with relay_commit_signals(signals, self._dsn, listen=False):
+        async with relay_commit_signals(
+            signals, self._dsn, self._settings, listen=False
+        ):
             await asyncio.Event().wait()
 
     async def execute(

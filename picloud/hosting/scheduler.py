@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from datetime import timedelta
 
 from picloud.config import Settings
@@ -40,12 +42,15 @@ async def wake_due_apps(
     """Forever: activate the apps with deliveries due (retries, and work a crash
     left behind), so they run them even when nothing else calls them."""
     interval = settings.delivery_wake_interval_ms / 1000
+    warned = -math.inf
     while True:
         try:
             due = await store.due_wakeups()
             await asyncio.gather(*(_tell(hosts, app_id, Wake()) for app_id in due))
         except PiCloudError as e:
-            log.warning("wake-up scan failed: %s", e)
+            if time.monotonic() - warned > 60:  # not once a second in an outage
+                warned = time.monotonic()
+                log.warning("wake-up scan failed: %s", e)
         await asyncio.sleep(interval)
 
 

@@ -18,7 +18,13 @@ from aiohttp import web
 from picloud import errors
 from picloud.http._api import json_response
 
-__all__ = ["error_body", "error_middleware", "error_response", "status_of"]
+__all__ = [
+    "RETRY_AFTER_S",
+    "error_body",
+    "error_middleware",
+    "error_response",
+    "status_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,10 @@ _STATUS: list[tuple[type[errors.PiCloudError], int]] = [
     (errors.ActorUnavailable, 503),
     (errors.StoreUnavailable, 503),
 ]
+
+RETRY_AFTER_S = 1
+"""What a 503 tells the client to wait: an outage of the database or of an
+app's host lasts seconds (the embedded Postgres restarts in about one)."""
 
 _AIOHTTP_CODES = {
     400: "bad_request",
@@ -71,16 +81,7 @@ def error_response(request: web.BaseRequest, error: Exception) -> web.Response:
     """The JSON answer to ``error`` raised while handling ``request``; an
     aiohttp HTTPException below 400 (a redirect) is raised again."""
     if isinstance(error, errors.PiCloudError):
-        status = status_of(error)
-        if status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, error)
-        response = json_response(error_body(error.code, error.message), status)
-        if status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="picloud"'
-        if isinstance(error, errors.TooManyRequests):
-            retry_after = max(1, math.ceil(error.retry_after))
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+        return _ours(request, error)
     if isinstance(error, web.HTTPException):
         if error.status < 400:
             raise error
@@ -106,6 +107,21 @@ def error_response(request: web.BaseRequest, error: Exception) -> web.Response:
     return json_response(
         error_body("internal", f"internal error (id {error_id})"), status=500
     )
+
+
+def _ours(request: web.BaseRequest, error: errors.PiCloudError) -> web.Response:
+    status = status_of(error)
+    if status >= 500:
+        log.warning("%s %s: %s", request.method, request.path, error)
+    response = json_response(error_body(error.code, error.message), status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="picloud"'
+    if isinstance(error, errors.TooManyRequests):
+        retry_after = max(1, math.ceil(error.retry_after))
+        response.headers["Retry-After"] = str(retry_after)
+    elif status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 @web.middleware

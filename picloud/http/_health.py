@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from picloud.errors import PiCloudError
+from picloud.errors import PiCloudError, StoreUnavailable
 from picloud.http._api import ENDPOINTS, endpoint, json_response
 from picloud.http._openapi import openapi_document
 from picloud.http.state import SERVICES
@@ -17,12 +17,18 @@ _CHECK_TIMEOUT = 3.0
 
 
 async def _check(probe: Any) -> dict[str, Any]:
+    """``probe``'s detail and latency, or why it failed: in our words, never
+    a driver's (``unreachable: connection refused``)."""
     started = time.monotonic()
     try:
         async with asyncio.timeout(_CHECK_TIMEOUT):
             detail = await probe
-    except (PiCloudError, OSError, TimeoutError) as e:
-        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    except StoreUnavailable as e:
+        return {"ok": False, "error": f"unreachable: {e.cause}"}
+    except TimeoutError:
+        return {"ok": False, "error": f"no answer within {_CHECK_TIMEOUT:g}s"}
+    except PiCloudError as e:
+        return {"ok": False, "error": f"{e.code}: {e.message}"}
     return {
         "ok": True,
         "latency_ms": round((time.monotonic() - started) * 1000, 2),

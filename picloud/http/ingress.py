@@ -25,7 +25,7 @@ from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudErr
 from picloud.events.app import RequestRecord
 from picloud.http._api import json_response
 from picloud.http._auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
-from picloud.http._errors import error_body, error_response, status_of
+from picloud.http._errors import RETRY_AFTER_S, error_body, error_response, status_of
 from picloud.http.routing import Match, NoApp
 from picloud.http.state import Services
 
@@ -130,6 +130,8 @@ def _error(status: int, code: str, message: str, execution_id: str) -> web.Respo
     body["error"]["execution_id"] = execution_id
     response = json_response(body, status)
     response.headers[EXECUTION_HEADER] = execution_id
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from picloud.errors import StoreUnavailable
 from picloud.events import AppCreated, AppDeleted, AppUpdated, RecordedEvent
 from picloud.events.app import AppQuarantined, RouteAdded, RouteRemoved
 from picloud.events.topics import ROUTING_EVENT_TYPES
@@ -142,6 +145,7 @@ class Routing:
 
     async def follow(self, event_log: EventLog, poll_interval: float) -> None:
         """Apply the log's routing events forever (a task root: errors are logged)."""
+        warned = -math.inf
         while True:
             try:
                 async for events, cursor in event_log.follow(
@@ -153,6 +157,11 @@ class Routing:
                         self._advanced.notify_all()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as e:
+                if time.monotonic() - warned > 60:  # not once a second in an outage
+                    warned = time.monotonic()
+                    log.warning("routing follower cannot read the log: %s", e)
+                await asyncio.sleep(1.0)
             except Exception:  # a task root: keep following after a failure
                 log.exception("routing follower failed; retrying")
                 await asyncio.sleep(1.0)

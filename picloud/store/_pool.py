@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -11,7 +12,7 @@ from picloud.config import Settings
 from picloud.errors import StoreUnavailable
 from picloud.store._errors import translate_errors
 
-__all__ = ["Pool", "connect", "create_pool", "jsonb"]
+__all__ = ["Pool", "connect", "create_pool", "jsonb", "recycle"]
 
 Pool = asyncpg.Pool
 
@@ -75,28 +76,58 @@ async def create_pool(
     dsn: str,
     settings: Settings,
     *,
-    min_size: int | None = None,
+    init_size: int | None = None,
     max_size: int | None = None,
 ) -> asyncpg.Pool:
-    """A pool whose connections decode jsonb to bytes and time out long statements."""
+    """A pool whose connections decode jsonb to bytes and time out long statements.
+
+    It opens ``init_size`` connections (``db_pool_min``) now and keeps no
+    floor: a connection idle for ``db_idle_connection_ms`` is closed, so
+    Postgres can finish a smart shutdown, and the next use opens one again.
+    A connection attempt gives up after ``db_connect_timeout_ms``.
+    """
+    size = max_size or settings.db_pool_max
     with translate_errors("connect"):
         pool = await asyncpg.create_pool(
             dsn,
-            min_size=min_size or settings.db_pool_min,
-            max_size=max_size or settings.db_pool_max,
+            init_size=min(
+                size, settings.db_pool_min if init_size is None else init_size
+            ),
+            min_size=0,
+            max_size=size,
+            max_inactive_connection_lifetime=settings.db_idle_connection_ms / 1000,
+            timeout=settings.db_connect_timeout_ms / 1000,
             init=_init_connection,
             reset=_no_session_state,
             server_settings=_server_settings(settings),
             command_timeout=settings.db_statement_timeout_ms / 1000 + 5,
         )
     if pool is None:  # only with a custom connection class, never here
-        raise StoreUnavailable("connect: no pool")
+        raise StoreUnavailable(cause="no pool")
     return pool
+
+
+async def recycle(pool: asyncpg.Pool, every_s: float) -> None:
+    """Forever: replace every connection of ``pool`` after ``every_s`` (each
+    closes on its next release, and the next use opens a new one). A busy pool
+    never idles, and Postgres in a smart shutdown waits for every session to
+    end while it refuses new ones: this is what ends the busy ones."""
+    while True:
+        await asyncio.sleep(every_s)
+        await pool.expire_connections()
 
 
 async def connect(dsn: str, settings: Settings) -> asyncpg.Connection:
     """One connection with the pool's codecs (for LISTEN and advisory locks)."""
     with translate_errors("connect"):
-        conn = await asyncpg.connect(dsn, server_settings=_server_settings(settings))
-    await _init_connection(conn)
+        conn = await asyncpg.connect(
+            dsn,
+            timeout=settings.db_connect_timeout_ms / 1000,
+            server_settings=_server_settings(settings),
+        )
+        try:
+            await _init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
     return conn

@@ -12,6 +12,8 @@ throttling, snapshots, wake-up times); event appends go through
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -47,7 +49,7 @@ from picloud.store import (
 from picloud.store._docs import DocRow
 from picloud.store._errors import translate_errors
 from picloud.store._identity import LoginUser
-from picloud.store._pool import create_pool
+from picloud.store._pool import create_pool, recycle
 from picloud.store._routing import RoutingSnapshot, routing_snapshot
 from picloud.store.commit_signals import CommitSignals
 from picloud.store.docs_query import DocQuery
@@ -310,13 +312,19 @@ class SchedulerStore:
 
 
 class Database:
-    """One database: its pool, its event log and the consumers' stores."""
+    """One database: its pool, its event log and the consumers' stores.
+
+    Made by :meth:`open`, which also starts replacing the pool's connections
+    every ``db_connection_max_age_s`` (see :func:`~picloud.store._pool.recycle`);
+    :meth:`close` stops that and closes the pool.
+    """
 
     def __init__(self, pool: asyncpg.Pool, log: EventLog) -> None:
         self._pool = pool
         self.log = log
         self.admin = AdminStore(pool)
         self.scheduler = SchedulerStore(pool)
+        self._recycler: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -325,11 +333,17 @@ class Database:
         settings: Settings,
         *,
         signals: CommitSignals | None = None,
-        min_size: int | None = None,
+        init_size: int | None = None,
         max_size: int | None = None,
     ) -> Database:
-        pool = await create_pool(dsn, settings, min_size=min_size, max_size=max_size)
-        return cls(pool, EventLog(pool, signals))
+        """Open the pool with ``init_size`` connections (``db_pool_min``; 0
+        connects on first use, so the database need not be up yet)."""
+        pool = await create_pool(dsn, settings, init_size=init_size, max_size=max_size)
+        db = cls(pool, EventLog(pool, signals))
+        db._recycler = asyncio.create_task(
+            recycle(pool, settings.db_connection_max_age_s), name="pool-recycler"
+        )
+        return db
 
     def app(self, app_id: str) -> AppStore:
         return AppStore(self.log, app_id)
@@ -344,4 +358,8 @@ class Database:
         return version
 
     async def close(self) -> None:
+        if self._recycler is not None:
+            self._recycler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recycler
         await self._pool.close()

@@ -18,7 +18,12 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from picloud.config import Settings
+from picloud.errors import StoreError
 from picloud.events.topics import ROUTING_EVENT_TYPES
+from picloud.store._backoff import Backoff
+from picloud.store._errors import translate_errors
+from picloud.store._pool import connect
 
 __all__ = ["CHANNEL", "ROUTING_CHANNEL", "CommitSignals", "relay_commit_signals"]
 
@@ -26,7 +31,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "picloud_events"
 ROUTING_CHANNEL = "picloud_routing"
-_RETRY_DELAY = 0.5
 
 
 class CommitSignals:
@@ -84,19 +88,28 @@ class CommitSignals:
 
 @asynccontextmanager
 async def relay_commit_signals(
-    signals: CommitSignals, dsn: str, *, listen: bool = True
+    signals: CommitSignals, dsn: str, settings: Settings, *, listen: bool = True
 ) -> AsyncIterator[None]:
     """Run the NOTIFY sender (and, with ``listen``, the LISTEN receiver of
     ``signals.channel``) while open. Writers that follow nothing pass
-    ``listen=False``, so other processes' commits do not wake them."""
+    ``listen=False``, so other processes' commits do not wake them.
+
+    Neither holds a connection for long: the sender closes its own when idle
+    and the receiver replaces its own every ``db_connection_max_age_s``, so
+    Postgres can finish a smart shutdown; while either is down (an outage),
+    readers fall back to their poll and the connection is retried with
+    back-off.
+    """
     async with asyncio.TaskGroup() as tasks:
         workers = [
-            tasks.create_task(_send_notifies(signals, dsn), name="notify-sender")
+            tasks.create_task(
+                _Sender(signals, dsn, settings).run(), name="notify-sender"
+            )
         ]
         if listen:
             workers.append(
                 tasks.create_task(
-                    _receive_notifies(signals, dsn), name="notify-listener"
+                    _receive_notifies(signals, dsn, settings), name="notify-listener"
                 )
             )
         try:
@@ -106,45 +119,92 @@ async def relay_commit_signals(
                 worker.cancel()
 
 
-async def _send_notifies(signals: CommitSignals, dsn: str) -> None:
-    conn: asyncpg.Connection | None = None
-    try:
-        while True:
-            channels = await signals.next_outgoing()
-            try:
-                if conn is None or conn.is_closed():
-                    conn = await asyncpg.connect(dsn)
-                for channel in sorted(channels):
-                    await conn.execute(f"NOTIFY {channel}")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning(
-                    "NOTIFY failed; readers fall back to polling", exc_info=True
-                )
-                conn = None
-                await asyncio.sleep(_RETRY_DELAY)
-    finally:
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=1)
+class _Sender:
+    """Turns the pokes of local commits into NOTIFYs, one connection at a time."""
 
+    def __init__(self, signals: CommitSignals, dsn: str, settings: Settings) -> None:
+        self._signals = signals
+        self._dsn = dsn
+        self._settings = settings
+        self._conn: asyncpg.Connection | None = None
+        self._opened = 0.0
 
-async def _receive_notifies(signals: CommitSignals, dsn: str) -> None:
-    def on_notify(*_: object) -> None:
-        signals.signal()
-
-    while True:
-        lost = asyncio.Event()
-        conn: asyncpg.Connection | None = None
+    async def run(self) -> None:
+        idle_s = self._settings.db_idle_connection_ms / 1000
+        backoff = Backoff()
         try:
-            conn = await asyncpg.connect(dsn)
-            conn.add_termination_listener(lambda _c, done=lost: done.set())
-            await conn.add_listener(signals.channel, on_notify)
-            signals.signal()  # anything committed while we were not listening
-            await lost.wait()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            log.warning("LISTEN connection failed; retrying", exc_info=True)
+            while True:
+                try:
+                    async with asyncio.timeout(None if self._conn is None else idle_s):
+                        channels = await self._signals.next_outgoing()
+                except TimeoutError:
+                    await self._close()  # idle: nothing may hold up a shutdown
+                    continue
+                try:
+                    await self._notify(channels)
+                except StoreError as e:
+                    await self._close()
+                    delay = backoff.next()
+                    if backoff.failures == 1:
+                        log.warning("NOTIFY failed (%s); readers poll meanwhile", e)
+                    await asyncio.sleep(delay)
+                else:
+                    backoff.reset()
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=1)
-        await asyncio.sleep(_RETRY_DELAY)
+            await self._close()
+
+    async def _notify(self, channels: set[str]) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._conn is not None and (
+            self._conn.is_closed()
+            or now - self._opened > self._settings.db_connection_max_age_s
+        ):
+            await self._close()
+        if self._conn is None:
+            self._conn = await connect(self._dsn, self._settings)
+            self._opened = now
+        with translate_errors("notify"):
+            for channel in sorted(channels):
+                await self._conn.execute(f"NOTIFY {channel}")
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        await _close(conn)
+
+
+async def _receive_notifies(
+    signals: CommitSignals, dsn: str, settings: Settings
+) -> None:
+    backoff = Backoff()
+    while True:
+        conn: asyncpg.Connection | None = None
+        delay = 0.0
+        try:
+            conn = await connect(dsn, settings)
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _c, done=lost: done.set())
+            with translate_errors("listen"):
+                await conn.add_listener(signals.channel, lambda *_: signals.signal())
+            if backoff.failures:
+                log.info("LISTEN connection restored")
+            backoff.reset()
+            signals.signal()  # anything committed while we were not listening
+            # Replaced now and then: in a smart shutdown the next connection is
+            # refused, and this one must not keep Postgres waiting.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.db_connection_max_age_s):
+                    await lost.wait()
+                    delay = backoff.next()  # lost, not replaced: pause first
+        except StoreError as e:
+            delay = backoff.next()
+            if backoff.failures == 1:
+                log.warning("LISTEN failed (%s); readers poll until it is back", e)
+        finally:
+            await _close(conn)
+        await asyncio.sleep(delay)
+
+
+async def _close(conn: asyncpg.Connection | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):  # it may be broken already
+            await conn.close(timeout=1)

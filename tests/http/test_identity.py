@@ -52,7 +52,7 @@ async def test_revoked_keys_stop_working_at_once(
     assert (await boss.call("DELETE", f"/api/v1/admin/keys/{admin_id}"))[0] == 204
     # Another process writing the system stream, as `picloud admin` does.
     assert server.services is not None
-    pool = await create_pool(database, server.settings, min_size=1, max_size=2)
+    pool = await create_pool(database, server.settings, init_size=1, max_size=2)
     try:
         plane = ControlPlane(EventLog(pool, CommitSignals()))
         await plane.execute(RevokeApiKey(key=cli_id), EventMeta(actor="cli"))

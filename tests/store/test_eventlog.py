@@ -205,8 +205,8 @@ async def test_subscriber_in_another_process_wakes_within_100ms(
     latencies: list[float] = []
     try:
         async with (
-            relay_commit_signals(writer.signals, database),
-            relay_commit_signals(reader.signals, database),
+            relay_commit_signals(writer.signals, database, settings),
+            relay_commit_signals(reader.signals, database, settings),
         ):
             await asyncio.sleep(0.2)  # let both LISTEN connections come up
             follower = reader.follow(START, poll_interval=10.0)
