@@ -26,6 +26,9 @@ def decode_cursor(cursor: object) -> str:
     if not isinstance(cursor, str):
         raise InvalidInput("cursor must be the string a previous list returned")
     try:
-        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+        last = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput("malformed cursor") from None
+    if "\0" in last:  # no key or id holds one; Postgres text would refuse it
+        raise InvalidInput("malformed cursor")
+    return last
