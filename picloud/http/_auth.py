@@ -38,6 +38,7 @@ from picloud.domain.credentials import (
 from picloud.domain.records import AppRecord
 from picloud.errors import Forbidden, Unauthenticated
 from picloud.http._api import Authorize, Endpoint
+from picloud.http._input import bounded_read
 from picloud.http.state import ACTOR, SERVICES
 
 __all__ = [
@@ -113,7 +114,7 @@ class Auth:
 async def _app_of(request: web.Request, endpoint: Endpoint) -> str:
     """The id of the app the request acts on, or a marker that matches none."""
     if endpoint.app_of is not None:
-        found = await endpoint.app_of(request)
+        found = await endpoint.app_of.find(request)
     else:
         app = await request.app[SERVICES].store.app(request.match_info["app"])
         found = None if app is None else app.id
@@ -124,7 +125,7 @@ async def _check_csrf(request: web.Request, session_token: str) -> None:
     expected = csrf_token_for(session_token)
     given = request.headers.get(CSRF_HEADER, "")
     if not given and request.content_type in _FORMS:
-        form = await request.post()
+        form = await bounded_read(request, request.post())
         field = form.get(CSRF_FIELD)
         given = field if isinstance(field, str) else ""
     if not given or not same_secret(given, expected):

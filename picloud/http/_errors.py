@@ -29,6 +29,7 @@ _STATUS: list[tuple[type[errors.PiCloudError], int]] = [
     (errors.InvalidInput, 400),
     (errors.NotFound, 404),
     (errors.MethodNotAllowed, 405),
+    (errors.RequestTimeout, 408),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
     (errors.TooManyRequests, 429),
@@ -70,16 +71,7 @@ def error_response(request: web.BaseRequest, error: Exception) -> web.Response:
     """The JSON answer to ``error`` raised while handling ``request``; an
     aiohttp HTTPException below 400 (a redirect) is raised again."""
     if isinstance(error, errors.PiCloudError):
-        status = status_of(error)
-        if status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, error)
-        response = json_response(error_body(error.code, error.message), status)
-        if status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="picloud"'
-        if isinstance(error, errors.TooManyRequests):
-            retry_after = max(1, math.ceil(error.retry_after))
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+        return _answer(request, error)
     if isinstance(error, web.HTTPException):
         if error.status < 400:
             raise error
@@ -105,6 +97,21 @@ def error_response(request: web.BaseRequest, error: Exception) -> web.Response:
     return json_response(
         error_body("internal", f"internal error (id {error_id})"), status=500
     )
+
+
+def _answer(request: web.BaseRequest, error: errors.PiCloudError) -> web.Response:
+    status = status_of(error)
+    if status >= 500:
+        log.warning("%s %s: %s", request.method, request.path, error)
+    response = json_response(error_body(error.code, error.message), status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="picloud"'
+    if isinstance(error, errors.TooManyRequests):
+        retry_after = max(1, math.ceil(error.retry_after))
+        response.headers["Retry-After"] = str(retry_after)
+    if isinstance(error, errors.RequestTimeout):
+        response.force_close()  # the rest of the body may never come
+    return response
 
 
 @web.middleware
