@@ -19,6 +19,10 @@ Which app a request acts on, for the capability check:
   the app the thing belongs to, or None when there is no such thing;
 - any other endpoint acts outside apps (creating apps, users, one's account).
 
+A caller who holds nothing on the app (or there is no such app or thing)
+gets the 404 of a missing one, worded by :func:`not_found` as the handler
+would; see :mod:`picloud.http._auth`.
+
 See :mod:`picloud.domain.access` for which capability an endpoint should declare.
 """
 
