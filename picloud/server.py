@@ -24,7 +24,7 @@ from picloud.event_loop import freeze_heap
 from picloud.hosting.control_actor import ControlPlaneClient, start_control_plane
 from picloud.hosting.host_pool import HostPool
 from picloud.hosting.scheduler import sweep_retention, wake_due_apps
-from picloud.http.app import make_app
+from picloud.http.app import answer_protocol_errors_as_json, make_app
 from picloud.http.ingress import serve_apps_first
 from picloud.http.routing import Routing
 from picloud.http.state import BackgroundTasks, Services
@@ -130,6 +130,7 @@ class Server:
         await runner.setup()
         assert runner.server is not None  # noqa: S101  # made by setup()
         serve_apps_first(runner.server, services)
+        answer_protocol_errors_as_json(runner.server)
         self._stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(
             runner, self.settings.http_host, self.settings.http_port, reuse_address=True
