@@ -95,6 +95,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # -- HTTP -------------------------------------------------------------------
     sync_timeout_ms: Positive = 30_000
     max_request_bytes: Positive = 1 * MIB
+    body_read_timeout_ms: Positive = 10_000
+    """How long an admin request's body may take to arrive before the caller
+    gets 408 and the connection closes (a stalled client holds nothing)."""
 
     # -- scripts ----------------------------------------------------------------
     script_max_instructions: Positive = 50_000_000

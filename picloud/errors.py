@@ -29,6 +29,7 @@
         ├── InvalidInput                 400
         ├── NotFound                     404
         ├── MethodNotAllowed             405
+        ├── RequestTimeout               408: the body did not arrive in time
         ├── Conflict                     409
         ├── PayloadTooLarge              413
         └── TooManyRequests              429, with the seconds to wait
@@ -60,6 +61,7 @@ __all__ = [
     "PayloadTooLarge",
     "PiCloudError",
     "RequestError",
+    "RequestTimeout",
     "ScriptError",
     "ScriptLimitExceeded",
     "ScriptPreempted",
@@ -270,6 +272,12 @@ class NotFound(RequestError):
 
 class MethodNotAllowed(RequestError):
     code = "method_not_allowed"
+
+
+class RequestTimeout(RequestError):
+    """The request's body did not arrive within the read timeout."""
+
+    code = "request_timeout"
 
 
 class Conflict(RequestError):

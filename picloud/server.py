@@ -25,7 +25,7 @@ from picloud.hosting.cluster_secret import with_cluster_secret
 from picloud.hosting.control_actor import ControlPlaneClient, start_control_plane
 from picloud.hosting.host_pool import HostPool
 from picloud.hosting.scheduler import sweep_retention, wake_due_apps
-from picloud.http.app import make_app
+from picloud.http.app import answer_protocol_errors_as_json, make_app
 from picloud.http.ingress import apps_handler
 from picloud.http.routing import Routing
 from picloud.http.state import BackgroundTasks, Services
@@ -165,6 +165,8 @@ class Server:
     async def _listen(self, runner: web.BaseRunner, host: str, port: int) -> int:
         """Serve ``runner`` on host:port; the port actually bound (0: any)."""
         await runner.setup()
+        assert runner.server is not None  # noqa: S101  # made by setup()
+        answer_protocol_errors_as_json(runner.server)
         self._stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         return int(runner.addresses[-1][1])

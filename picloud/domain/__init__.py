@@ -23,4 +23,5 @@ __all__ = [
     "sdk_ops",
     "system",
     "triggers",
+    "values",
 ]

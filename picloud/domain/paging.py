@@ -26,10 +26,9 @@ def decode_cursor(cursor: object) -> str:
     if not isinstance(cursor, str):
         raise InvalidInput("cursor must be the string a previous list returned")
     try:
-        after = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True)
-        decoded = after.decode()
+        last = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInput("malformed cursor") from None
-    if "\x00" in decoded:  # no key or id holds one: a forged cursor
+    if "\0" in last:  # no key or id holds one; Postgres text would refuse it
         raise InvalidInput("malformed cursor")
-    return decoded
+    return last

@@ -10,9 +10,10 @@ from aiohttp import web
 from picloud.domain.access import Capability
 from picloud.domain.records import AppRecord
 from picloud.domain.system import CreateApp, DeleteApp, UpdateApp
-from picloud.errors import InvalidInput, NotFound
-from picloud.http._api import endpoint
+from picloud.errors import InvalidInput
+from picloud.http._api import endpoint, not_found
 from picloud.http._auth import principal_of, readable_apps
+from picloud.http._fields import Slug
 from picloud.http.state import SERVICES, command_meta
 
 __all__ = ["AppList", "CreateAppBody", "UpdateAppBody", "routing_sees_system"]
@@ -23,12 +24,12 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class CreateAppBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    slug: str
+    slug: Slug
     name: Name
 
 
 class UpdateAppBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    slug: str | None = None
+    slug: Slug | None = None
     name: Name | None = None
 
 
@@ -124,5 +125,5 @@ async def app_or_404(request: web.Request) -> AppRecord:
     ref = request.match_info["app"]
     app = await request.app[SERVICES].store.app(ref)
     if app is None:
-        raise NotFound(f"no app {ref[:80]!r}")
+        raise not_found("app", ref)
     return app

@@ -8,7 +8,8 @@ events), so a value written here is what a script reads and its triggers see.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -17,20 +18,38 @@ from picloud.actors.sdk import envelope
 from picloud.domain.access import Capability
 from picloud.domain.commands import DataOp
 from picloud.domain.names import check_collection
-from picloud.domain.paging import decode_cursor, encode_cursor
-from picloud.errors import InvalidInput, NotFound, PayloadTooLarge
+from picloud.domain.paging import encode_cursor
+from picloud.errors import NotFound
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_scripts import send
 from picloud.http._api import endpoint, json_response
+from picloud.http._input import ReadInside
+from picloud.http._params import cursor, limit, query_of, text
 from picloud.http.state import SERVICES
 from picloud.store.docs_query import parse_query
 
-__all__ = ["Collections", "FindBody"]
+__all__ = ["Collections", "DocData", "Document", "FindBody", "KvPage", "KvValue"]
 
 Row = TypeVar("Row")
 
 _PAGE = 100
 _MAX_PAGE = 1_000
+_PAGING = (cursor(), limit(default=_PAGE, maximum=_MAX_PAGE))
+
+
+KvValue = Annotated[
+    Any,
+    msgspec.Meta(
+        title="JsonValue",
+        description="any JSON value but null (delete the key instead)",
+        extra_json_schema={"not": {"type": "null"}},
+    ),
+]
+DocData = Annotated[
+    dict[str, Any],
+    msgspec.Meta(title="DocumentData", description="a document's data: an object"),
+    ReadInside(1),  # docs.get answers it inside its envelope
+]
 
 
 class Collection(msgspec.Struct, frozen=True):
@@ -46,29 +65,36 @@ class FindBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     filter: dict[str, Any] = {}
 
 
+class KvEntry(msgspec.Struct, frozen=True):
+    key: str
+    value: KvValue
+
+
+class KvPage(msgspec.Struct, frozen=True):
+    items: list[KvEntry]
+    cursor: str | None
+
+
+class Document(msgspec.Struct, frozen=True):
+    """A document as the API and scripts see it (:func:`envelope`)."""
+
+    id: str
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocPage(msgspec.Struct, frozen=True):
+    items: list[Document]
+    cursor: str | None
+
+
+class DocList(msgspec.Struct, frozen=True):
+    items: list[Document]
+
+
 def _collection(request: web.Request) -> str:
     return check_collection(request.match_info["collection"])
-
-
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit")
-    if raw is None or raw == "":
-        return _PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_PAGE:
-        raise InvalidInput(f"limit must be an integer from 1 to {_MAX_PAGE}")
-    return int(raw)
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        limit = request.app[SERVICES].settings.max_request_bytes
-        raise PayloadTooLarge(f"request body larger than {limit} bytes") from e
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as e:
-        raise InvalidInput(f"malformed JSON: {e}") from None
 
 
 async def _data_op(request: web.Request, app_id: str, op: str, args: list[Any]) -> Any:
@@ -111,21 +137,22 @@ async def list_kv_collections(request: web.Request) -> Collections:
     "/api/v1/admin/apps/{app}/kv/{collection}",
     needs=Capability.KV_READ,
     summary="Browse a KV collection in key order (?prefix=&cursor=&limit=)",
+    answer=KvPage,
+    query=(text("prefix", "only keys that start with it", max_length=1024), *_PAGING),
 )
 async def list_kv_entries(request: web.Request) -> web.Response:
     app = await app_or_404(request)
-    collection, limit = _collection(request), _limit(request)
-    after = decode_cursor(request.query.get("cursor"))
+    collection, query = _collection(request), query_of(request)
     rows = await request.app[SERVICES].store.kv_page(
         app.id,
         collection,
-        prefix=request.query.get("prefix", ""),
-        after=after,
-        limit=limit + 1,
+        prefix=query["prefix"],
+        after=query["cursor"],
+        limit=query["limit"] + 1,
     )
     return _page(
         rows,
-        limit,
+        query["limit"],
         item=lambda row: {"key": row[0], "value": msgspec.Raw(row[1])},
         position=lambda row: row[0],
     )
@@ -136,6 +163,7 @@ async def list_kv_entries(request: web.Request) -> web.Response:
     "/api/v1/admin/apps/{app}/kv/{collection}/{key:.+}",
     needs=Capability.KV_READ,
     summary="One KV value",
+    answer=KvValue,
 )
 async def get_kv_entry(request: web.Request) -> web.Response:
     app = await app_or_404(request)
@@ -151,11 +179,11 @@ async def get_kv_entry(request: web.Request) -> web.Response:
     "/api/v1/admin/apps/{app}/kv/{collection}/{key:.+}",
     needs=Capability.KV_WRITE,
     summary="Set a KV value (the body is the JSON value)",
+    answer=KvValue,
 )
-async def put_kv_entry(request: web.Request) -> web.Response:
+async def put_kv_entry(request: web.Request, value: KvValue) -> web.Response:
     app = await app_or_404(request)
     collection, key = _collection(request), request.match_info["key"]
-    value = await _json_body(request)
     await _data_op(request, app.id, "kv.set", [collection, key, value])
     return json_response(value)
 
@@ -195,15 +223,16 @@ async def list_doc_collections(request: web.Request) -> Collections:
     "/api/v1/admin/apps/{app}/docs/{collection}",
     needs=Capability.DOCS_READ,
     summary="Browse a document collection in creation order (?cursor=&limit=)",
+    answer=DocPage,
+    query=_PAGING,
 )
 async def list_documents(request: web.Request) -> web.Response:
     app = await app_or_404(request)
-    collection, limit = _collection(request), _limit(request)
-    after = decode_cursor(request.query.get("cursor"))
+    collection, query = _collection(request), query_of(request)
     rows = await request.app[SERVICES].store.docs_page(
-        app.id, collection, after=after, limit=limit + 1
+        app.id, collection, after=query["cursor"], limit=query["limit"] + 1
     )
-    return _page(rows, limit, item=envelope, position=lambda row: row.id)
+    return _page(rows, query["limit"], item=envelope, position=lambda row: row.id)
 
 
 @endpoint(
@@ -211,11 +240,11 @@ async def list_documents(request: web.Request) -> web.Response:
     "/api/v1/admin/apps/{app}/docs/{collection}",
     needs=Capability.DOCS_WRITE,
     summary="Create a document (the body is its data object)",
+    answer=Document,
     status=201,
 )
-async def create_document(request: web.Request) -> Any:
+async def create_document(request: web.Request, data: DocData) -> Any:
     app = await app_or_404(request)
-    data = await _json_body(request)
     return await _data_op(request, app.id, "docs.create", [_collection(request), data])
 
 
@@ -224,6 +253,7 @@ async def create_document(request: web.Request) -> Any:
     "/api/v1/admin/apps/{app}/docs/{collection}/find",
     needs=Capability.DOCS_READ,
     summary="Find documents with the query DSL: {filter}",
+    answer=DocList,
 )
 async def find_documents(request: web.Request, body: FindBody) -> web.Response:
     app = await app_or_404(request)
@@ -244,6 +274,7 @@ async def find_documents(request: web.Request, body: FindBody) -> web.Response:
     "/api/v1/admin/apps/{app}/docs/{collection}/{id}",
     needs=Capability.DOCS_READ,
     summary="One document",
+    answer=Document,
 )
 async def get_document(request: web.Request) -> Any:
     app = await app_or_404(request)
@@ -259,11 +290,11 @@ async def get_document(request: web.Request) -> Any:
     "/api/v1/admin/apps/{app}/docs/{collection}/{id}",
     needs=Capability.DOCS_WRITE,
     summary="Replace a document's data (the body is the data object)",
+    answer=Document,
 )
-async def replace_document(request: web.Request) -> Any:
+async def replace_document(request: web.Request, data: DocData) -> Any:
     app = await app_or_404(request)
     collection, doc_id = _collection(request), request.match_info["id"]
-    data = await _json_body(request)
     result = await _data_op(request, app.id, "docs.update", [collection, doc_id, data])
     if result is None:
         raise NotFound(f"no document {doc_id[:80]!r} in {collection!r}")

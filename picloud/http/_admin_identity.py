@@ -28,6 +28,7 @@ from picloud.domain.records import KeyRecord, MemberRecord, UserRecord
 from picloud.errors import InvalidInput, NotFound
 from picloud.http._admin_apps import app_or_404
 from picloud.http._api import endpoint
+from picloud.http._fields import Username
 from picloud.http.state import SERVICES, command_meta
 
 __all__ = [
@@ -42,7 +43,7 @@ Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_LEN)]
 
 
 class CreateUserBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    username: Annotated[str, msgspec.Meta(max_length=200)]
+    username: Username
     password: Password
     admin: bool = False
 

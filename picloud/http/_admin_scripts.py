@@ -23,13 +23,22 @@ from picloud.domain.commands import (
     SaveScript,
 )
 from picloud.domain.records import ExecutionRecord, RouteRecord, ScriptRecord
-from picloud.errors import ActorUnavailable, InvalidInput, NotFound
+from picloud.errors import ActorUnavailable
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http._admin_apps import app_or_404
-from picloud.http._api import endpoint
+from picloud.http._api import AppOf, endpoint, not_found
+from picloud.http._fields import ScriptName
+from picloud.http._params import (
+    choice,
+    encode_position,
+    flag,
+    limit,
+    position_cursor,
+    query_of,
+)
 from picloud.http.state import SERVICES, command_meta
 
-__all__ = ["app_of_route", "app_of_script", "send"]
+__all__ = ["ROUTE_APP", "SCRIPT_APP", "send"]
 
 _ROUTING_WAIT_S = 5.0
 _PAGE = 50
@@ -39,7 +48,7 @@ Source = Annotated[str, msgspec.Meta(max_length=256 * 1024)]
 
 
 class CreateScriptBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: str
+    name: ScriptName
     source: Source
     kind: ScriptKind = "endpoint"
 
@@ -90,20 +99,24 @@ async def _routing_sees(request: web.Request, done: Done) -> None:
     await services.routing.caught_up(done.txid, done.position, _ROUTING_WAIT_S)
 
 
-async def app_of_script(request: web.Request) -> str | None:
+async def _app_of_script(request: web.Request) -> str | None:
     script = await request.app[SERVICES].store.script(request.match_info["id"])
     return None if script is None else script.app_id
 
 
-async def app_of_route(request: web.Request) -> str | None:
+async def _app_of_route(request: web.Request) -> str | None:
     route = await request.app[SERVICES].store.route(request.match_info["id"])
     return None if route is None else route.app_id
+
+
+SCRIPT_APP = AppOf("script", _app_of_script)
+ROUTE_APP = AppOf("route", _app_of_route)
 
 
 async def _script_or_404(request: web.Request) -> ScriptRecord:
     script = await request.app[SERVICES].store.script(request.match_info["id"])
     if script is None:
-        raise NotFound(f"no script {request.match_info['id'][:80]!r}")
+        raise not_found("script", request.match_info["id"])
     return script
 
 
@@ -142,7 +155,7 @@ async def list_app_scripts(request: web.Request) -> ScriptList:
     needs=Capability.SCRIPT_READ,
     summary="Get a script with its source, imports and users",
     answer=ScriptRecord,
-    app_of=app_of_script,
+    app_of=SCRIPT_APP,
 )
 async def get_one_script(request: web.Request) -> ScriptRecord:
     return await _script_or_404(request)
@@ -154,7 +167,7 @@ async def get_one_script(request: web.Request) -> ScriptRecord:
     needs=Capability.SCRIPT_WRITE,
     summary="Replace a script's source (the next request runs it)",
     answer=ScriptRecord,
-    app_of=app_of_script,
+    app_of=SCRIPT_APP,
 )
 async def update_script(request: web.Request, body: UpdateScriptBody) -> Any:
     script = await _script_or_404(request)
@@ -169,12 +182,12 @@ async def update_script(request: web.Request, body: UpdateScriptBody) -> Any:
     summary="Delete a script and its routes (a module others import: 409, "
     "unless ?force=true)",
     status=204,
-    app_of=app_of_script,
+    app_of=SCRIPT_APP,
+    query=(flag("force", "delete even if other scripts import it"),),
 )
 async def delete_script(request: web.Request) -> None:
     script = await _script_or_404(request)
-    force = _bool_param(request.query.get("force"), "force")
-    command = DeleteScript(script_id=script.id, force=force)
+    command = DeleteScript(script_id=script.id, force=query_of(request)["force"])
     done = await send(request, script.app_id, command)
     await _routing_sees(request, done)
 
@@ -189,7 +202,7 @@ async def delete_script(request: web.Request) -> None:
     summary="Route an HTTP method and path to an endpoint script",
     answer=RouteRecord,
     status=201,
-    app_of=app_of_script,
+    app_of=SCRIPT_APP,
 )
 async def create_route(request: web.Request, body: CreateRouteBody) -> Any:
     script = await _script_or_404(request)
@@ -222,12 +235,12 @@ async def list_app_routes(request: web.Request) -> RouteList:
     needs=Capability.SCRIPT_WRITE,
     summary="Remove a route",
     status=204,
-    app_of=app_of_route,
+    app_of=ROUTE_APP,
 )
 async def delete_route(request: web.Request) -> None:
     route = await request.app[SERVICES].store.route(request.match_info["id"])
     if route is None:
-        raise NotFound(f"no route {request.match_info['id'][:80]!r}")
+        raise not_found("route", request.match_info["id"])
     done = await send(request, route.app_id, RemoveRoute(route_id=route.id))
     await _routing_sees(request, done)
 
@@ -241,34 +254,16 @@ async def delete_route(request: web.Request) -> None:
     needs=Capability.APP_READ,
     summary="The execution log, newest first (?status=ok|error&cursor=&limit=)",
     answer=ExecutionList,
+    query=(
+        choice("status", ["ok", "error"], "only executions that ended so"),
+        position_cursor(),
+        limit(default=_PAGE, maximum=_MAX_PAGE),
+    ),
 )
 async def list_app_executions(request: web.Request) -> ExecutionList:
     app = await app_or_404(request)
-    query = request.query
-    status = query.get("status") or None
-    if status not in (None, "ok", "error"):
-        raise InvalidInput("status must be ok or error")
-    before = _int_param(query.get("cursor"), "cursor")
-    limit = _int_param(query.get("limit"), "limit") or _PAGE
-    if not 1 <= limit <= _MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {_MAX_PAGE}")
+    query = query_of(request)
     items, after = await request.app[SERVICES].store.executions(
-        app.id, status=status, before=before, limit=limit
+        app.id, status=query["status"], before=query["cursor"], limit=query["limit"]
     )
-    return ExecutionList(items=items, cursor=None if after is None else str(after))
-
-
-def _bool_param(value: str | None, name: str) -> bool:
-    if value is None or value in ("", "false", "0"):
-        return False
-    if value in ("true", "1"):
-        return True
-    raise InvalidInput(f"{name} must be true or false")
-
-
-def _int_param(value: str | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(value)
+    return ExecutionList(items=items, cursor=encode_position(after))

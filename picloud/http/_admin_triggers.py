@@ -19,7 +19,15 @@ from picloud.errors import InvalidInput, NotFound
 from picloud.events.trigger_kinds import TRIGGER_KINDS, TriggerKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_scripts import send
-from picloud.http._api import endpoint
+from picloud.http._api import AppOf, endpoint, not_found
+from picloud.http._fields import CollectionName
+from picloud.http._params import (
+    encode_position,
+    flag,
+    limit,
+    position_cursor,
+    query_of,
+)
 from picloud.http.state import SERVICES
 
 __all__ = ["CreateTriggerBody", "DeadLetterList", "TriggerList"]
@@ -31,7 +39,7 @@ _MAX_PAGE = 500
 class CreateTriggerBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     script_id: str
     ops: list[str] = []
-    collection: str | None = None
+    collection: CollectionName | None = None
     capabilities: list[str] | None = None
 
 
@@ -44,9 +52,12 @@ class DeadLetterList(msgspec.Struct, frozen=True):
     cursor: str | None
 
 
-async def app_of_trigger(request: web.Request) -> str | None:
+async def _app_of_trigger(request: web.Request) -> str | None:
     trigger = await request.app[SERVICES].store.trigger(request.match_info["id"])
     return None if trigger is None else trigger.app_id
+
+
+TRIGGER_APP = AppOf("trigger", _app_of_trigger)
 
 
 def _trigger_endpoint(kind: TriggerKind) -> None:
@@ -54,7 +65,7 @@ def _trigger_endpoint(kind: TriggerKind) -> None:
         app = await app_or_404(request)
         script = await request.app[SERVICES].store.script(body.script_id)
         if script is None:
-            raise NotFound(f"no script {body.script_id[:80]!r}")
+            raise not_found("script", body.script_id)
         if script.app_id != app.id:
             raise InvalidInput(
                 f"script {body.script_id[:80]!r} belongs to another app; a trigger "
@@ -102,12 +113,12 @@ async def list_app_triggers(request: web.Request) -> TriggerList:
     needs=Capability.TRIGGERS_MANAGE,
     summary="Remove a trigger",
     status=204,
-    app_of=app_of_trigger,
+    app_of=TRIGGER_APP,
 )
 async def delete_trigger(request: web.Request) -> None:
     trigger = await request.app[SERVICES].store.trigger(request.match_info["id"])
     if trigger is None:
-        raise NotFound(f"no trigger {request.match_info['id'][:80]!r}")
+        raise not_found("trigger", request.match_info["id"])
     await send(request, trigger.app_id, RemoveTrigger(trigger_id=trigger.id))
 
 
@@ -120,31 +131,21 @@ async def delete_trigger(request: web.Request) -> None:
     needs=Capability.DEAD_LETTERS_READ,
     summary="Dead letters, newest first (?resolved=true|false&cursor=&limit=)",
     answer=DeadLetterList,
+    query=(
+        flag(
+            "resolved", "only resolved or unresolved ones (absent: both)", default=None
+        ),
+        position_cursor(),
+        limit(default=_PAGE, maximum=_MAX_PAGE),
+    ),
 )
 async def list_app_dead_letters(request: web.Request) -> DeadLetterList:
     app = await app_or_404(request)
-    query = request.query
-    resolved = _boolean(query.get("resolved", ""), "resolved")
-    cursor, limit = query.get("cursor", ""), query.get("limit", "")
-    if (cursor and not cursor.isdigit()) or (limit and not limit.isdigit()):
-        raise InvalidInput("cursor and limit must be non-negative integers")
-    if limit and not 1 <= int(limit) <= _MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {_MAX_PAGE}")
+    query = query_of(request)
     items, after = await request.app[SERVICES].store.dead_letters(
-        app.id,
-        resolved=resolved,
-        before=int(cursor) if cursor else None,
-        limit=int(limit) if limit else _PAGE,
+        app.id, resolved=query["resolved"], before=query["cursor"], limit=query["limit"]
     )
-    return DeadLetterList(items=items, cursor=None if after is None else str(after))
-
-
-def _boolean(value: str, name: str) -> bool | None:
-    if value in ("", "any"):
-        return None
-    if value not in ("true", "false"):
-        raise InvalidInput(f"{name} must be true or false")
-    return value == "true"
+    return DeadLetterList(items=items, cursor=encode_position(after))
 
 
 async def _letter_or_404(request: web.Request, app_id: str) -> DeadLetterRecord:

@@ -1,21 +1,27 @@
 """Declaring admin API endpoints: one table that routing, OpenAPI and tests read.
 
-Every endpoint states its method, path, body and answer types and the
-:class:`~picloud.domain.access.Capability` it needs (``needs=None`` only for public
-endpoints: health, the OpenAPI document, login). The wrapper checks access
-first, then decodes the JSON body strictly (unknown fields and wrong types are
-a 400 naming the field), calls the handler, and encodes the answer.
+Every endpoint states its method, path, query parameters, body and answer
+types and the :class:`~picloud.domain.access.Capability` it needs
+(``needs=None`` only for public endpoints: health, the OpenAPI document,
+login). The wrapper refuses hostile input first (NUL or invalid UTF-8 in the
+path, query or headers: :mod:`picloud.http._input`), then checks access,
+then reads the declared query parameters (:mod:`picloud.http._params`) and
+decodes the JSON body strictly (unknown fields, wrong types, nesting deeper
+than scripts can read: a 400 naming the place), calls the handler, and
+encodes the answer.
 
 Which app a request acts on, for the capability check:
 
 - a path with an ``{app}`` segment acts on that app (its id or slug);
 - an endpoint that names a thing of an app by its own id
-  (``/api/v1/admin/scripts/{id}``) passes ``app_of=``: an async function of
-  the request answering the id of the app the thing belongs to, or None when
-  there is no such thing (only an instance admin then gets past the check,
-  to the handler's 404; everyone else gets 403, so ids of other apps' things
-  cannot be probed);
+  (``/api/v1/admin/scripts/{id}``) passes ``app_of=``, an :class:`AppOf`:
+  the thing's noun and an async function of the request answering the id of
+  the app the thing belongs to, or None when there is no such thing;
 - any other endpoint acts outside apps (creating apps, users, one's account).
+
+A caller who holds nothing on the app (or there is no such app or thing)
+gets the 404 of a missing one, worded by :func:`not_found` as the handler
+would; see :mod:`picloud.http._auth`.
 
 See :mod:`picloud.domain.access` for which capability an endpoint should declare.
 """
@@ -31,7 +37,10 @@ import msgspec
 from aiohttp import web
 
 from picloud.domain.access import Capability
-from picloud.errors import InvalidInput, PayloadTooLarge
+from picloud.errors import NotFound
+from picloud.http._input import check_request, decode_json, read_body
+from picloud.http._params import Param, read_query
+from picloud.http.state import SERVICES
 
 __all__ = [
     "ENDPOINTS",
@@ -42,14 +51,32 @@ __all__ = [
     "decode_body",
     "endpoint",
     "json_response",
+    "not_found",
 ]
 
 Handler = Callable[..., Awaitable[Any]]
 Authorize = Callable[[web.Request, "Endpoint"], Awaitable[None]]
-AppOf = Callable[[web.Request], Awaitable[str | None]]
 H = TypeVar("H", bound=Handler)
 
 _encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class AppOf:
+    """How to find the app of a thing a path names by its own id."""
+
+    noun: str
+    """What the thing is called in its 404 (``no script '…'``)."""
+    find: Callable[[web.Request], Awaitable[str | None]]
+    """The id of the thing's app, or None when there is no such thing."""
+    param: str = "id"
+    """The path parameter holding the thing's id."""
+
+
+def not_found(noun: str, ref: str) -> NotFound:
+    """The 404 of a missing ``noun`` named ``ref``: one wording everywhere, so
+    an invisible thing answers exactly as an absent one."""
+    return NotFound(f"no {noun} {ref[:80]!r}")
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,8 @@ class Endpoint:
     tag: str
     app_of: AppOf | None = None
     """How to find the app a request acts on when the path has no ``{app}``."""
+    query: tuple[Param, ...] = ()
+    """The query parameters it reads (:func:`picloud.http._params.query_of`)."""
 
     @property
     def name(self) -> str:
@@ -110,11 +139,13 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
     status: int = 200,
     tag: str = "admin",
     app_of: AppOf | None = None,
+    query: tuple[Param, ...] = (),
 ) -> Callable[[H], H]:
     """Register ``handler(request[, body])`` for ``method path``.
 
     The body type is the annotation of the handler's second parameter, if any.
-    ``app_of`` finds the app of a path without ``{app}`` (module docstring).
+    ``app_of`` finds the app of a path without ``{app}`` (module docstring);
+    ``query`` declares the query parameters the handler reads.
     """
 
     def register(handler: H) -> H:
@@ -132,6 +163,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
                 status=status,
                 tag=tag,
                 app_of=app_of,
+                query=query,
             )
         )
         return handler
@@ -145,37 +177,21 @@ def json_response(value: Any, status: int = 200) -> web.Response:
     )
 
 
-async def decode_body(request: web.Request, body_type: type[Any]) -> Any:
+async def decode_body(request: web.Request, body_type: Any) -> Any:
     """The request's JSON body as ``body_type``; InvalidInput names what is wrong."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        limit = request.app._client_max_size  # aiohttp keeps the limit private
-        raise PayloadTooLarge(f"request body larger than {limit} bytes") from e
-    if not raw:
-        raise InvalidInput("a JSON body is required")
-    try:
-        return msgspec.json.decode(raw, type=body_type, strict=True)
-    except msgspec.ValidationError as e:
-        raise InvalidInput(_field_message(str(e))) from e
-    except msgspec.DecodeError as e:
-        raise InvalidInput(f"malformed JSON: {e}") from e
-
-
-def _field_message(message: str) -> str:
-    # msgspec says "Expected `str`, got `int` - at `$.name`"; name the field first.
-    text, sep, where = message.rpartition(" - at `$.")
-    if not sep:
-        return message
-    return f"{where.rstrip('`')}: {text}"
+    raw = await read_body(request)
+    depth = request.app[SERVICES].settings.script_max_value_depth
+    return decode_json(raw, body_type, max_depth=depth)
 
 
 def _wrap(
     entry: Endpoint, authorize: Authorize | None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
+        check_request(request)
         if authorize is not None:
             await authorize(request, entry)
+        read_query(request, entry.query)
         if entry.body is None:
             result = await entry.handler(request)
         else:

@@ -6,7 +6,10 @@ Every endpoint of :data:`~picloud.http._api.ENDPOINTS` passes through
 - ``needs=None``: public, nothing is checked;
 - no credentials: 401 ``unauthenticated``; a malformed, unknown or revoked
   key, or an ended session: 401 as well;
-- credentials without the capability on the app the request acts on: 403.
+- an app-scoped endpoint whose app the caller holds nothing on (no role, a
+  key bound elsewhere) or that does not exist: 404 ``not_found``, the same
+  answer either way, so neither apps nor their things can be probed;
+- credentials without the capability (on the app the request acts on): 403.
 
 Credentials are ``Authorization: Bearer <api key>`` (no CSRF check: a browser
 never adds it by itself) or the dashboard's session cookie; an unsafe request
@@ -36,8 +39,9 @@ from picloud.domain.credentials import (
     same_secret,
 )
 from picloud.domain.records import AppRecord
-from picloud.errors import Forbidden, Unauthenticated
-from picloud.http._api import Authorize, Endpoint
+from picloud.errors import Forbidden, NotFound, Unauthenticated
+from picloud.http._api import Authorize, Endpoint, not_found
+from picloud.http._input import bounded_read
 from picloud.http.state import ACTOR, SERVICES
 
 __all__ = [
@@ -66,17 +70,18 @@ class Auth:
     """The authorize hook of the endpoint table, with its per-process memo."""
 
     async def authorize(self, request: web.Request, endpoint: Endpoint) -> None:
-        """Raise Unauthenticated (401) or Forbidden (403), or return to proceed."""
+        """Raise Unauthenticated (401), NotFound (404) or Forbidden (403), or
+        return to proceed."""
         if endpoint.needs is None:
             return
         principal = await self.authenticate(request)
         request[_PRINCIPAL] = principal
         request[ACTOR] = principal.actor
-        app_id = await _app_of(request, endpoint) if endpoint.app_scoped else None
-        role = None
-        if app_id is not None and app_id != _MISSING_APP and not principal.is_admin:
-            role = await request.app[SERVICES].store.role_in(app_id, principal.user_id)
-        if endpoint.needs not in capabilities(principal, app_id=app_id, role=role):
+        if endpoint.app_scoped:
+            held = await _held_on_app(request, endpoint, principal)
+        else:
+            held = capabilities(principal, app_id=None)
+        if endpoint.needs not in held:
             where = " on this app" if endpoint.app_scoped else ""
             raise Forbidden(f"not allowed: this needs {endpoint.needs.value}{where}")
 
@@ -110,21 +115,41 @@ class Auth:
         return principal
 
 
-async def _app_of(request: web.Request, endpoint: Endpoint) -> str:
-    """The id of the app the request acts on, or a marker that matches none."""
+async def _held_on_app(
+    request: web.Request, endpoint: Endpoint, principal: Principal
+) -> frozenset[Capability]:
+    """What the caller holds on the app the request acts on; NotFound if
+    nothing (the app is invisible to them, or absent: they cannot tell)."""
+    app_id, missing = await _app_of(request, endpoint)
+    role = None
+    if app_id != _MISSING_APP and not principal.is_admin:
+        role = await request.app[SERVICES].store.role_in(app_id, principal.user_id)
+    held = capabilities(principal, app_id=app_id, role=role)
+    if not held:
+        raise missing
+    return held
+
+
+async def _app_of(request: web.Request, endpoint: Endpoint) -> tuple[str, NotFound]:
+    """The id of the app the request acts on (or a marker that matches none),
+    and the 404 of a caller who may not see it: the handler's own 404."""
     if endpoint.app_of is not None:
-        found = await endpoint.app_of(request)
+        found = await endpoint.app_of.find(request)
+        ref = request.match_info[endpoint.app_of.param]
+        missing = not_found(endpoint.app_of.noun, ref)
     else:
-        app = await request.app[SERVICES].store.app(request.match_info["app"])
+        ref = request.match_info["app"]
+        app = await request.app[SERVICES].store.app(ref)
         found = None if app is None else app.id
-    return _MISSING_APP if found is None else found
+        missing = not_found("app", ref)
+    return (_MISSING_APP if found is None else found), missing
 
 
 async def _check_csrf(request: web.Request, session_token: str) -> None:
     expected = csrf_token_for(session_token)
     given = request.headers.get(CSRF_HEADER, "")
     if not given and request.content_type in _FORMS:
-        form = await request.post()
+        form = await bounded_read(request, request.post())
         field = form.get(CSRF_FIELD)
         given = field if isinstance(field, str) else ""
     if not given or not same_secret(given, expected):

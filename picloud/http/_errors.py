@@ -35,6 +35,7 @@ _STATUS: list[tuple[type[errors.PiCloudError], int]] = [
     (errors.InvalidInput, 400),
     (errors.NotFound, 404),
     (errors.MethodNotAllowed, 405),
+    (errors.RequestTimeout, 408),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
     (errors.TooManyRequests, 429),
@@ -81,7 +82,7 @@ def error_response(request: web.BaseRequest, error: Exception) -> web.Response:
     """The JSON answer to ``error`` raised while handling ``request``; an
     aiohttp HTTPException below 400 (a redirect) is raised again."""
     if isinstance(error, errors.PiCloudError):
-        return _ours(request, error)
+        return _answer(request, error)
     if isinstance(error, web.HTTPException):
         if error.status < 400:
             raise error
@@ -109,7 +110,7 @@ def error_response(request: web.BaseRequest, error: Exception) -> web.Response:
     )
 
 
-def _ours(request: web.BaseRequest, error: errors.PiCloudError) -> web.Response:
+def _answer(request: web.BaseRequest, error: errors.PiCloudError) -> web.Response:
     status = status_of(error)
     if status >= 500:
         log.warning("%s %s: %s", request.method, request.path, error)
@@ -121,6 +122,8 @@ def _ours(request: web.BaseRequest, error: errors.PiCloudError) -> web.Response:
         response.headers["Retry-After"] = str(retry_after)
     elif status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    if isinstance(error, errors.RequestTimeout):
+        response.force_close()  # the rest of the body may never come
     return response
 
 

@@ -1,4 +1,11 @@
-"""The OpenAPI document, generated from the endpoint table and msgspec types."""
+"""The OpenAPI document, generated from the endpoint table and msgspec types.
+
+Everything a generated client needs comes from the declarations the server
+itself runs on: path parameters (with the name rules of
+:mod:`picloud.domain.names`), the query parameters of each endpoint's
+``query=`` (type and bounds), request bodies (KV values and document data
+included) and answers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,10 @@ from typing import Any
 import msgspec
 
 import picloud
+from picloud.domain.names import COLLECTION, USERNAME
 from picloud.http._api import Endpoint
+from picloud.http._fields import APP_REF
+from picloud.http._params import Param
 
 __all__ = ["openapi_document"]
 
@@ -24,12 +34,27 @@ _ERROR_SCHEMA = {
         }
     },
 }
+_PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "app": APP_REF,
+    "collection": {"type": "string", "pattern": COLLECTION.pattern},
+    "user": {
+        "type": "string",
+        "anyOf": [{"pattern": USERNAME.pattern}, {"format": "uuid"}],
+        "description": "the user's username or id",
+    },
+}
+_ANY_PATH_PARAM = {"type": "string", "minLength": 1}
+_EXTRA_ANSWERS: dict[str, dict[str, Any]] = {
+    # Health reports a degraded instance with 503: the one non-4xx failure
+    # an endpoint declares (monitors read its body).
+    "healthz": {"503": {"description": "Postgres or Ray is not answering"}},
+}
 
 
 def openapi_document(endpoints: list[Endpoint]) -> dict[str, Any]:
     types = sorted(
         {t for e in endpoints for t in (e.body, e.answer) if t is not None},
-        key=lambda t: t.__name__,
+        key=repr,
     )
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
@@ -73,10 +98,20 @@ def _operation(e: Endpoint, schema_of: dict[Any, Any]) -> dict[str, Any]:
         "summary": e.summary,
         "tags": [e.tag],
         "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": _PATH_PARAMS.get(name, _ANY_PATH_PARAM),
+            }
             for name in _PARAM.findall(e.path)
-        ],
-        "responses": {str(e.status): ok, "4XX": error},
+        ]
+        + [_query_parameter(p) for p in e.query],
+        "responses": {
+            str(e.status): ok,
+            "4XX": error,
+            **_EXTRA_ANSWERS.get(e.name, {}),
+        },
     }
     if e.body is not None:
         op["requestBody"] = {
@@ -87,3 +122,16 @@ def _operation(e: Endpoint, schema_of: dict[Any, Any]) -> dict[str, Any]:
         op["security"] = [{"bearer": []}, {"session": []}]
         op["x-capability"] = e.needs
     return op
+
+
+def _query_parameter(param: Param) -> dict[str, Any]:
+    schema = dict(param.schema)
+    if param.default is not None and param.default != "":
+        schema["default"] = param.default
+    return {
+        "name": param.name,
+        "in": "query",
+        "required": False,
+        "description": param.description,
+        "schema": schema,
+    }

@@ -17,9 +17,10 @@ from picloud.http import (  # noqa: F401
 from picloud.http._api import ENDPOINTS
 from picloud.http._auth import install_auth
 from picloud.http._errors import error_middleware
+from picloud.http._protocol import answer_protocol_errors_as_json
 from picloud.http.state import SERVICES, Services
 
-__all__ = ["make_app"]
+__all__ = ["answer_protocol_errors_as_json", "make_app"]
 
 
 def make_app(services: Services) -> web.Application:

@@ -13,7 +13,7 @@ from picloud.domain.paging import decode_cursor, encode_cursor
 from picloud.errors import InvalidInput
 
 
-@given(st.text())
+@given(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0")))
 def test_any_key_round_trips_through_a_url_safe_cursor(last: str) -> None:
     cursor = encode_cursor(last)
     assert cursor is not None
@@ -50,6 +50,8 @@ def test_no_cursor_means_the_first_page(cursor: object) -> None:
         "éé==",
         "_w==",  # a byte that is not UTF-8
         "YWJj\n",
+        "AA==",  # a NUL: no key or id holds one, and Postgres text refuses it
+        "YQBi",  # "a\0b"
     ],
 )
 def test_a_malformed_cursor_is_invalid_input(cursor: str) -> None:

@@ -1,6 +1,8 @@
-"""What Postgres can store is checked where a value enters."""
+"""The rules a JSON value from outside keeps before it is stored."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 import pytest
@@ -8,9 +10,88 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from picloud.domain.redaction import REDACTED, credential_names, stored_request
-from picloud.domain.values import check_json, check_text, without_nul
+from picloud.domain.values import (
+    INT_MAX,
+    INT_MIN,
+    check_json,
+    check_text,
+    check_value,
+    without_nul,
+)
 from picloud.errors import InvalidInput
 from picloud.events.app import RequestRecord
+
+
+def nested(depth: int, inner: Any = 1) -> Any:
+    """``depth`` lists around ``inner``."""
+    value = inner
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "text",
+        {"a": [1, 2.5, True, None, {"b": "c"}]},
+        INT_MAX,
+        INT_MIN,
+        nested(4),
+        {"x": nested(3)},
+    ],
+)
+def test_values_within_every_rule_pass(value: Any) -> None:
+    check_value(value, max_depth=4)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (nested(5), r"^\$\[0\]\[0\]\[0\]\[0\]: nested deeper than 4 levels"),
+        ({"a": {"b": {"c": {"d": {}}}}}, r"^\$\.a\.b\.c\.d: nested deeper"),
+        ({"a": ["ok", "x\0y"]}, r"^the string at \$\.a\[1\] contains a NUL"),
+        ({"ok": {"k\0": 1}}, r"^a key at \$\.ok contains a NUL"),
+        ([INT_MAX + 1], r"^\$\[0\]: the integer is outside the 64-bit range"),
+        ({"n": INT_MIN - 1}, r"^\$\.n: the integer is outside"),
+        ({"n": 2**64}, "outside the 64-bit range"),
+        ([float("inf")], r"^\$\[0\]: numbers must be finite"),
+        ([float("nan")], "finite"),
+    ],
+)
+def test_a_value_breaking_a_rule_is_refused_naming_the_place(
+    value: Any, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        check_value(value, max_depth=4)
+
+
+def test_a_value_read_one_level_down_may_nest_one_level_less() -> None:
+    check_value(nested(3), max_depth=4, level=2)
+    with pytest.raises(InvalidInput, match="nested deeper than 3 levels"):
+        check_value(nested(4), max_depth=4, level=2)
+
+
+def test_nesting_past_pythons_recursion_limit_is_refused_not_a_recursion_error() -> (
+    None
+):
+    value = msgspec.json.decode(b"[" * 900 + b"]" * 900)
+    with pytest.raises(InvalidInput, match="nested deeper than 32 levels"):
+        check_value(value, max_depth=32)
+
+
+def test_a_very_long_place_is_shortened_in_the_message() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check_value({"k" * 30: nested(200)}, max_depth=100)
+    assert refused.value.message.startswith("…")
+    assert len(refused.value.message.split(":")[0]) <= 120
+
+
+def test_text_with_a_nul_is_refused_naming_what_it_is() -> None:
+    assert check_text("fine", "the path") == "fine"
+    with pytest.raises(InvalidInput, match=r"^the path contains a NUL character"):
+        check_text("a\0b", "the path")
 
 
 def test_text_with_a_nul_is_refused_by_name() -> None:

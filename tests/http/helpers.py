@@ -206,3 +206,49 @@ class Login:
             "Cookie": f"picloud_session={token}",
             "X-CSRF-Token": self.body["csrf_token"],
         }
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """An HTTP answer read off a raw socket."""
+
+    status: int
+    headers: dict[str, str]
+    """Names lower-cased."""
+    body: bytes
+    seconds: float
+    """From sending the request to the end of the answer."""
+
+    def json(self) -> Any:
+        assert self.headers.get("content-type", "").startswith("application/json")
+        return msgspec.json.decode(self.body)
+
+
+async def raw_exchange(
+    server: Server, data: bytes, *, within: float = 10.0, until_closed: bool = False
+) -> RawAnswer:
+    """Send ``data`` as it is (no client fixes it up) to ``server`` and read
+    the answer within ``within`` seconds; with ``until_closed``, also wait
+    (within the same time) for the server to close the connection."""
+    assert server.port is not None
+    host = server.settings.http_host
+    reader, writer = await asyncio.open_connection(host, server.port)
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    try:
+        writer.write(data)
+        await writer.drain()
+        async with asyncio.timeout(within):
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *lines = head.decode("latin-1").split("\r\n")
+            headers = {}
+            for line in filter(None, lines):
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            seconds = clock() - started
+            if until_closed:
+                assert await reader.read() == b""
+    finally:
+        writer.close()
+    return RawAnswer(int(status_line.split()[1]), headers, body, seconds)

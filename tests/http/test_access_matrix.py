@@ -1,10 +1,13 @@
-"""Every admin endpoint, every kind of caller: 401, 403 or through, as specified.
+"""Every admin endpoint, every kind of caller: 401, 404, 403 or through, as
+specified.
 
 The endpoints come from ``ENDPOINTS.endpoints``, so an endpoint added later
 is in the matrix without anyone listing it; :mod:`tests.http.access_rules`
 says, from the path alone, what it must need. An endpoint without a declared
 capability, with another one than its path calls for, or acting on an app
-without saying how to find it, fails here.
+without saying how to find it, fails here. A caller who holds nothing on the
+app an endpoint acts on must get 404 as if it did not exist; one who holds
+something there but not the capability, 403.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import aiohttp
 import pytest
 
 import picloud.http.app  # noqa: F401  # registers every endpoint
-from picloud.domain.access import ALL_SCOPES, Role, Scope
+from picloud.domain.access import ALL_SCOPES, Capability, Role, Scope
 from picloud.domain.credentials import hash_password, new_api_key
 from picloud.domain.identity import CreateApiKey, CreateUser, SetMember
 from picloud.domain.records import KeyRecord, UserRecord
@@ -67,16 +70,21 @@ class Caller:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def allowed(self, e: Endpoint) -> bool:
-        if self.identity is None:
-            return False
-        held = holds(
+        return self.identity is not None and e.needs in self._held(e.app_scoped)
+
+    def sees_the_app(self) -> bool:
+        """Whether the caller holds anything on the target app (else it is
+        answered as absent)."""
+        return self.identity is not None and bool(self._held(in_app=True))
+
+    def _held(self, in_app: bool) -> frozenset[Capability]:
+        return holds(
             admin=self.admin,
             role=self.role,
-            in_app=e.app_scoped,
+            in_app=in_app,
             scopes=self.scopes,
             bound_elsewhere=self.bound_elsewhere,
         )
-        return e.needs in held
 
 
 async def session_headers(base: str, who: Identity) -> dict[str, str]:
@@ -316,6 +324,9 @@ async def world(server: Server, api: Api) -> World:
         ids[slug] = app["id"]
     world = World(server, api, ids["target"], ids["elsewhere"], hashed, [])
     world.callers.append(Caller("no credentials", {}))
+    outsider = await create_identity(server, "outsider", scopes=None)
+    headers = await session_headers(server.url, outsider)
+    world.callers.append(Caller("a person with no role", headers, outsider))
     for role in Role:
         person = await create_identity(server, f"the-{role.value}", scopes=None)
         await world.run(
@@ -382,6 +393,8 @@ def _judge(e: Endpoint, caller: Caller, status: int, body: Any) -> str | None:
     code = body.get("error", {}).get("code") if isinstance(body, dict) else None
     if caller.identity is None:
         ok = status == 401 and code == "unauthenticated"
+    elif e.app_scoped and not caller.sees_the_app():
+        ok = status == 404 and code == "not_found"
     elif not caller.allowed(e):
         ok = status == 403 and code == "forbidden"
     elif (e.method, e.path) in KNOWN_2XX:

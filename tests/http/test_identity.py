@@ -95,26 +95,28 @@ async def test_a_key_bound_to_app_a_can_do_nothing_to_app_b(
     assert (await key.call("GET", f"{APPS}/app-a"))[0] == 200
     status, listed = await key.call("GET", APPS)
     assert [a["slug"] for a in listed["items"]] == ["app-a"]
-    attempts: list[tuple[str, str, Any]] = [
-        ("GET", f"{APPS}/{b['id']}", None),
-        ("GET", f"{APPS}/app-b", None),
-        ("PATCH", f"{APPS}/app-b", {"name": "taken over"}),
-        ("DELETE", f"{APPS}/app-b", None),
-        ("GET", f"{APPS}/app-b/members", None),
-        ("PUT", f"{APPS}/app-b/members/erin", {"role": "viewer"}),
-        ("GET", f"{APPS}/app-b/scripts", None),
-        ("POST", f"{APPS}/app-b/scripts", {"name": "x", "source": "return {}"}),
-        ("GET", f"/api/v1/admin/scripts/{script_b['id']}", None),
-        ("PUT", f"/api/v1/admin/scripts/{script_b['id']}", {"source": "return 1"}),
-        ("DELETE", f"/api/v1/admin/scripts/{script_b['id']}", None),
-        ("GET", f"{APPS}/app-b/routes", None),
-        ("GET", f"{APPS}/app-b/executions", None),
-        ("POST", APPS, {"slug": "app-c", "name": "c"}),
-        ("POST", "/api/v1/auth/keys", {"name": "escape", "scopes": ["app:read"]}),
+    # On app-b the key holds nothing: app-b and its things are as absent (404);
+    # outside apps it may only be signed in (403).
+    attempts: list[tuple[str, str, Any, int]] = [
+        ("GET", f"{APPS}/{b['id']}", None, 404),
+        ("GET", f"{APPS}/app-b", None, 404),
+        ("PATCH", f"{APPS}/app-b", {"name": "taken over"}, 404),
+        ("DELETE", f"{APPS}/app-b", None, 404),
+        ("GET", f"{APPS}/app-b/members", None, 404),
+        ("PUT", f"{APPS}/app-b/members/erin", {"role": "viewer"}, 404),
+        ("GET", f"{APPS}/app-b/scripts", None, 404),
+        ("POST", f"{APPS}/app-b/scripts", {"name": "x", "source": "return {}"}, 404),
+        ("GET", f"/api/v1/admin/scripts/{script_b['id']}", None, 404),
+        ("PUT", f"/api/v1/admin/scripts/{script_b['id']}", {"source": "return 1"}, 404),
+        ("DELETE", f"/api/v1/admin/scripts/{script_b['id']}", None, 404),
+        ("GET", f"{APPS}/app-b/routes", None, 404),
+        ("GET", f"{APPS}/app-b/executions", None, 404),
+        ("POST", APPS, {"slug": "app-c", "name": "c"}, 403),
+        ("POST", "/api/v1/auth/keys", {"name": "escape", "scopes": ["app:read"]}, 403),
     ]
-    for method, path, body in attempts:
+    for method, path, body, expected in attempts:
         status, answer = await key.call(method, path, body)
-        assert status == 403, (method, path, answer)
+        assert status == expected, (method, path, answer)
     status, still = await web.call("GET", f"/api/v1/admin/scripts/{script_b['id']}")
     assert (status, still["source"]) == (200, "return {}")
     assert (await web.call("GET", f"{APPS}/app-b"))[1] == b
@@ -148,7 +150,7 @@ async def test_owners_manage_members_and_a_removed_member_is_refused_at_once(
     owner = await signed_in(server, anon, olga)
     editor = await signed_in(server, anon, ed)
     assert (await owner.call("POST", APPS, {"slug": "team", "name": "Team"}))[0] == 201
-    assert (await editor.call("GET", f"{APPS}/team"))[0] == 403
+    assert (await editor.call("GET", f"{APPS}/team"))[0] == 404  # not a member yet
     assert (await editor.call("GET", APPS))[1] == {"items": []}
     status, member = await owner.call(
         "PUT", f"{APPS}/team/members/ed", {"role": "editor"}
@@ -166,7 +168,7 @@ async def test_owners_manage_members_and_a_removed_member_is_refused_at_once(
     )
     assert (status, answer["error"]["code"]) == (409, "conflict")  # the last owner
     assert (await owner.call("DELETE", f"{APPS}/team/members/ed"))[0] == 204
-    assert (await editor.call("GET", f"{APPS}/team/scripts"))[0] == 403
+    assert (await editor.call("GET", f"{APPS}/team/scripts"))[0] == 404
     status, listed = await api.call("GET", f"{APPS}/team/members")
     assert [m["username"] for m in listed["items"]] == ["olga"]
 
