@@ -28,6 +28,7 @@ from urllib.parse import unquote_to_bytes
 import msgspec
 from aiohttp import web
 
+from picloud.config import Settings
 from picloud.domain.values import check_text, check_value
 from picloud.errors import InvalidInput, PayloadTooLarge, RequestError, RequestTimeout
 from picloud.http.state import SERVICES
@@ -38,6 +39,7 @@ __all__ = [
     "check_request",
     "decode_json",
     "read_body",
+    "read_within",
 ]
 
 T = TypeVar("T")
@@ -52,15 +54,17 @@ class ReadInside:
     levels: int
 
 
-def check_request(request: web.Request) -> None:
-    """Refuse invalid UTF-8 or a NUL in the path, query string or headers."""
+def check_request(request: web.BaseRequest, *, nul: bool = True) -> None:
+    """Refuse invalid UTF-8 in the path, query string or headers, and (unless
+    ``nul`` is False: an app's script may take any text) a NUL."""
     url = request.rel_url
     _utf8(unquote_to_bytes(url.raw_path), "the path")
-    check_text(request.path, "the path")
+    if nul:
+        check_text(request.path, "the path")
     if url.raw_query_string:
         query = url.raw_query_string.replace("+", " ")
         _utf8(unquote_to_bytes(query), "the query string")
-        for name, value in request.query.items():
+        for name, value in request.query.items() if nul else ():
             check_text(name, "a query parameter name")
             check_text(value, f"the query parameter {name[:40]!r}")
     for header, raw in request.raw_headers:
@@ -79,7 +83,12 @@ def _utf8(raw: bytes, what: str) -> None:
 
 
 async def bounded_read(request: web.Request, reading: Awaitable[T]) -> T:
-    """Await ``reading`` (of the request's body) within the body read timeout.
+    """Await ``reading`` (of the request's body) within the body read timeout."""
+    return await read_within(request.app[SERVICES].settings, reading)
+
+
+async def read_within(settings: Settings, reading: Awaitable[T]) -> T:
+    """Await ``reading`` (of a request's body) within the body read timeout.
 
     Raises:
         RequestTimeout: the body did not arrive in time (408).
@@ -87,7 +96,6 @@ async def bounded_read(request: web.Request, reading: Awaitable[T]) -> T:
         RequestError: the body's framing, compression or form data is broken
             (400).
     """
-    settings = request.app[SERVICES].settings
     seconds = settings.body_read_timeout_ms / 1000
     try:
         async with asyncio.timeout(seconds):

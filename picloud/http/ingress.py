@@ -21,11 +21,12 @@ from aiohttp import web
 from picloud.actors.protocol import Failure, HttpReply, Reply, unwrap
 from picloud.domain.commands import Invoke, MarkAbandoned
 from picloud.domain.credentials import looks_like_key
-from picloud.errors import CommandTimeout, NotFound, PayloadTooLarge, PiCloudError
+from picloud.errors import CommandTimeout, NotFound, PiCloudError
 from picloud.events.app import RequestRecord
 from picloud.http._api import json_response
 from picloud.http._auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from picloud.http._errors import RETRY_AFTER_S, error_body, error_response, status_of
+from picloud.http._input import check_request, read_within
 from picloud.http.routing import Match, NoApp
 from picloud.http.state import Services
 
@@ -62,11 +63,8 @@ async def _handle(
         )
         response.headers["Allow"] = ", ".join(match.allowed)
         return response
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        limit = services.settings.max_request_bytes
-        raise PayloadTooLarge(f"request body larger than {limit} bytes") from e
+    check_request(request, nul=False)  # a script may take a NUL, not bad UTF-8
+    body = await read_within(services.settings, request.read())
     execution_id = secrets.token_hex(16)
     command = Invoke(
         execution_id=execution_id,

@@ -225,14 +225,21 @@ class RawAnswer:
 
 
 async def raw_exchange(
-    server: Server, data: bytes, *, within: float = 10.0, until_closed: bool = False
+    server: Server,
+    data: bytes,
+    *,
+    within: float = 10.0,
+    until_closed: bool = False,
+    apps: bool = False,
 ) -> RawAnswer:
-    """Send ``data`` as it is (no client fixes it up) to ``server`` and read
-    the answer within ``within`` seconds; with ``until_closed``, also wait
-    (within the same time) for the server to close the connection."""
-    assert server.port is not None
+    """Send ``data`` as it is (no client fixes it up) to ``server`` (its
+    apps listener with ``apps``) and read the answer within ``within``
+    seconds; with ``until_closed``, also wait (within the same time) for the
+    server to close the connection."""
+    port = server.apps_port if apps else server.port
+    assert port is not None
     host = server.settings.http_host
-    reader, writer = await asyncio.open_connection(host, server.port)
+    reader, writer = await asyncio.open_connection(host, port)
     clock = asyncio.get_running_loop().time
     started = clock()
     try:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 
 from picloud.server import Server
-from tests.http.helpers import Identity, raw_exchange
+from tests.http.helpers import Api, Identity, make_app, make_route, raw_exchange
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 
@@ -154,3 +155,53 @@ async def test_a_whole_body_within_the_timeout_is_read(
         _post("/api/v1/admin/apps", len(body), body, bearer + b"Connection: close\r\n"),
     )
     assert answer.status == 201, answer.body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [(case[1], case[2]) for case in MALFORMED[3:6]],
+    ids=[case[0] for case in MALFORMED[3:6]],
+)
+async def test_the_apps_listener_answers_malformed_http_as_json_too(
+    server: Server, request_bytes: bytes, status: int
+) -> None:
+    answer = await raw_exchange(server, request_bytes, until_closed=True, apps=True)
+    assert answer.status == status
+    assert answer.json()["error"]["message"]
+    assert SECRET not in answer.body
+
+
+async def _echo_app(server: Server, admin: Identity) -> None:
+    async with aiohttp.ClientSession(headers=admin.bearer) as session:
+        api = Api(session, server.url, apps_base=server.apps_url)
+        await make_app(api, "rawecho")
+        await make_route(
+            api, "rawecho", "return {n = #ctx.request.body}", method="POST", path="/"
+        )
+
+
+async def test_an_app_route_refuses_bad_utf8_and_a_stalled_body(
+    server: Server, shared_admin: Identity
+) -> None:
+    await _echo_app(server, shared_admin)
+    bad = (
+        b"POST /apps/rawecho/ HTTP/1.1\r\nHost: t\r\nX-Name: caf\xe9\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    answer = await raw_exchange(server, bad, apps=True)
+    assert answer.status == 400
+    assert "not valid UTF-8" in answer.json()["error"]["message"]
+    stalled = await raw_exchange(
+        server,
+        _post("/apps/rawecho/", 1000, b"{"),
+        within=READ_TIMEOUT_S + LINGER_S + 5,
+        apps=True,
+    )
+    assert stalled.status == 408
+    assert stalled.seconds < READ_TIMEOUT_S + 2
+    fine = await raw_exchange(
+        server,
+        _post("/apps/rawecho/", 2, b"{}", b"Connection: close\r\n"),
+        apps=True,
+    )
+    assert (fine.status, fine.json()) == (200, {"n": 2})
