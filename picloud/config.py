@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from picloud.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "quiet_ray"]
 
 ENV_PREFIX = "PICLOUD_"
 
@@ -185,3 +185,9 @@ def _explain(message: str, raw: Mapping[str, str]) -> str:
         return message
     field = where.rstrip("`").split(".")[0].split("[")[0]
     return f"{ENV_PREFIX}{field.upper()}={raw.get(field, '')!r}: {text}"
+
+
+def quiet_ray() -> None:
+    """Environment defaults for the Ray that ``picloud serve`` starts: no
+    usage statistics sent home (a self-hosted server must not phone out)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

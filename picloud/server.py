@@ -79,7 +79,14 @@ class Server:
 
     async def _start(self) -> None:
         await self._migrate()
-        control = await self._start_control_plane()
+        # The actors' processes start (a second or so each) while the front
+        # door opens its database and loads its routing table.
+        handle = start_control_plane(self.settings, self.dsn)
+        self._actors.append(handle)
+        routing = Routing()
+        hosts = HostPool(self.settings, self.dsn, quarantined=routing.is_quarantined)
+        self._stack.callback(hosts.close)
+        self._stack.callback(lambda: self._actors.extend(hosts.handles()))
         # The front door follows the log for its routing table only: it listens
         # to the commits that change routes, not to every invocation's.
         signals = CommitSignals(ROUTING_CHANNEL)
@@ -88,12 +95,10 @@ class Server:
         await self._stack.enter_async_context(
             relay_commit_signals(signals, self.dsn, self.settings)
         )
-        routing = Routing()
         await routing.load(db)
-        hosts = HostPool(self.settings, self.dsn, quarantined=routing.is_quarantined)
-        self._stack.callback(hosts.close)
-        self._stack.callback(lambda: self._actors.extend(hosts.handles()))
-        await hosts.ready(_ACTOR_START_TIMEOUT)
+        control, _ = await asyncio.gather(
+            self._control_plane(handle), hosts.ready(_ACTOR_START_TIMEOUT)
+        )
         tasks = BackgroundTasks()
         self._stack.push_async_callback(tasks.close)
         self.services = Services(
@@ -117,9 +122,8 @@ class Server:
         if applied:
             log.info("applied migrations %s", applied)
 
-    async def _start_control_plane(self) -> ControlPlaneClient:
-        handle = start_control_plane(self.settings, self.dsn)
-        self._actors.append(handle)
+    async def _control_plane(self, handle: Any) -> ControlPlaneClient:
+        """The control plane's client, once the actor answers."""
         control = ControlPlaneClient(
             handle, timeout=self.settings.sync_timeout_ms / 1000
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import picloud
 from tests.helpers import free_port, picloud_env
 
 pytestmark = pytest.mark.server
@@ -121,3 +122,57 @@ def test_a_malformed_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "PICLOUD_HTTP_PORT='eighty'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _picloud(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "picloud", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_version_and_migration_status(tmp_path: Path) -> None:
+    env = picloud_env(tmp_path / "data")
+    version = _picloud(env, "--version")
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"picloud {picloud.__version__}"
+    before = _picloud(env, "migrate", "--status")
+    assert before.returncode == 0, before.stderr
+    lines = before.stdout.splitlines()
+    assert lines[0].startswith("0001 event_log")
+    assert all(line.endswith("pending") for line in lines)
+    assert _picloud(env, "migrate").returncode == 0
+    after = _picloud(env, "migrate", "--status").stdout.splitlines()
+    assert len(after) == len(lines)
+    assert not any(line.endswith("pending") for line in after)
+
+
+def test_a_busy_port_or_an_unusable_data_dir_is_one_line_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = picloud_env(tmp_path / "data", PICLOUD_APPS_PORT=str(port))
+        started = time.monotonic()
+        busy = _picloud(env, "serve")
+    assert busy.returncode != 0
+    assert busy.stderr.strip().splitlines()[-1] == (
+        f"picloud: port {port} on 127.0.0.1 is in use; stop what listens there"
+        " or set PICLOUD_APPS_PORT"
+    )
+    assert "Traceback" not in busy.stderr
+    assert time.monotonic() - started < 15, "it started things first"
+    assert not (tmp_path / "data" / "postgres").exists(), "Postgres was started"
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    unusable = _picloud(picloud_env(blocked / "data"), "serve")
+    assert unusable.returncode != 0
+    last = unusable.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"picloud: cannot use the data directory {blocked}/data")
+    assert "PICLOUD_DATA_DIR" in last

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
@@ -11,11 +12,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import picloud
 from picloud import event_loop
 from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
-from picloud.config import Settings, load_settings
+from picloud.cli._preflight import check_can_serve
+from picloud.config import Settings, load_settings, quiet_ray
 from picloud.errors import PiCloudError
-from picloud.store import EmbeddedPostgres, migrate
+from picloud.store import EmbeddedPostgres, migrate, migration_status
 
 if TYPE_CHECKING:
     from picloud.server import Server
@@ -48,24 +51,13 @@ def database(settings: Settings) -> Iterator[str]:
 
 
 def _serve(settings: Settings) -> None:
-    import ray  # noqa: PLC0415  # Ray's import is slow; only `serve` needs it
+    check_can_serve(settings)  # before anything starts
+    log.info("data directory: %s", settings.data_path)
+    with _postgres_and_ray(settings) as (dsn, embedded):
+        from picloud.server import Server  # noqa: PLC0415  # Ray's import is slow
 
-    from picloud.server import Server  # noqa: PLC0415
-
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    with _postgres(settings) as (dsn, embedded):
-        local = settings.ray_address is None
-        ray.init(
-            address=settings.ray_address or "local",
-            namespace=settings.ray_namespace,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-        )
-        try:
-            server = Server(settings, dsn, owns_actors=local)
-            event_loop.run(_run_until_signal(server, embedded))
-        finally:
-            ray.shutdown()
+        server = Server(settings, dsn, owns_actors=settings.ray_address is None)
+        event_loop.run(_run_until_signal(server, embedded))
     log.info("PiCloud stopped")
 
 
@@ -92,19 +84,69 @@ async def _run_until_signal(server: Server, embedded: EmbeddedPostgres | None) -
                 supervisor.cancel()
 
 
-def _migrate(settings: Settings) -> None:
+@contextlib.contextmanager
+def _postgres_and_ray(
+    settings: Settings,
+) -> Iterator[tuple[str, EmbeddedPostgres | None]]:
+    """Both started at once: the embedded Postgres in a thread while Ray
+    starts (the longest part of start-up) in this one."""
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        contextlib.ExitStack() as stack,
+    ):
+        postgres = pool.submit(stack.enter_context, _postgres(settings))
+        _start_ray(settings)
+        stack.callback(_stop_ray)
+        yield postgres.result()
+
+
+def _start_ray(settings: Settings) -> None:
+    import ray  # noqa: PLC0415  # Ray's import is slow; only `serve` needs it
+
+    quiet_ray()
+    local = settings.ray_address is None
+    ray.init(
+        address=settings.ray_address or "local",
+        namespace=settings.ray_namespace,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        # Alone on this machine: Ray's processes talk over loopback.
+        _node_ip_address="127.0.0.1" if local else None,
+    )
+
+
+def _stop_ray() -> None:
+    import ray  # noqa: PLC0415
+
+    ray.shutdown()
+
+
+def _migrate(settings: Settings, *, status: bool) -> None:
     with database(settings) as dsn:
+        if status:
+            for state in event_loop.run(migration_status(dsn, settings)):
+                when = state.applied_at.isoformat() if state.applied_at else "pending"
+                print(f"{state.version:04d} {state.name:40} {when}")
+            return
         applied = event_loop.run(migrate(dsn, settings))
     print(f"applied {applied}" if applied else "nothing to apply")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="picloud", description=__doc__)
+    parser.add_argument(
+        "--version", action="version", version=f"picloud {picloud.__version__}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "serve", help="run PiCloud (embedded Postgres and local Ray by default)"
     )
-    commands.add_parser("migrate", help="apply pending database migrations and exit")
+    migrate_command = commands.add_parser(
+        "migrate", help="apply pending database migrations and exit"
+    )
+    migrate_command.add_argument(
+        "--status", action="store_true", help="list the migrations, applied or not"
+    )
     add_admin_commands(commands)
     return parser
 
@@ -120,11 +162,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         level="WARNING" if args.command == "admin" else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The embedded server's library narrates every pg_ctl call at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             _serve(settings)
         elif args.command == "migrate":
-            _migrate(settings)
+            _migrate(settings, status=args.status)
         elif args.command == "admin":
             run_admin(args, settings, database)
     except PiCloudError as e:

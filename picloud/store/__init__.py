@@ -14,7 +14,12 @@ from picloud.store.api import AdminStore, AppStore, Database, SchedulerStore
 from picloud.store.commit_signals import CommitSignals, relay_commit_signals
 from picloud.store.embedded import EmbeddedPostgres
 from picloud.store.eventlog import START, Cursor, EventLog, Transaction
-from picloud.store.migrations import migrate, notify_readers
+from picloud.store.migrations import (
+    MigrationState,
+    migrate,
+    migration_status,
+    notify_readers,
+)
 
 __all__ = [
     "START",
@@ -27,11 +32,13 @@ __all__ = [
     "EmbeddedPostgres",
     "EventLog",
     "LoginUser",
+    "MigrationState",
     "RouteRow",
     "RoutingSnapshot",
     "SchedulerStore",
     "Transaction",
     "migrate",
+    "migration_status",
     "notify_readers",
     "relay_commit_signals",
 ]

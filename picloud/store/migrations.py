@@ -16,8 +16,10 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 
@@ -29,10 +31,12 @@ from picloud.store.commit_signals import CHANNEL
 
 __all__ = [
     "Migration",
+    "MigrationState",
     "apply_migrations",
     "default_migrations_dir",
     "load_migrations",
     "migrate",
+    "migration_status",
     "notify_readers",
 ]
 
@@ -160,3 +164,32 @@ async def notify_readers(dsn: str, settings: Settings) -> None:
             await conn.execute(f"NOTIFY {CHANNEL}")
         finally:
             await conn.close()
+
+
+class MigrationState(NamedTuple):
+    version: int
+    name: str
+    applied_at: datetime | None
+    """None: pending."""
+
+
+async def migration_status(dsn: str, settings: Settings) -> list[MigrationState]:
+    """Every migration this PiCloud knows, with when it was applied (changes
+    nothing; a database migrated by a newer PiCloud is a MigrationError)."""
+    migrations = load_migrations(default_migrations_dir())
+    conn = await connect(dsn, settings)
+    try:
+        with translate_errors("migration status"):
+            exists = await conn.fetchval("SELECT to_regclass('schema_migrations')")
+            rows = (
+                await conn.fetch(
+                    "SELECT version, checksum, applied_at FROM schema_migrations"
+                )
+                if exists
+                else []
+            )
+    finally:
+        await conn.close()
+    _check_history(migrations, {row["version"]: row["checksum"] for row in rows})
+    when = {row["version"]: row["applied_at"] for row in rows}
+    return [MigrationState(m.version, m.name, when.get(m.version)) for m in migrations]

@@ -1,0 +1,58 @@
+"""What ``picloud serve`` checks before it starts anything: the ports free,
+the data directory usable. A problem is one line naming the setting, not a
+traceback twenty seconds into start-up."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import tempfile
+
+from picloud.config import Settings
+from picloud.errors import ConfigError
+
+__all__ = ["check_can_serve"]
+
+
+def check_can_serve(settings: Settings) -> None:
+    """Raises ConfigError naming the variable to change."""
+    _check_data_dir(settings)
+    apps_host = settings.apps_host or settings.http_host
+    _check_port(settings.http_host, settings.http_port, "PICLOUD_HTTP_PORT")
+    _check_port(apps_host, settings.apps_port, "PICLOUD_APPS_PORT")
+    if settings.http_port and settings.http_port == settings.apps_port:
+        raise ConfigError(
+            f"PICLOUD_HTTP_PORT and PICLOUD_APPS_PORT are both {settings.http_port}:"
+            " the admin API and the apps need an origin each"
+        )
+
+
+def _check_port(host: str, port: int, variable: str) -> None:
+    if port == 0:
+        return  # any free port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {host} is in use; stop what listens there or"
+                    f" set {variable}"
+                ) from None
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({variable}): {e}"
+            ) from None
+
+
+def _check_data_dir(settings: Settings) -> None:
+    path = settings.data_path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"cannot use the data directory {path} (PICLOUD_DATA_DIR):"
+            f" {e.strerror or e}"
+        ) from None
