@@ -53,6 +53,9 @@ MAX_MESSAGE = 2000
 _POSITIONED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:\d+: ")
 _decode_args = msgspec.json.Decoder(list[Any]).decode
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+SDK_WRAPPING = 3
+"""Levels an SDK answer adds around a stored value (``page.items[i].data``):
+a value the store accepted is readable however the SDK hands it over."""
 SDK_REQUEST, DONE, FAILED, LIMIT = 1, 2, 3, 4
 """What a step of Lua returns first (core.lua, after_resume)."""
 
@@ -323,7 +326,10 @@ def _to_lua(rt: AppRuntime, value: Any) -> tuple[Any, ...]:
         return (True, b"n", value)
     try:
         shaped = shape_value(
-            value, max_bytes=limits.max_value_bytes, max_depth=limits.max_value_depth
+            value,
+            max_bytes=limits.max_value_bytes,
+            # A stored value arrives wrapped: a page of items of envelopes.
+            max_depth=limits.max_value_depth + SDK_WRAPPING,
         )
     except ValueLimitHit as e:
         raise _Stop(e.limit) from None

@@ -137,7 +137,11 @@ async def test_json_deeper_than_scripts_read_is_refused_and_at_the_limit_read(
         "deep",
         'local v = kv.collection("c"):get("k") '
         'local d = docs.collection("c"):get(ctx.request.query.id) '
-        "return {kv = v ~= nil, doc = d ~= nil}",
+        'local page = kv.collection("c"):list() '
+        'local found = docs.collection("c"):find({}) '
+        'local docs_page = docs.collection("c"):list() '
+        "return {kv = v ~= nil, doc = d ~= nil, listed = #page.items,"
+        " found = #found, docs_listed = #docs_page.items}",
         path="/read",
     )
     base = f"{APPS}/deep"
@@ -147,7 +151,10 @@ async def test_json_deeper_than_scripts_read_is_refused_and_at_the_limit_read(
     status, doc = await api.call("POST", f"{base}/docs/c", raw=data)
     assert status == 201, doc
     answer = await api.call("GET", f"/apps/deep/read?id={doc['id']}")
-    assert answer == (200, {"kv": True, "doc": True})
+    assert answer == (
+        200,
+        {"kv": True, "doc": True, "listed": 1, "found": 1, "docs_listed": 1},
+    ), "a value the store took must be readable through every SDK call"
 
     refused = f"nested deeper than {DEPTH} levels"
     for raw in (nested(DEPTH + 1), nested(5000), b'{"a":' + nested(2000) + b"}"):
