@@ -30,7 +30,7 @@ from picloud.domain.sdk_args import limit_of, options, page_of
 from picloud.domain.sdk_ops import check_sdk_call
 from picloud.domain.values import check_json, check_text
 from picloud.errors import InvalidInput, SdkCallError
-from picloud.events import utcnow
+from picloud.events import rfc3339, utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
 from picloud.scripting import JSONValue
 from picloud.store import DocRow
@@ -51,8 +51,8 @@ def envelope(row: DocRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "data": _decode(row.data),
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
     }
 
 

@@ -10,7 +10,7 @@ import msgspec
 
 from picloud.domain.records import DeadLetterRecord
 from picloud.errors import Conflict
-from picloud.events import Event, utcnow
+from picloud.events import Event, rfc3339, utcnow
 from picloud.events.app import RequestRecord
 from picloud.events.triggers import DeadLetterReplayed, DeadLetterResolved
 
@@ -68,5 +68,5 @@ def dead_letter_view(letter: DeadLetterRecord) -> dict[str, Any]:
         "resolution": letter.resolution,
         "trigger_id": letter.trigger_id,
         "script_id": letter.script_id,
-        "created_at": letter.created_at.isoformat(),
+        "created_at": rfc3339(letter.created_at),
     }

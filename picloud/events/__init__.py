@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from picloud.events._base import Event, EventMeta, RecordedEvent, utcnow
+from picloud.events._base import Event, EventMeta, RecordedEvent, rfc3339, utcnow
 from picloud.events.codec import (
     AnyEvent,
     decode_event,
@@ -48,5 +48,6 @@ __all__ = [
     "decode_meta",
     "encode",
     "event_types",
+    "rfc3339",
     "utcnow",
 ]

@@ -6,11 +6,17 @@ from datetime import UTC, datetime
 
 import msgspec
 
-__all__ = ["Event", "EventMeta", "RecordedEvent", "utcnow"]
+__all__ = ["Event", "EventMeta", "RecordedEvent", "rfc3339", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` as every answer writes a time: RFC 3339 in UTC with ``Z``
+    (what msgspec writes for the API's records; ``isoformat`` says +00:00)."""
+    return msgspec.json.encode(moment.astimezone(UTC)).decode()[1:-1]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):

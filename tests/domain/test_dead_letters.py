@@ -112,6 +112,6 @@ def test_scripts_see_the_letter_with_its_event_as_data_and_an_iso_time() -> None
         "resolution": "replayed",
         "trigger_id": "t1",
         "script_id": "s1",
-        "created_at": "2026-01-02T03:04:35+00:00",
+        "created_at": "2026-01-02T03:04:35Z",
     }
     assert "request" not in view

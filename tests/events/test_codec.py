@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import msgspec
 import pytest
 
@@ -23,6 +25,7 @@ from picloud.events import (
     decode_meta,
     encode,
     event_types,
+    rfc3339,
 )
 from picloud.events.app import (
     AbandonedExecutionExpired,
@@ -246,3 +249,11 @@ def test_meta_round_trips_and_omits_its_defaults() -> None:
 
 def test_a_recorded_event_names_its_type_by_tag() -> None:
     assert recorded(SAMPLES[0], 1).type == "app.created.v1"
+
+
+def test_every_time_is_written_as_rfc3339_utc_with_z() -> None:
+    assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05Z"
+    east = timezone(timedelta(hours=2))
+    assert rfc3339(datetime(2026, 1, 2, 5, 4, 5, 7, tzinfo=east)) == (
+        "2026-01-02T03:04:05.000007Z"
+    )
