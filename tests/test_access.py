@@ -6,6 +6,7 @@ import pytest
 
 from picloud.domain.access import (
     ALL_CAPABILITIES,
+    ALL_SCOPES,
     SCRIPT_DEFAULT,
     Capability,
     KeyGrant,
@@ -92,6 +93,7 @@ SCOPES: dict[Scope, set[Capability]] = {
     Scope.TRIGGERS_MANAGE: {C.TRIGGERS_READ, C.TRIGGERS_MANAGE},
     Scope.DEAD_LETTERS_MANAGE: {C.DEAD_LETTERS_READ, C.DEAD_LETTERS_MANAGE},
     Scope.EVENTS_READ: {C.EVENTS_READ},
+    Scope.ADMIN: {C.MEMBERS_MANAGE, C.APP_READ},  # on an app; users outside
 }
 
 
@@ -100,8 +102,9 @@ def test_each_scope_grants_its_table_on_an_app(scope: Scope) -> None:
     assert capabilities(key(scope, admin=True), app_id=APP) == SCOPES[scope]
 
 
-def test_there_are_the_seven_scopes_of_the_spec() -> None:
-    assert {s.value for s in Scope} == {
+def test_there_are_the_seven_scopes_of_the_spec_and_admin_apart() -> None:
+    assert {s.value for s in Scope} == {*ALL_SCOPES, "admin"}
+    assert {s.value for s in ALL_SCOPES} == {
         "app:read",
         "app:write",
         "script:read",
@@ -120,15 +123,31 @@ def test_a_key_never_exceeds_its_user() -> None:
 
 
 def test_a_key_never_holds_identity_grants_even_an_admins_with_every_scope() -> None:
-    full = key(*Scope, admin=True)
+    full = key(*ALL_SCOPES, admin=True)
     assert capabilities(full, app_id=APP) == OWNER - {C.MEMBERS_MANAGE}
     outside = capabilities(full, app_id=None)
     assert not outside & {C.ACCOUNT, C.USERS_MANAGE, C.MEMBERS_MANAGE}
     assert {C.APP_CREATE, C.EVENTS_READ, C.SIGNED_IN} <= outside
 
 
+def test_only_the_admin_scope_manages_users_and_members_and_only_as_its_user() -> None:
+    automation = key(Scope.ADMIN, admin=True)
+    assert capabilities(automation, app_id=None) == {
+        C.SIGNED_IN,
+        C.USERS_MANAGE,
+        C.MEMBERS_MANAGE,
+        C.APP_READ,
+    }
+    assert C.MEMBERS_MANAGE in capabilities(automation, app_id=APP)
+    assert C.ACCOUNT not in capabilities(key(*Scope, admin=True), app_id=None)
+    mere_user = key(Scope.ADMIN)  # the scope adds nothing its user lacks
+    assert C.USERS_MANAGE not in capabilities(mere_user, app_id=None)
+    owner_key = capabilities(mere_user, app_id=APP, role=Role.OWNER)
+    assert owner_key == {C.MEMBERS_MANAGE, C.APP_READ}
+
+
 def test_a_key_bound_to_one_app_has_nothing_on_another_and_little_outside() -> None:
-    bound = key(*Scope, admin=True, app_id=APP)
+    bound = key(*ALL_SCOPES, admin=True, app_id=APP)
     assert capabilities(bound, app_id=APP) == OWNER - {C.MEMBERS_MANAGE}
     assert capabilities(bound, app_id=OTHER, role=Role.OWNER) == set()
     assert capabilities(bound, app_id=None) == {C.SIGNED_IN}

@@ -187,3 +187,57 @@ def test_the_cli_uses_the_embedded_database_when_none_is_configured(
     assert key.returncode == 0, key.stderr
     assert key.stdout.startswith("pic_")
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+
+
+def _lines(done: subprocess.CompletedProcess[str]) -> list[list[str]]:
+    assert done.returncode == 0, done.stderr
+    return [line.split("\t") for line in done.stdout.splitlines()]
+
+
+async def test_users_members_and_keys_from_the_cli_and_an_admin_key_for_automation(
+    tmp_path: Path, database: str, ray_session: None
+) -> None:
+    env = db_env(tmp_path, database)
+    for args in (("boss", "--admin"), ("ann",)):
+        added = admin_cli(env, "users", "add", *args, stdin="a long password\n")
+        assert added.returncode == 0, added.stderr
+    users = _lines(admin_cli(env, "users", "list"))
+    assert sorted((u[1], u[2]) for u in users) == [("ann", "user"), ("boss", "admin")]
+    made = admin_cli(
+        env, "keys", "add", "--user", "boss", "--name", "ops", "--scopes", "admin"
+    )
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert made.stdout == secret + "\n"  # only the key on stdout; its id on stderr
+    key_id = made.stderr.split("created key ")[1].split()[0]
+    keys = _lines(admin_cli(env, "keys", "list", "--user", "boss"))
+    assert [(k[0], k[2], k[4], k[6]) for k in keys] == [
+        (key_id, "ops", "admin", "active")
+    ]
+    server = Server(server_settings(), database, owns_actors=True)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            ops = Api(session, server.url, {"Authorization": f"Bearer {secret}"})
+            status, app = await ops.call(
+                "POST", "/api/v1/admin/users", {"username": "bot", "password": "x" * 12}
+            )
+            assert status == 201, app
+            status, _ = await ops.call("GET", "/api/v1/admin/apps")
+            assert status == 200
+            status, _ = await ops.call(
+                "POST", "/api/v1/admin/apps", {"slug": "team", "name": "Team"}
+            )
+            assert status == 403, "the admin scope alone creates no app"
+    finally:
+        await server.stop()
+    everything = admin_cli(env, "keys", "add", "--user", "boss", "--name", "a", "--all")
+    assert everything.returncode == 0
+    [all_key] = [k for k in _lines(admin_cli(env, "keys", "list")) if k[2] == "a"]
+    assert "admin" not in all_key[4].split(), "--all never includes admin"
+    assert admin_cli(env, "members", "list", "nope").returncode != 0
+    assert admin_cli(env, "keys", "remove", key_id).returncode == 0
+    keys = _lines(admin_cli(env, "keys", "list", "--user", "boss"))
+    assert [k[6] for k in keys if k[0] == key_id] == ["revoked"]
+    assert admin_cli(env, "users", "remove", "ann").returncode == 0
+    assert "ann" not in admin_cli(env, "users", "list").stdout

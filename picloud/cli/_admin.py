@@ -18,8 +18,14 @@ from typing import TYPE_CHECKING
 
 from picloud import event_loop
 from picloud.actors.control_plane import ControlPlane
+from picloud.cli._identity import (
+    add_identity_commands,
+    identity_command,
+    list_identity,
+    say,
+)
 from picloud.config import Settings
-from picloud.domain.access import ALL_SCOPES
+from picloud.domain.access import ALL_SCOPES, Scope
 from picloud.domain.credentials import check_password, hash_password, new_api_key
 from picloud.domain.identity import CreateApiKey, CreateUser, RevokeApiKey
 from picloud.domain.system import SystemCommand, answer
@@ -44,14 +50,27 @@ DatabaseDsn = Callable[[Settings], AbstractContextManager[str]]
 def add_admin_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    admin = commands.add_parser("admin", help="create users and API keys")
+    admin = commands.add_parser("admin", help="users, members and API keys")
     sub = admin.add_subparsers(dest="admin_command", required=True)
     user = sub.add_parser(
         "create-user", help="create a user; the password is read from stdin"
     )
     user.add_argument("name")
     user.add_argument("--admin", action="store_true", help="an instance admin")
-    key = sub.add_parser("create-key", help="create an API key; prints only the key")
+    _key_options(
+        sub.add_parser("create-key", help="create an API key; prints only the key")
+    )
+    revoke = sub.add_parser("revoke-key", help="revoke an API key by its id")
+    revoke.add_argument("key_id")
+    add_identity_commands(sub)
+    keys = sub.add_parser("keys", help="list, add or remove API keys")
+    verbs = keys.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("list", help="keys (of one user)").add_argument("--user")
+    _key_options(verbs.add_parser("add", help="an API key; prints only the key"))
+    verbs.add_parser("remove", help="revoke a key by its id").add_argument("key_id")
+
+
+def _key_options(key: argparse.ArgumentParser) -> None:
     key.add_argument("--user", required=True, help="the key's user (name or id)")
     key.add_argument("--name", required=True, help="a label to tell keys apart")
     which = key.add_mutually_exclusive_group(required=True)
@@ -59,63 +78,89 @@ def add_admin_commands(
         "--scopes",
         nargs="+",
         metavar="SCOPE",
-        help="scopes, space- or comma-separated: " + " ".join(sorted(ALL_SCOPES)),
+        help="scopes, space- or comma-separated: "
+        + " ".join(sorted(Scope))
+        + " (admin: manage users and members; never part of --all)",
     )
-    which.add_argument("--all", action="store_true", help="every scope")
+    which.add_argument("--all", action="store_true", help="every scope but admin")
     key.add_argument("--app", help="bind the key to this app (id or slug)")
-    revoke = sub.add_parser("revoke-key", help="revoke an API key by its id")
-    revoke.add_argument("key_id")
 
 
 def run_admin(
     args: argparse.Namespace, settings: Settings, database: DatabaseDsn
 ) -> None:
     """Run one ``admin`` subcommand; raises PiCloudError for the caller to report."""
+    verb = getattr(args, "verb", None)
+    if verb == "list":
+        with database(settings) as dsn:
+            say(event_loop.run(_list(dsn, settings, args)))
+        return
     command, secret = _command(args)
     with database(settings) as dsn:
         result = event_loop.run(_execute(dsn, settings, command))
     match command:
         case CreateApiKey():
-            _say(secret)
+            _say(secret)  # stdout holds the key alone: KEY=$(picloud admin ...)
+            key_id = getattr(result, "id", "?")
+            sys.stderr.write(
+                f"created key {key_id} (revoke it: picloud admin keys remove"
+                f" {key_id})\n"
+            )
         case CreateUser(username=name, admin=is_admin):
             kind = "admin" if is_admin else "user"
             _say(f"created {kind} {name.lower()} ({getattr(result, 'id', '?')})")
         case RevokeApiKey(key=key_id):
             _say(f"revoked key {key_id}")
+        case _:
+            _say(f"done: {type(command).__name__}")
 
 
 def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
-def _command(
-    args: argparse.Namespace,
-) -> tuple[CreateUser | CreateApiKey | RevokeApiKey, str]:
-    """The command, and the key's secret for ``create-key`` (else "")."""
-    if args.admin_command == "create-user":
+def _command(args: argparse.Namespace) -> tuple[SystemCommand, str]:
+    """The command, and the key's secret for a new key (else "")."""
+    kind = args.admin_command
+    verb = getattr(args, "verb", None)
+    if kind == "create-user" or (kind, verb) == ("users", "add"):
         password = _read_password()
         check_password(password)
-        hashed = hash_password(password)
         return CreateUser(
-            username=args.name, password_hash=hashed, admin=args.admin
+            username=args.name, password_hash=hash_password(password), admin=args.admin
         ), ""
-    if args.admin_command == "create-key":
-        scopes = (
-            sorted(ALL_SCOPES)
-            if args.all
-            else [s for part in args.scopes for s in part.split(",") if s]
-        )
-        made = new_api_key()
-        command = CreateApiKey(
-            user=args.user,
-            name=args.name,
-            prefix=made.prefix,
-            secret_hash=made.hash,
-            scopes=tuple(scopes),
-            app=args.app,
-        )
-        return command, made.secret
-    return RevokeApiKey(key=args.key_id), ""
+    if kind == "create-key" or (kind, verb) == ("keys", "add"):
+        return _new_key(args)
+    if kind == "revoke-key":
+        return RevokeApiKey(key=args.key_id), ""
+    return identity_command(args), ""
+
+
+def _new_key(args: argparse.Namespace) -> tuple[CreateApiKey, str]:
+    scopes = (
+        sorted(ALL_SCOPES)
+        if args.all
+        else [s for part in args.scopes for s in part.split(",") if s]
+    )
+    made = new_api_key()
+    command = CreateApiKey(
+        user=args.user,
+        name=args.name,
+        prefix=made.prefix,
+        secret_hash=made.hash,
+        scopes=tuple(scopes),
+        app=args.app,
+    )
+    return command, made.secret
+
+
+async def _list(dsn: str, settings: Settings, args: argparse.Namespace) -> list[str]:
+    await migrate(dsn, settings)
+    db = await Database.open(dsn, settings, init_size=1, max_size=2)
+    try:
+        return await list_identity(args, db.admin)
+    finally:
+        await db.close()
 
 
 def _read_password() -> str:

@@ -26,15 +26,18 @@ API key scopes (SPEC.md §6) grant::
     triggers:manage       TRIGGERS_READ TRIGGERS_MANAGE
     dead_letters:manage   DEAD_LETTERS_READ DEAD_LETTERS_MANAGE
     events:read           EVENTS_READ
+    admin                 USERS_MANAGE MEMBERS_MANAGE APP_READ (for automation;
+                          never in "every scope": asked for by name)
 
 Guarantees of :func:`capabilities`:
 - a key never exceeds its user: its set is the user's set intersected with
   what its scopes grant;
 - a key bound to app A holds nothing on any other app, and outside apps only
   SIGNED_IN (so it can neither create apps nor read the instance's events);
-- identity grants — ACCOUNT (one's own keys and password), MEMBERS_MANAGE and
-  USERS_MANAGE — are never held by a key: credentials and access are changed
-  by a signed-in person (or the CLI), so revoking a leaked key ends the leak.
+- ACCOUNT (one's own keys and password) is never held by a key, so revoking
+  a leaked key ends the leak; MEMBERS_MANAGE and USERS_MANAGE only by a key
+  with the ``admin`` scope (and then, as ever, only what its user holds:
+  only an instance admin's key manages users).
 
 Which capability an endpoint declares: reads of a thing need its ``*_READ``,
 changes its ``*_WRITE``/``*_MANAGE``. Routes are script configuration
@@ -104,7 +107,7 @@ class Role(StrEnum):
 
 
 class Scope(StrEnum):
-    """The seven API key scopes of SPEC.md §6."""
+    """The seven API key scopes of SPEC.md §6, and ``admin`` for automation."""
 
     APP_READ = "app:read"
     APP_WRITE = "app:write"
@@ -113,11 +116,13 @@ class Scope(StrEnum):
     TRIGGERS_MANAGE = "triggers:manage"
     DEAD_LETTERS_MANAGE = "dead_letters:manage"
     EVENTS_READ = "events:read"
+    ADMIN = "admin"
 
 
 C = Capability
 ALL_CAPABILITIES = frozenset(Capability)
-ALL_SCOPES = frozenset(Scope)
+ALL_SCOPES = frozenset(Scope) - {Scope.ADMIN}
+"""Every scope a key can have without asking for ``admin`` by name."""
 
 _VIEWER = frozenset(
     {
@@ -154,10 +159,11 @@ SCOPE_CAPABILITIES: dict[Scope, frozenset[Capability]] = {
     Scope.TRIGGERS_MANAGE: frozenset({C.TRIGGERS_READ, C.TRIGGERS_MANAGE}),
     Scope.DEAD_LETTERS_MANAGE: frozenset({C.DEAD_LETTERS_READ, C.DEAD_LETTERS_MANAGE}),
     Scope.EVENTS_READ: frozenset({C.EVENTS_READ}),
+    Scope.ADMIN: frozenset({C.USERS_MANAGE, C.MEMBERS_MANAGE, C.APP_READ}),
 }
 
 _PERSON = frozenset({C.SIGNED_IN, C.ACCOUNT, C.APP_CREATE})
-_NEVER_BY_KEY = frozenset({C.ACCOUNT, C.MEMBERS_MANAGE, C.USERS_MANAGE})
+_NEVER_BY_KEY = frozenset({C.ACCOUNT})
 
 
 class KeyGrant(msgspec.Struct, frozen=True, kw_only=True):
@@ -219,7 +225,7 @@ def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
         try:
             scopes.add(Scope(value))
         except ValueError:
-            known = " ".join(sorted(ALL_SCOPES))
+            known = " ".join(sorted(Scope))
             raise InvalidInput(
                 f"unknown scope {value[:40]!r}; the scopes are: {known}"
             ) from None
