@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from picloud import event_loop
 from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
+from picloud.cli._events import add_events_command, run_events
 from picloud.config import Settings, load_settings
 from picloud.errors import PiCloudError
 from picloud.store import EmbeddedPostgres, migrate
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 log = logging.getLogger("picloud")
+
+# Commands whose output is their answer: the embedded server's chatter is noise.
+_QUIET = frozenset({"admin", "events", "replay"})
 
 
 @contextlib.contextmanager
@@ -106,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     add_admin_commands(commands)
+    add_events_command(commands)
     return parser
 
 
@@ -116,8 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
     logging.basicConfig(
-        # Admin commands print their answer; the embedded server's chatter is noise.
-        level="WARNING" if args.command == "admin" else settings.log_level,
+        level="WARNING" if args.command in _QUIET else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -127,5 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _migrate(settings)
         elif args.command == "admin":
             run_admin(args, settings, database)
+        elif args.command == "events":
+            run_events(args, settings, database)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
