@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from picloud import event_loop
 from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
 from picloud.cli._events import add_events_command, run_events
+from picloud.cli._replay import add_replay_command, run_replay
 from picloud.config import Settings, load_settings
 from picloud.errors import PiCloudError
 from picloud.store import EmbeddedPostgres, migrate
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply pending database migrations and exit")
     add_admin_commands(commands)
     add_events_command(commands)
+    add_replay_command(commands)
     return parser
 
 
@@ -133,5 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_admin(args, settings, database)
         elif args.command == "events":
             run_events(args, settings, database)
+        elif args.command == "replay":
+            run_replay(args, settings, database)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
