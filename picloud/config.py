@@ -77,6 +77,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     refuses new ones) completes within about this."""
     event_poll_interval_ms: Positive = 5_000
     """Backstop poll of log subscribers; LISTEN/NOTIFY wakes them sooner."""
+    events_tail_poll_ms: Positive = 500
+    """How often a live tail of the events API (and ``picloud events
+    --follow``) reads the log: one indexed read per tail. Not woken by every
+    commit, which would wake the front door for each invocation of every app."""
+    events_tail_heartbeat_s: Positive = 15
+    """A live tail with nothing to send sends a comment this often, so
+    proxies keep the connection and a gone client is noticed."""
 
     # -- actors -----------------------------------------------------------------
     app_hosts: Positive = 2

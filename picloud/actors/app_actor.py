@@ -198,8 +198,7 @@ class AppActor:
             raise NotFound(f"no app {self.app.id!r}")
         state, version = AppState(app_id=self.app.id), 0
         deliveries: Deliveries = pmap()
-        snapshot = await self._store.snapshot(self.stream)
-        loaded = None if snapshot is None else decode_snapshot(self.app.id, snapshot)
+        loaded = await self._load_snapshot()
         if loaded is not None:
             state, deliveries, version = loaded
         self._snapshot_version = version
@@ -215,6 +214,29 @@ class AppActor:
         self._wakeup = _earliest(deliveries)
         self._queued.clear()
         self._schedule_due()
+
+    async def _load_snapshot(self) -> tuple[AppState, Deliveries, int] | None:
+        """The newest snapshot, if it can be trusted. A snapshot is only an
+        optimisation: one this version cannot read, or one ahead of the log
+        (a database restored from a backup), is ignored, logged, and the
+        state is folded from the whole log."""
+        snapshot = await self._store.snapshot(self.stream)
+        if snapshot is None:
+            return None
+        loaded = decode_snapshot(self.app.id, snapshot)
+        if loaded is None:
+            log.warning("snapshot of %s is unreadable; replaying its log", self.stream)
+            return None
+        head = await self._log.stream_version(self.stream)
+        if loaded[2] > head:
+            log.warning(
+                "snapshot of %s is at version %d, past the log's %d; replaying its log",
+                self.stream,
+                loaded[2],
+                head,
+            )
+            return None
+        return loaded
 
     async def close(self) -> None:
         """Finish the queued commands and pending appends, then release the runtime."""

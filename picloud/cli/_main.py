@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 import picloud
 from picloud import event_loop
 from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
+from picloud.cli._events import add_events_command, run_events
 from picloud.cli._preflight import check_can_serve
+from picloud.cli._replay import add_replay_command, run_replay
 from picloud.config import Settings, load_settings, quiet_ray
 from picloud.errors import PiCloudError
 from picloud.store import EmbeddedPostgres, migrate, migration_status
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 log = logging.getLogger("picloud")
+
+# Commands whose output is their answer: the embedded server's chatter is noise.
+_QUIET = frozenset({"admin", "events", "replay"})
 
 
 @contextlib.contextmanager
@@ -148,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
         "--status", action="store_true", help="list the migrations, applied or not"
     )
     add_admin_commands(commands)
+    add_events_command(commands)
+    add_replay_command(commands)
     return parser
 
 
@@ -158,8 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
     logging.basicConfig(
-        # Admin commands print their answer; the embedded server's chatter is noise.
-        level="WARNING" if args.command == "admin" else settings.log_level,
+        level="WARNING" if args.command in _QUIET else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # The embedded server's library narrates every pg_ctl call at INFO.
@@ -171,5 +177,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             _migrate(settings, status=args.status)
         elif args.command == "admin":
             run_admin(args, settings, database)
+        elif args.command == "events":
+            run_events(args, settings, database)
+        elif args.command == "replay":
+            run_replay(args, settings, database)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")

@@ -15,6 +15,7 @@ from picloud.events.app import DispatchMode, LogEntry, ScriptKind
 __all__ = [
     "AppRecord",
     "DeadLetterRecord",
+    "EventRecord",
     "ExecutionRecord",
     "KeyRecord",
     "MemberRecord",
@@ -127,3 +128,16 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     logs: list[LogEntry]
     attempt: int
     abandoned: bool
+
+
+class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as it leaves PiCloud (the events API, its tail, the exports):
+    ``data`` and ``meta`` as JSON, redacted (domain.redaction.public_json)."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    data: msgspec.Raw
+    meta: msgspec.Raw
+    recorded_at: datetime

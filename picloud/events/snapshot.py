@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from pyrsistent import pmap, pset, pvector
+from pyrsistent import InvariantException, pmap, pset, pvector
 
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
 from picloud.events.pending import Deliveries, Delivery, TriggerInfo
@@ -114,6 +114,13 @@ def decode_snapshot(
         return None
     if snap.format != _FORMAT:
         return None
+    try:
+        return _loaded(app_id, snap)
+    except (TypeError, ValueError, InvariantException):
+        return None  # well-formed JSON, impossible values: a cache, so ignored
+
+
+def _loaded(app_id: str, snap: _Snapshot) -> tuple[AppState, Deliveries, int]:
     state = AppState(
         app_id=app_id,
         scripts=pmap({s.id: _script(s) for s in snap.scripts}),

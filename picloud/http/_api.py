@@ -71,6 +71,9 @@ class AppOf:
     """The id of the thing's app, or None when there is no such thing."""
     param: str = "id"
     """The path parameter holding the thing's id."""
+    in_query: tuple[str, ...] = ()
+    """Instead, the query parameters that may name the app; when none is
+    given, the request acts outside any app (the instance's log, say)."""
 
 
 def not_found(noun: str, ref: str) -> NotFound:

@@ -120,6 +120,10 @@ async def _held_on_app(
 ) -> frozenset[Capability]:
     """What the caller holds on the app the request acts on; NotFound if
     nothing (the app is invisible to them, or absent: they cannot tell)."""
+    app_of = endpoint.app_of
+    in_query = () if app_of is None else app_of.in_query
+    if in_query and not any(request.query.get(name) for name in in_query):
+        return capabilities(principal, app_id=None)
     app_id, missing = await _app_of(request, endpoint)
     role = None
     if app_id != _MISSING_APP and not principal.is_admin:
@@ -135,7 +139,12 @@ async def _app_of(request: web.Request, endpoint: Endpoint) -> tuple[str, NotFou
     and the 404 of a caller who may not see it: the handler's own 404."""
     if endpoint.app_of is not None:
         found = await endpoint.app_of.find(request)
-        ref = request.match_info[endpoint.app_of.param]
+        names = endpoint.app_of.in_query
+        ref = (
+            next(request.query[n] for n in names if request.query.get(n))
+            if names
+            else request.match_info[endpoint.app_of.param]
+        )
         missing = not_found(endpoint.app_of.noun, ref)
     else:
         ref = request.match_info["app"]

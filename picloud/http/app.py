@@ -8,12 +8,15 @@ from aiohttp import web
 from picloud.http import (  # noqa: F401
     _admin_apps,
     _admin_data,
+    _admin_events,
+    _admin_history,
     _admin_identity,
     _admin_scripts,
     _admin_triggers,
     _auth_api,
     _health,
 )
+from picloud.http._admin_events import install_tails
 from picloud.http._api import ENDPOINTS
 from picloud.http._auth import install_auth
 from picloud.http._errors import error_middleware
@@ -31,5 +34,6 @@ def make_app(services: Services) -> web.Application:
         client_max_size=services.settings.max_request_bytes,
     )
     app[SERVICES] = services
+    install_tails(app)
     app.add_routes(ENDPOINTS.routes(authorize=install_auth(app)))
     return app

@@ -32,6 +32,7 @@ from picloud.domain.records import (
     TriggerRecord,
     UserRecord,
 )
+from picloud.domain.redaction import CREDENTIAL_HEADERS, credential_names
 from picloud.events import Event, EventMeta, RecordedEvent
 from picloud.store import (
     _apps,
@@ -53,6 +54,7 @@ from picloud.store._pool import create_pool, recycle
 from picloud.store._routing import RoutingSnapshot, routing_snapshot
 from picloud.store.commit_signals import CommitSignals
 from picloud.store.docs_query import DocQuery
+from picloud.store.event_pages import EventReader
 from picloud.store.eventlog import EventLog
 
 __all__ = ["AdminStore", "AppStore", "Database", "SchedulerStore"]
@@ -319,9 +321,17 @@ class Database:
     :meth:`close` stops that and closes the pool.
     """
 
-    def __init__(self, pool: asyncpg.Pool, log: EventLog) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        log: EventLog,
+        *,
+        redact_headers: frozenset[str] = CREDENTIAL_HEADERS,
+    ) -> None:
         self._pool = pool
         self.log = log
+        self.events = EventReader(pool, log.signals, redact_headers)
+        """The global order as it leaves PiCloud (redacted pages)."""
         self.admin = AdminStore(pool)
         self.scheduler = SchedulerStore(pool)
         self._recycler: asyncio.Task[None] | None = None
@@ -339,7 +349,11 @@ class Database:
         """Open the pool with ``init_size`` connections (``db_pool_min``; 0
         connects on first use, so the database need not be up yet)."""
         pool = await create_pool(dsn, settings, init_size=init_size, max_size=max_size)
-        db = cls(pool, EventLog(pool, signals))
+        db = cls(
+            pool,
+            EventLog(pool, signals),
+            redact_headers=credential_names(settings.redact_headers),
+        )
         db._recycler = asyncio.create_task(
             recycle(pool, settings.db_connection_max_age_s), name="pool-recycler"
         )

@@ -39,6 +39,10 @@ APP_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
     "executions": (C.APP_READ, None),
     "members": (C.APP_READ, C.MEMBERS_MANAGE),
     "events": (C.EVENTS_READ, None),
+    # KV and documents as of a past position: a read of the log's history
+    "state": (C.EVENTS_READ, None),
+    # a dry run of another version of a script
+    "what-if": (C.SCRIPT_WRITE, C.SCRIPT_WRITE),
 }
 # Instance-wide resources under /api/v1/admin/.
 INSTANCE_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
@@ -73,6 +77,10 @@ def expected(method: str, path: str) -> tuple[Capability | None, bool]:
     if parts[0] != "admin" or len(parts) < 2:
         raise Unknown(f"{method} {path}: not under /api/v1/admin or /api/v1/auth")
     rest = parts[1:]
+    if rest[0] == "events":
+        # The log acts on the one app named by ?app= (or ?stream=app-{id});
+        # without one, on no app: only an instance admin reads it all.
+        return C.EVENTS_READ, True
     if rest[0] == "apps":
         if len(rest) == 1:
             return (C.SIGNED_IN if reads else C.APP_CREATE), False
@@ -141,8 +149,10 @@ SCOPES: dict[Scope, frozenset[Capability]] = {
     Scope.TRIGGERS_MANAGE: frozenset({C.TRIGGERS_READ, C.TRIGGERS_MANAGE}),
     Scope.DEAD_LETTERS_MANAGE: frozenset({C.DEAD_LETTERS_READ, C.DEAD_LETTERS_MANAGE}),
     Scope.EVENTS_READ: frozenset({C.EVENTS_READ}),
+    # Identity changes for automation: only a key that asks for it by name.
+    Scope.ADMIN: frozenset({C.USERS_MANAGE, C.MEMBERS_MANAGE, C.APP_READ}),
 }
-NEVER_BY_KEY = frozenset({C.ACCOUNT, C.MEMBERS_MANAGE, C.USERS_MANAGE})
+NEVER_BY_KEY = frozenset({C.ACCOUNT})
 
 
 def holds(

@@ -1,0 +1,191 @@
+"""The event log for analysts: pages of the global order and a live tail.
+
+``GET /api/v1/admin/events`` answers ``{items, next}``: up to ``limit``
+events in the global order, and ``next``, the opaque place to go on from —
+always given, so a reader can come back for what commits later; a page short
+of ``limit`` has reached the end of the committed log. Reading on from
+``next`` never skips or repeats an event (see store.event_pages).
+``…/events/stream`` is the same read as server-sent events, followed live:
+each event is one message whose id is its ``next`` (a reconnecting
+EventSource resumes from ``Last-Event-ID``), with a comment as heartbeat.
+
+Access (EVENTS_READ): the whole log and the ``system`` stream are an
+instance admin's; anyone else must name one app they may read events of
+(``app=`` or ``stream=app-{id}``) and gets only that app's stream (403
+otherwise). Every event is redacted (domain.redaction.public_json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import msgspec
+from aiohttp import web
+
+from picloud.domain.access import Capability
+from picloud.domain.event_query import (
+    After,
+    EventQuery,
+    app_stream_id,
+    decode_after,
+    encode_after,
+    parse_time,
+    parse_types,
+)
+from picloud.domain.records import EventRecord
+from picloud.errors import InvalidInput, NotFound
+from picloud.events import event_types
+from picloud.http._api import AppOf, endpoint
+from picloud.http.state import SERVICES
+
+__all__ = ["TAILS_CLOSING", "EventList", "install_tails"]
+
+_PAGE = 100
+_MAX_PAGE = 1_000
+_TAIL_BATCH = 500
+
+TAILS_CLOSING = web.AppKey("tails_closing", asyncio.Event)
+"""Set when the server stops: every live tail ends (else a stop would wait
+for each open tail to time out)."""
+
+
+class EventList(msgspec.Struct, frozen=True):
+    items: list[EventRecord]
+    next: str
+
+
+async def _events_app(request: web.Request) -> str | None:
+    """The app whose stream the request reads (``app=`` or ``stream=``);
+    None for the system stream or the whole log (an admin's)."""
+    store = request.app[SERVICES].store
+    ref = request.query.get("app")
+    if ref:
+        app = await store.app(ref)
+        return None if app is None else app.id
+    app_id = app_stream_id(request.query.get("stream", ""))
+    if app_id is None:
+        return None
+    app = await store.app(app_id)
+    return None if app is None or app.id != app_id else app.id
+
+
+EVENTS_APP = AppOf("app", _events_app, in_query=("app", "stream"))
+
+
+async def _query(request: web.Request) -> EventQuery:
+    params = request.query
+    stream = params.get("stream") or None
+    ref = params.get("app")
+    if ref:
+        app = await request.app[SERVICES].store.app(ref)
+        if app is None:
+            raise NotFound(f"no app {ref[:80]!r}")
+        if stream is not None and stream != f"app-{app.id}":
+            raise InvalidInput("app and stream name different streams; give one")
+        stream = f"app-{app.id}"
+    since = params.get("since")
+    until = params.get("until")
+    return EventQuery(
+        streams=None if stream is None else (stream,),
+        types=parse_types(params.getall("type", []), set(event_types())),
+        since=None if not since else parse_time(since),
+        until=None if not until else parse_time(until),
+    )
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if not raw:
+        return _PAGE
+    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_PAGE:
+        raise InvalidInput(f"limit must be an integer from 1 to {_MAX_PAGE}")
+    return int(raw)
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/events",
+    needs=Capability.EVENTS_READ,
+    summary="Read the event log in the global order "
+    "(?after=&stream=&app=&type=&since=&until=&limit=); go on from next",
+    answer=EventList,
+    app_of=EVENTS_APP,
+)
+async def list_events(request: web.Request) -> EventList:
+    query = await _query(request)
+    after = decode_after(request.query.get("after"))
+    page = await request.app[SERVICES].db.events.page(query, after, _limit(request))
+    return EventList(items=page.events, next=encode_after(page.after))
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/events/stream",
+    needs=Capability.EVENTS_READ,
+    summary="Follow the event log live as server-sent events (the filters of "
+    "/events; without after, from now on; resumes from Last-Event-ID)",
+    app_of=EVENTS_APP,
+)
+async def stream_events(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    query = await _query(request)
+    token = request.query.get("after") or request.headers.get("Last-Event-ID")
+    after = decode_after(token) if token else await services.db.events.end()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # proxies must not hold messages back
+        }
+    )
+    await response.prepare(request)
+    # The client going away ends the tail; there is no one to answer then.
+    with contextlib.suppress(ConnectionResetError):
+        await _tail(request, response, query, after)
+    return response
+
+
+async def _tail(
+    request: web.Request,
+    response: web.StreamResponse,
+    query: EventQuery,
+    after: After,
+) -> None:
+    settings = request.app[SERVICES].settings
+    closing = request.app[TAILS_CLOSING]
+    heartbeat = float(settings.events_tail_heartbeat_s)
+    loop = asyncio.get_running_loop()
+    quiet_since = loop.time()
+    pages = request.app[SERVICES].db.events.follow(
+        query, after, limit=_TAIL_BATCH, poll_s=settings.events_tail_poll_ms / 1000
+    )
+    async for page in pages:
+        transport = request.transport
+        if closing.is_set() or transport is None or transport.is_closing():
+            return
+        if page.events:
+            await response.write(_messages(page.events, page.places))
+            quiet_since = loop.time()
+        elif loop.time() - quiet_since >= heartbeat:
+            await response.write(b": heartbeat\n\n")
+            quiet_since = loop.time()
+
+
+def _messages(events: list[EventRecord], places: list[After]) -> bytes:
+    encode = msgspec.json.encode
+    return b"".join(
+        b"id: %s\ndata: %s\n\n" % (encode_after(place).encode(), encode(event))
+        for event, place in zip(events, places, strict=True)
+    )
+
+
+def install_tails(app: web.Application) -> None:
+    """Give ``app`` the signal that ends its live tails when it shuts down."""
+    closing = asyncio.Event()
+    app[TAILS_CLOSING] = closing
+
+    async def close(_: web.Application) -> None:
+        closing.set()
+
+    app.on_shutdown.append(close)
