@@ -39,6 +39,7 @@ __all__ = [
     "Authorize",
     "Endpoint",
     "EndpointTable",
+    "convert_body",
     "decode_body",
     "endpoint",
     "json_response",
@@ -48,6 +49,7 @@ Handler = Callable[..., Awaitable[Any]]
 Authorize = Callable[[web.Request, "Endpoint"], Awaitable[None]]
 AppOf = Callable[[web.Request], Awaitable[str | None]]
 H = TypeVar("H", bound=Handler)
+B = TypeVar("B")
 
 _encoder = msgspec.json.Encoder()
 
@@ -88,6 +90,20 @@ class EndpointTable:
             if (other.method, other.path) == (entry.method, entry.path):
                 raise ValueError(f"{entry.method} {entry.path} is declared twice")
         self.endpoints.append(entry)
+
+    def find(self, method: str, path: str) -> Endpoint:
+        """The endpoint declared for ``method path``; LookupError if none."""
+        for e in self.endpoints:
+            if (e.method, e.path) == (method, path):
+                return e
+        raise LookupError(f"{method} {path} is not declared")
+
+    def of(self, handler: Handler) -> Endpoint:
+        """The endpoint whose handler is ``handler``; LookupError if none."""
+        for e in self.endpoints:
+            if e.handler is handler:
+                return e
+        raise LookupError(f"{handler.__name__} is not a declared handler")
 
     def routes(self, authorize: Authorize | None) -> list[web.RouteDef]:
         """aiohttp routes; ``authorize`` runs before every handler."""
@@ -160,6 +176,15 @@ async def decode_body(request: web.Request, body_type: type[Any]) -> Any:
         raise InvalidInput(_field_message(str(e))) from e
     except msgspec.DecodeError as e:
         raise InvalidInput(f"malformed JSON: {e}") from e
+
+
+def convert_body(values: dict[str, Any], body_type: type[B]) -> B:
+    """``values`` (a form's fields) as ``body_type``, checked as strictly as a
+    JSON body; InvalidInput names what is wrong."""
+    try:
+        return msgspec.convert(values, type=body_type)
+    except msgspec.ValidationError as e:
+        raise InvalidInput(_field_message(str(e))) from e
 
 
 def _field_message(message: str) -> str:
