@@ -34,6 +34,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Settings of the tests' servers: a failing trigger dead-letters in a second.
+FAST_RETRIES = {
+    "trigger_retry_base_ms": 100,
+    "trigger_retry_max_ms": 200,
+    "trigger_retry_jitter": 0.0,
+    "trigger_retry_max_attempts": 2,
+    "delivery_wake_interval_ms": 200,
+}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 375, "height": 812}
 CSP = (
@@ -50,6 +58,20 @@ _OVERFLOWING = """() => [...document.querySelectorAll("body *")]
     (c) => c.getBoundingClientRect().right > window.innerWidth + 1))
   .slice(0, 5)
   .map((e) => e.tagName.toLowerCase() + (e.className ? "." + e.className : ""))"""
+
+# Controls a keyboard or a screen reader could not use: a field without a
+# label, a button or link without a name, anything taken out of the tab order,
+# and anything clickable that is not a real control.
+_UNUSABLE = """() => {
+  const named = (e) => (e.textContent || "").trim() || e.getAttribute("aria-label");
+  const fields = [...document.querySelectorAll(
+    "input:not([type=hidden]), select, textarea")]
+    .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label"));
+  const controls = [...document.querySelectorAll("button, a[href], summary")]
+    .filter((e) => !named(e) || e.tabIndex < 0);
+  const fake = [...document.querySelectorAll("[onclick], [role=button], [tabindex]")];
+  return [...fields, ...controls, ...fake].map((e) => e.outerHTML.slice(0, 120));
+}"""
 
 
 async def eventually(
@@ -76,6 +98,8 @@ class Person:
     """(screenshot name, path) of every page shot."""
     too_wide: list[str] = field(default_factory=list)
     """Pages wider than a 375 px screen."""
+    unusable: list[str] = field(default_factory=list)
+    """Controls without a label or name, or out of the keyboard's reach."""
 
     @classmethod
     async def arrive(cls, browser: Browser, base: str, shots: Path, who: str) -> Person:
@@ -109,9 +133,12 @@ class Person:
 
     async def shot(self, name: str) -> None:
         """Full-page screenshots of what is on screen now, at desktop width and
-        at 375 px (noting a page that would scroll sideways there)."""
+        at 375 px (noting a page that would scroll sideways there, and any
+        control a keyboard could not reach or a screen reader not name)."""
         n = len(self.visited) + 1
         stem = self.shots / f"{self.who}-{n:02d}-{name}"
+        for control in await self.page.evaluate(_UNUSABLE):
+            self.unusable.append(f"{name}: {control}")
         await self.page.screenshot(path=f"{stem}.png", full_page=True)
         await self.page.set_viewport_size(PHONE)
         try:
@@ -124,6 +151,20 @@ class Person:
             await self.page.set_viewport_size(DESKTOP)
         self.visited.append((name, self.path()))
 
+    async def tab_to(self, text: str, *, within: str = "body") -> None:
+        """Press Tab until the focused control inside ``within`` reads ``text``
+        (so it is reachable by keyboard alone); fail after 80 presses."""
+        for _ in range(80):
+            await self.page.keyboard.press("Tab")
+            focused = await self.page.evaluate(
+                "(within) => { const e = document.activeElement;"
+                " return e && e.closest(within) ? e.textContent.trim() : null; }",
+                within,
+            )
+            if focused == text:
+                return
+        raise AssertionError(f"Tab never reached {text!r} in {within}")
+
     def path(self) -> str:
         return self.page.url.removeprefix(self.base)
 
@@ -131,6 +172,7 @@ class Person:
         """Every page the browser loaded came with the dashboard's headers, fit
         a phone's screen, and logged no error to the console."""
         assert not self.too_wide, f"wider than 375px: {self.too_wide}"
+        assert not self.unusable, f"not usable by keyboard: {self.unusable}"
         assert not self.console_errors, self.console_errors
         assert self.documents
         for url, status, headers in self.documents:
@@ -141,3 +183,9 @@ class Person:
 
     async def leave(self) -> None:
         await self.context.close()
+
+
+async def sign_in(page: Page, username: str, password: str) -> None:
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()

@@ -24,7 +24,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from picloud.server import Server
-from tests.http.dashboard.browser import Person, eventually
+from tests.http.dashboard.browser import FAST_RETRIES, Person, eventually, sign_in
 from tests.http.helpers import create_identity
 
 pytestmark = [
@@ -34,13 +34,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-FAST_RETRIES = {
-    "trigger_retry_base_ms": 100,
-    "trigger_retry_max_ms": 200,
-    "trigger_retry_jitter": 0.0,
-    "trigger_retry_max_attempts": 2,
-    "delivery_wake_interval_ms": 200,
-}
 UTIL = 'local M = {}\nfunction M.greet(who)\n  return "hello, " .. who\nend\nreturn M'
 NOT_A_MODULE = 'local M = {}\nprint("side effect")\nreturn M'
 HELLO = (
@@ -104,17 +97,16 @@ async def first_run_and_sign_in(
     await expect(page.get_by_role("alert")).to_contain_text(
         "wrong username or password"
     )
-    await sign_in(page, admin.username, admin.password)
+    # Signing in by keyboard alone: the name is focused on arrival.
+    await page.keyboard.press("Control+A")
+    await page.keyboard.type(admin.username)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(admin.password)
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Apps")).to_be_visible()
     await expect(page.get_by_text("No apps you can see yet.")).to_be_visible()
     await expect(page.locator(".account")).to_contain_text("alice")
     return alice
-
-
-async def sign_in(page: Page, username: str, password: str) -> None:
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
 
 
 async def create_app_and_scripts(alice: Person) -> None:
@@ -240,7 +232,8 @@ async def replay_and_resolve(alice: Person) -> None:
     letter_page = alice.path()
     await fix_the_handler(alice)
     await alice.goto(letter_page)
-    await page.get_by_role("button", name="Replay").click()
+    await alice.tab_to("Replay")
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("status")).to_contain_text("Dead letter replayed")
     await expect(page.locator(".facts")).to_contain_text("replayed")
     await alice.goto("/ui/apps/shop/kv")
@@ -274,7 +267,9 @@ async def resolve_the_other(alice: Person) -> None:
     await alice.goto("/ui/apps/shop/dead-letters")
     other = page.locator("li.letter", has_text="orders/o2")
     await expect(page.locator("li.letter")).to_have_count(1)  # o1 is replayed
-    await other.get_by_role("button", name="Mark resolved").click()
+    await expect(other).to_have_count(1)
+    await alice.tab_to("Mark resolved", within="li.letter")
+    await page.keyboard.press("Enter")
     await expect(page.get_by_role("status")).to_have_text(
         "Dead letter marked resolved."
     )
@@ -303,7 +298,13 @@ async def browse_the_logs_and_data(server: Server, alice: Person) -> None:
     await page.get_by_label("Started from (UTC)").fill("2999-01-01T00:00:00")
     await page.get_by_role("button", name="Filter").click()
     await expect(page.get_by_text("No executions.")).to_be_visible()
-    await page.go_back()
+    await page.get_by_label("Started from (UTC)").fill("2000-01-01T00:00:00")
+    await page.get_by_label("until (UTC)").fill("2001-01-01T00:00:00")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.get_by_text("No executions.")).to_be_visible()
+    await page.get_by_label("until (UTC)").fill("2999-01-01T00:00:00")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(runs).to_have_count(4)
     await alice.shot("executions")
     await find_documents(alice)
     await live_tail(server, alice)

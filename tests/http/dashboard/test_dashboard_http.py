@@ -20,8 +20,15 @@ from picloud.http._admin_triggers import trigger_endpoint
 from picloud.http._api import Endpoint
 from picloud.http.dashboard._table import ACTIONS, PAGES
 from picloud.server import Server
-from tests.http.dashboard.browser import CSP
-from tests.http.helpers import Api, Identity, create_identity, login, make_app
+from tests.http.dashboard.browser import CSP, FAST_RETRIES, eventually
+from tests.http.helpers import (
+    Api,
+    Identity,
+    create_identity,
+    login,
+    make_app,
+    make_script,
+)
 
 # -- declarations (no server) --------------------------------------------------------
 
@@ -224,3 +231,74 @@ async def tail_as(
     resumed = {**cookie, "Last-Event-ID": "1"}
     async with http.get(live, headers=resumed) as again:
         assert again.status == 403  # no longer a member: not even a reconnect
+
+
+# -- bulk replay ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def module_overrides() -> dict[str, Any]:
+    return FAST_RETRIES
+
+
+@pytest.mark.ray
+@pytest.mark.server
+async def test_bulk_replay_replays_the_open_letters_the_filter_shows(
+    server: Server, api: Api, admin: Identity, http: aiohttp.ClientSession
+) -> None:
+    await make_app(api, "bulk")
+    ship = await make_script(api, "bulk", SHIP, "ship")
+    other = await make_script(api, "bulk", 'error("always")', "other")
+    for script, collection in ((ship, "jobs"), (other, "misc")):
+        status, _ = await api.call(
+            "POST",
+            "/api/v1/admin/apps/bulk/triggers/kv",
+            {"script_id": script["id"], "collection": collection},
+        )
+        assert status == 201
+    await api.call("PUT", "/api/v1/admin/apps/bulk/kv/cfg/broken", True)
+    for collection, key in (("jobs", "a"), ("jobs", "b"), ("misc", "x")):
+        await api.call("PUT", f"/api/v1/admin/apps/bulk/kv/{collection}/{key}", 1)
+    await eventually(lambda: letters_are(api, {None: 3}))
+    await api.call("DELETE", "/api/v1/admin/apps/bulk/kv/cfg/broken")
+    signed = await login(server.url, admin.username, admin.password)
+    cookie = {"Cookie": signed.headers["Cookie"]}
+    form = {"csrf_token": signed.body["csrf_token"], "script": ship["id"]}
+    async with http.post(
+        server.url + "/ui/apps/bulk/dead-letters/bulk-replay",
+        data=form,
+        headers=cookie,
+        allow_redirects=False,
+    ) as answer:
+        assert answer.status == 303
+        shown = answer.headers["Location"]
+    async with http.get(server.url + shown, headers=cookie) as page:
+        assert "Replayed 2 open dead letters." in await page.text()
+    assert await letters_are(api, {"replayed": 2, None: 1})
+
+    async def both_done() -> bool:
+        return await has_key(api, "done", "a") and await has_key(api, "done", "b")
+
+    await eventually(both_done)
+    _, listed = await api.call("GET", "/api/v1/admin/apps")
+    [bulk] = [a for a in listed["items"] if a["slug"] == "bulk"]
+    assert bulk["dead_letters_unresolved"] == 1  # other's letter only
+
+
+SHIP = (
+    'if kv.collection("cfg"):get("broken") then error("broken") end\n'
+    'kv.collection("done"):set(ctx.event.key, true)'
+)
+
+
+async def letters_are(api: Api, expected: dict[str | None, int]) -> bool:
+    _, page = await api.call("GET", "/api/v1/admin/apps/bulk/dead-letters")
+    counts: dict[str | None, int] = {}
+    for letter in page["items"]:
+        counts[letter["resolution"]] = counts.get(letter["resolution"], 0) + 1
+    return counts == expected
+
+
+async def has_key(api: Api, collection: str, key: str) -> bool:
+    status, _ = await api.call("GET", f"/api/v1/admin/apps/bulk/kv/{collection}/{key}")
+    return status == 200

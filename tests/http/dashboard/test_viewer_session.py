@@ -16,8 +16,7 @@ from picloud.domain.access import Role
 from picloud.domain.identity import SetMember
 from picloud.events import EventMeta
 from picloud.server import Server
-from tests.http.dashboard.browser import Person, eventually
-from tests.http.dashboard.test_admin_session import FAST_RETRIES, sign_in
+from tests.http.dashboard.browser import FAST_RETRIES, Person, eventually, sign_in
 from tests.http.helpers import Api, create_identity, make_route, make_script
 
 pytestmark = [
