@@ -193,8 +193,12 @@ def _refused(error: PiCloudError) -> bool:
 async def _again(
     request: web.Request, back: PageHandler, error: PiCloudError, form: Form
 ) -> web.StreamResponse:
-    """The form's page again, with the mistake and what was typed."""
+    """The form's page again, with the mistake and what was typed; only to a
+    caller who may see that page (an action may need less than its page:
+    making one's own key needs nothing on the app)."""
     try:
+        shown = next(p for p in PAGES if p.handler is back)
+        await request.app[AUTH].authorize(request, shown.entry)
         result = await back(request)
     except PiCloudError as e:
         return await error_page(request, e)

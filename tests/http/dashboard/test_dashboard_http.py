@@ -302,3 +302,26 @@ async def letters_are(api: Api, expected: dict[str | None, int]) -> bool:
 async def has_key(api: Api, collection: str, key: str) -> bool:
     status, _ = await api.call("GET", f"/api/v1/admin/apps/bulk/kv/{collection}/{key}")
     return status == 200
+
+
+@pytest.mark.ray
+@pytest.mark.server
+async def test_a_refused_form_shows_its_page_only_to_who_may_see_it(
+    server: Server, api: Api, http: aiohttp.ClientSession
+) -> None:
+    """Making one's own API key needs nothing on the app, its page does: an
+    outsider's mistaken key form for another app shows them nothing of it."""
+    app = await make_app(api, "private")
+    owner = await member(server, app["id"], "olga", Role.OWNER)
+    outsider = await member(server, app["id"], "mallory", None)
+    for who, shown in ((owner, 200), (outsider, 403)):
+        signed = await login(server.url, who.username, who.password)
+        async with http.post(
+            server.url + "/ui/apps/private/keys",
+            data={"csrf_token": signed.body["csrf_token"], "name": "k"},  # no scope
+            headers={"Cookie": signed.headers["Cookie"]},
+        ) as answer:
+            page = await answer.text()
+        assert answer.status == shown, page
+        assert ("give at least one scope" in page) is (shown == 200)
+        assert ("olga" in page) is (shown == 200)  # the members list
