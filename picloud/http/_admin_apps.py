@@ -16,7 +16,14 @@ from picloud.http._auth import principal_of, readable_apps
 from picloud.http._fields import Slug
 from picloud.http.state import SERVICES, command_meta
 
-__all__ = ["AppList", "CreateAppBody", "UpdateAppBody", "routing_sees_system"]
+__all__ = [
+    "AppList",
+    "AppSummary",
+    "CreateAppBody",
+    "UpdateAppBody",
+    "app_summaries",
+    "routing_sees_system",
+]
 
 _ROUTING_WAIT_S = 5.0
 
@@ -33,8 +40,15 @@ class UpdateAppBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Name | None = None
 
 
+class AppSummary(AppRecord, frozen=True, kw_only=True):
+    """An app as the apps list shows it."""
+
+    dead_letters_unresolved: int
+    """Its dead letters neither resolved nor replayed (the dashboard's badge)."""
+
+
 class AppList(msgspec.Struct, frozen=True):
-    items: list[AppRecord]
+    items: list[AppSummary]
 
 
 @endpoint(
@@ -62,7 +76,20 @@ async def create_app(request: web.Request, body: CreateAppBody) -> AppRecord:
     answer=AppList,
 )
 async def list_all_apps(request: web.Request) -> AppList:
-    return AppList(items=await readable_apps(request))
+    return AppList(items=await app_summaries(request))
+
+
+async def app_summaries(request: web.Request) -> list[AppSummary]:
+    """The apps the caller may read, by slug, with their open dead letters."""
+    apps = await readable_apps(request)
+    counts = await request.app[SERVICES].store.open_dead_letter_counts()
+    return [
+        AppSummary(
+            **msgspec.structs.asdict(app),
+            dead_letters_unresolved=counts.get(app.id, 0),
+        )
+        for app in apps
+    ]
 
 
 @endpoint(

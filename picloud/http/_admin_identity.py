@@ -37,6 +37,7 @@ __all__ = [
     "SetMemberBody",
     "UpdateUserBody",
     "UserList",
+    "set_role",
 ]
 
 Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_LEN)]
@@ -206,8 +207,17 @@ async def list_app_members(request: web.Request) -> MemberList:
 )
 async def set_member(request: web.Request, body: SetMemberBody) -> MemberRecord:
     app = await app_or_404(request)
-    user = await _user_or_404(request)
-    command = SetMember(app=app.id, user=user.id, role=body.role)
+    return await set_role(request, app.id, request.match_info["user"], body.role)
+
+
+async def set_role(
+    request: web.Request, app_id: str, user_ref: str, role: Role
+) -> MemberRecord:
+    """Give the user named ``user_ref`` (id or username) ``role`` in the app."""
+    user = await request.app[SERVICES].store.user(user_ref)
+    if user is None:
+        raise NotFound(f"no user {user_ref[:80]!r}")
+    command = SetMember(app=app_id, user=user.id, role=role)
     return await request.app[SERVICES].control.execute_as(
         MemberRecord, command, command_meta(request)
     )

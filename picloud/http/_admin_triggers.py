@@ -19,7 +19,7 @@ from picloud.errors import InvalidInput, NotFound
 from picloud.events.trigger_kinds import TRIGGER_KINDS, TriggerKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_scripts import send
-from picloud.http._api import AppOf, endpoint, not_found
+from picloud.http._api import ENDPOINTS, AppOf, Endpoint, endpoint, not_found
 from picloud.http._fields import CollectionName
 from picloud.http._params import (
     encode_position,
@@ -30,7 +30,14 @@ from picloud.http._params import (
 )
 from picloud.http.state import SERVICES
 
-__all__ = ["CreateTriggerBody", "DeadLetterList", "TriggerList"]
+__all__ = [
+    "TRIGGER_APP",
+    "CreateTriggerBody",
+    "DeadLetterList",
+    "TriggerList",
+    "replay_letter",
+    "trigger_endpoint",
+]
 
 _PAGE = 50
 _MAX_PAGE = 500
@@ -93,6 +100,13 @@ def _trigger_endpoint(kind: TriggerKind) -> None:
 
 for _kind in TRIGGER_KINDS.values():
     _trigger_endpoint(_kind)
+
+
+def trigger_endpoint(kind: str) -> Endpoint:
+    """The endpoint that creates a trigger of ``kind``; NotFound if none."""
+    if kind not in TRIGGER_KINDS:
+        raise NotFound(f"no trigger kind {kind[:40]!r}")
+    return ENDPOINTS.find("POST", f"/api/v1/admin/apps/{{app}}/triggers/{kind}")
 
 
 @endpoint(
@@ -178,8 +192,18 @@ async def get_app_dead_letter(request: web.Request) -> DeadLetterRecord:
 async def replay_dead_letter(request: web.Request) -> DeadLetterRecord:
     app = await app_or_404(request)
     letter = await _letter_or_404(request, app.id)
-    await send(request, app.id, ReplayDeadLetter(dead_letter_id=letter.id))
-    return await _letter_or_404(request, app.id)
+    return await replay_letter(request, app.id, letter.id)
+
+
+async def replay_letter(
+    request: web.Request, app_id: str, letter_id: str
+) -> DeadLetterRecord:
+    """Replay one dead letter of the app (409 if it is no longer open)."""
+    await send(request, app_id, ReplayDeadLetter(dead_letter_id=letter_id))
+    letter = await request.app[SERVICES].store.dead_letter(app_id, letter_id)
+    if letter is None:  # expired by the retention sweep in the meantime
+        raise NotFound(f"no dead letter {letter_id[:80]!r} in this app")
+    return letter
 
 
 @endpoint(

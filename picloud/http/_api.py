@@ -37,8 +37,8 @@ import msgspec
 from aiohttp import web
 
 from picloud.domain.access import Capability
-from picloud.errors import NotFound
-from picloud.http._input import check_request, decode_json, read_body
+from picloud.errors import InvalidInput, NotFound
+from picloud.http._input import _field_message, check_request, decode_json, read_body
 from picloud.http._params import Param, read_query
 from picloud.http.state import SERVICES
 
@@ -48,6 +48,7 @@ __all__ = [
     "Authorize",
     "Endpoint",
     "EndpointTable",
+    "convert_body",
     "decode_body",
     "endpoint",
     "json_response",
@@ -57,6 +58,7 @@ __all__ = [
 Handler = Callable[..., Awaitable[Any]]
 Authorize = Callable[[web.Request, "Endpoint"], Awaitable[None]]
 H = TypeVar("H", bound=Handler)
+B = TypeVar("B")
 
 _encoder = msgspec.json.Encoder()
 
@@ -120,6 +122,20 @@ class EndpointTable:
             if (other.method, other.path) == (entry.method, entry.path):
                 raise ValueError(f"{entry.method} {entry.path} is declared twice")
         self.endpoints.append(entry)
+
+    def find(self, method: str, path: str) -> Endpoint:
+        """The endpoint declared for ``method path``; LookupError if none."""
+        for e in self.endpoints:
+            if (e.method, e.path) == (method, path):
+                return e
+        raise LookupError(f"{method} {path} is not declared")
+
+    def of(self, handler: Handler) -> Endpoint:
+        """The endpoint whose handler is ``handler``; LookupError if none."""
+        for e in self.endpoints:
+            if e.handler is handler:
+                return e
+        raise LookupError(f"{handler.__name__} is not a declared handler")
 
     def routes(self, authorize: Authorize | None) -> list[web.RouteDef]:
         """aiohttp routes; ``authorize`` runs before every handler."""
@@ -185,6 +201,15 @@ async def decode_body(request: web.Request, body_type: Any) -> Any:
     raw = await read_body(request)
     depth = request.app[SERVICES].settings.script_max_value_depth
     return decode_json(raw, body_type, max_depth=depth)
+
+
+def convert_body(values: dict[str, Any], body_type: type[B]) -> B:
+    """``values`` (a form's fields) as ``body_type``, checked as strictly as a
+    JSON body; InvalidInput names what is wrong."""
+    try:
+        return msgspec.convert(values, type=body_type)
+    except msgspec.ValidationError as e:
+        raise InvalidInput(_field_message(str(e))) from e
 
 
 def _wrap(

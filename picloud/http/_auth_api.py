@@ -49,7 +49,18 @@ from picloud.http._api import endpoint, json_response
 from picloud.http._auth import CSRF_COOKIE, SESSION_COOKIE, principal_of
 from picloud.http.state import SERVICES, command_meta
 
-__all__ = ["CreatedKey", "KeyList", "LoginBody", "SessionInfo", "WhoAmI"]
+__all__ = [
+    "CreateKeyBody",
+    "CreatedKey",
+    "KeyList",
+    "LoginBody",
+    "SessionInfo",
+    "WhoAmI",
+    "end_session",
+    "needs_secure_cookie",
+    "set_session_cookies",
+    "sign_in",
+]
 
 Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_LEN)]
 _ADDRESS_ALLOWANCE = 4  # an address may fail this many times more than one user
@@ -123,13 +134,22 @@ async def login(request: web.Request, body: LoginBody) -> web.Response:
         # A cross-site form can post text/plain that parses as JSON; it cannot
         # send application/json without a CORS preflight (login CSRF).
         raise InvalidInput("sign in with a JSON body (Content-Type: application/json)")
-    services = request.app[SERVICES]
-    name = body.username.lower()
-    user_id = await _check_password(request, name, body.password)
-    user = await services.store.user(user_id)
+    info, token = await sign_in(request, body.username, body.password)
+    response = json_response(info)
+    set_session_cookies(request, response, token, info.csrf_token)
+    return response
+
+
+async def sign_in(
+    request: web.Request, username: str, password: str
+) -> tuple[SessionInfo, str]:
+    """Check the password (throttled) and start a session: what the login
+    answers, and the session's secret token for its cookie."""
+    user_id = await _check_password(request, username.lower(), password)
+    user = await request.app[SERVICES].store.user(user_id)
     if user is None:  # deleted in the meantime
         raise Unauthenticated("wrong username or password")
-    return await _start_session(request, user)
+    return await _new_session(request, user)
 
 
 async def _check_password(request: web.Request, name: str, password: str) -> str:
@@ -159,17 +179,35 @@ async def _check_password(request: web.Request, name: str, password: str) -> str
 
 
 async def _start_session(request: web.Request, user: UserRecord) -> web.Response:
+    info, token = await _new_session(request, user)
+    response = json_response(info)
+    set_session_cookies(request, response, token, info.csrf_token)
+    return response
+
+
+async def _new_session(
+    request: web.Request, user: UserRecord
+) -> tuple[SessionInfo, str]:
+    """A new session of ``user``: what the login answers, and its secret token."""
     services = request.app[SERVICES]
-    ttl = services.settings.session_ttl_s
     token = new_session_token()
     expires_at = await services.store.create_session(
-        token_hash=hash_token(token), user_id=user.id, ttl_s=ttl
+        token_hash=hash_token(token),
+        user_id=user.id,
+        ttl_s=services.settings.session_ttl_s,
     )
-    csrf = csrf_token_for(token)
-    response = json_response(
-        SessionInfo(user=user, csrf_token=csrf, expires_at=expires_at)
+    info = SessionInfo(
+        user=user, csrf_token=csrf_token_for(token), expires_at=expires_at
     )
-    secure = _needs_secure_cookie(request)
+    return info, token
+
+
+def set_session_cookies(
+    request: web.Request, response: web.StreamResponse, token: str, csrf: str
+) -> None:
+    """The session cookie (HttpOnly) and the CSRF cookie (readable by scripts)."""
+    ttl = request.app[SERVICES].settings.session_ttl_s
+    secure = needs_secure_cookie(request)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -182,10 +220,9 @@ async def _start_session(request: web.Request, user: UserRecord) -> web.Response
     response.set_cookie(
         CSRF_COOKIE, csrf, max_age=ttl, path="/", samesite="Strict", secure=secure
     )
-    return response
 
 
-def _needs_secure_cookie(request: web.Request) -> bool:
+def needs_secure_cookie(request: web.Request) -> bool:
     if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
         return True
     host = (request.url.host or "").strip("[]")
@@ -206,13 +243,18 @@ def _needs_secure_cookie(request: web.Request) -> bool:
     tag="auth",
 )
 async def logout(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    await end_session(request, response)
+    return response
+
+
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    """End the request's session (if any) and clear its cookies in ``response``."""
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         await request.app[SERVICES].store.delete_session(hash_token(token))
-    response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
     response.del_cookie(CSRF_COOKIE, path="/")
-    return response
 
 
 @endpoint(

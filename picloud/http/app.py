@@ -21,14 +21,15 @@ from picloud.http._api import ENDPOINTS
 from picloud.http._auth import install_auth
 from picloud.http._errors import error_middleware
 from picloud.http._protocol import answer_protocol_errors_as_json
+from picloud.http.dashboard import install_dashboard
 from picloud.http.state import SERVICES, Services
 
 __all__ = ["answer_protocol_errors_as_json", "make_app"]
 
 
 def make_app(services: Services) -> web.Application:
-    """The admin API, auth and health; app requests never reach it (see
-    :func:`picloud.http.ingress.apps_handler`, on the apps listener)."""
+    """The admin API, auth, health and the dashboard; app requests never reach
+    it (see :func:`picloud.http.ingress.apps_handler`, on the apps listener)."""
     app = web.Application(
         middlewares=[error_middleware],
         client_max_size=services.settings.max_request_bytes,
@@ -36,4 +37,5 @@ def make_app(services: Services) -> web.Application:
     app[SERVICES] = services
     install_tails(app)
     app.add_routes(ENDPOINTS.routes(authorize=install_auth(app)))
+    install_dashboard(app)
     return app

@@ -22,6 +22,7 @@ __all__ = [
     "apps_with_roles",
     "get_key",
     "get_user",
+    "list_app_keys",
     "list_keys",
     "list_members",
     "list_users",
@@ -175,6 +176,15 @@ async def list_keys(db: Db, user_id: str) -> list[KeyRecord]:
         rows = await db.fetch(
             f"{_KEY} WHERE k.user_id = $1 ORDER BY k.created_at DESC, k.id",
             user_id,
+        )
+    return [KeyRecord(**dict(r)) for r in rows]
+
+
+async def list_app_keys(db: Db, app_id: str) -> list[KeyRecord]:
+    """Every user's keys bound to the app, newest first, revoked ones included."""
+    with translate_errors("list keys"):
+        rows = await db.fetch(
+            f"{_KEY} WHERE k.app_id = $1 ORDER BY k.created_at DESC, k.id", app_id
         )
     return [KeyRecord(**dict(r)) for r in rows]
 

@@ -71,26 +71,42 @@ async def get_dead_letter(
     return None if row is None else _letter(row)
 
 
-async def list_dead_letters(
+# Open: nobody resolved it and no replay took it over (a replay that fails
+# again ends as a dead letter of its own). A dead-letter handler's failure
+# leaves the letter open: it still needs a person.
+_OPEN = (
+    "resolution IS DISTINCT FROM 'resolved' AND resolution IS DISTINCT FROM 'replayed'"
+)
+
+
+async def list_dead_letters(  # noqa: PLR0913  # filters are optional keywords
     db: asyncpg.Pool,
     app_id: str,
     *,
     resolved: bool | None,
     before: int | None,
     limit: int,
+    open_only: bool = False,
+    script_id: str | None = None,
 ) -> tuple[list[DeadLetterRecord], int | None]:
-    """Newest first; ``resolved`` filters on resolution = 'resolved'."""
+    """Newest first; ``resolved`` filters on resolution = 'resolved',
+    ``open_only`` keeps the open ones (see ``_OPEN``), ``script_id`` one
+    handler's."""
     with translate_errors("list dead letters"):
         rows = await db.fetch(
             _LETTER + " WHERE app_id = $1"
             " AND ($2::boolean IS NULL"
             "      OR (resolution IS NOT DISTINCT FROM 'resolved') = $2)"
             " AND ($3::bigint IS NULL OR position < $3)"
+            f" AND (NOT $5::boolean OR ({_OPEN}))"
+            " AND ($6::text IS NULL OR script_id = $6)"
             " ORDER BY position DESC LIMIT $4",
             app_id,
             resolved,
             before,
             limit + 1,
+            open_only,
+            script_id,
         )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -98,11 +114,12 @@ async def list_dead_letters(
 
 
 async def open_dead_letter_counts(db: asyncpg.Pool) -> dict[str, int]:
-    """Unresolved dead letters per app (the dashboard's badges)."""
+    """Open dead letters per app (the dashboard's badges; see ``_OPEN``)."""
     with translate_errors("count dead letters"):
         rows = await db.fetch(
-            "SELECT app_id, count(*) AS n FROM dead_letters"
-            " WHERE resolution IS DISTINCT FROM 'resolved' GROUP BY app_id"
+            "SELECT app_id, count(*) AS n FROM dead_letters"  # the _OPEN ones
+            " WHERE resolution IS DISTINCT FROM 'resolved'"
+            " AND resolution IS DISTINCT FROM 'replayed' GROUP BY app_id"
         )
     return {r["app_id"]: r["n"] for r in rows}
 

@@ -152,8 +152,9 @@ class AppStore:
 class AdminStore:
     """The projections as the admin API, auth and the dashboard read them."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, log: EventLog) -> None:
         self._pool = pool
+        self._log = log
         self._key_usage = _sessions.KeyUsage()
 
     # -- apps and identity --------------------------------------------------------
@@ -196,6 +197,10 @@ class AdminStore:
 
     async def keys(self, user_id: str) -> list[KeyRecord]:
         return await _identity.list_keys(self._pool, user_id)
+
+    async def app_keys(self, app_id: str) -> list[KeyRecord]:
+        """Every user's keys bound to the app (never their secrets)."""
+        return await _identity.list_app_keys(self._pool, app_id)
 
     async def key(self, key_id: str) -> KeyRecord | None:
         return await _identity.get_key(self._pool, key_id)
@@ -244,22 +249,78 @@ class AdminStore:
     ) -> DeadLetterRecord | None:
         return await _triggers.get_dead_letter(self._pool, app_id, dead_letter_id)
 
-    async def dead_letters(
-        self, app_id: str, *, resolved: bool | None, before: int | None, limit: int
+    async def dead_letters(  # noqa: PLR0913  # filters are optional keywords
+        self,
+        app_id: str,
+        *,
+        resolved: bool | None,
+        before: int | None,
+        limit: int,
+        open_only: bool = False,
+        script_id: str | None = None,
     ) -> tuple[list[DeadLetterRecord], int | None]:
+        """Newest first; ``open_only``: neither resolved nor replayed."""
         return await _triggers.list_dead_letters(
-            self._pool, app_id, resolved=resolved, before=before, limit=limit
+            self._pool,
+            app_id,
+            resolved=resolved,
+            before=before,
+            limit=limit,
+            open_only=open_only,
+            script_id=script_id,
         )
 
     async def open_dead_letter_counts(self) -> dict[str, int]:
+        """Per app, the dead letters neither resolved nor replayed."""
         return await _triggers.open_dead_letter_counts(self._pool)
 
-    async def executions(
-        self, app_id: str, *, status: str | None, before: int | None, limit: int
+    async def dead_letter_attempts(
+        self, app_id: str, dead_letter_id: str
+    ) -> list[ExecutionRecord]:
+        """The failed runs that ended in this dead letter, oldest first."""
+        return await _executions.letter_attempts(self._pool, app_id, dead_letter_id)
+
+    async def executions(  # noqa: PLR0913  # filters are optional keywords
+        self,
+        app_id: str,
+        *,
+        status: str | None,
+        before: int | None,
+        limit: int,
+        script_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> tuple[list[ExecutionRecord], int | None]:
+        """Newest first; ``since``/``until`` bound the start time."""
         return await _executions.list_executions(
-            self._pool, app_id, status=status, before=before, limit=limit
+            self._pool,
+            app_id,
+            status=status,
+            before=before,
+            limit=limit,
+            script_id=script_id,
+            since=since,
+            until=until,
         )
+
+    async def execution(self, app_id: str, execution_id: str) -> ExecutionRecord | None:
+        return await _executions.get_execution(self._pool, app_id, execution_id)
+
+    # -- the app's own stream -------------------------------------------------------
+
+    async def app_events(
+        self, app_id: str, *, after: int, limit: int
+    ) -> list[RecordedEvent]:
+        """Events of the app's stream after version ``after``, oldest first.
+
+        The app stream holds no credentials: users, keys and their hashes are
+        events of the ``system`` stream.
+        """
+        return await self._log.read_stream(f"app-{app_id}", after, limit)
+
+    async def app_stream_version(self, app_id: str) -> int:
+        """The version of the app stream's newest event (0: none yet)."""
+        return await self._log.stream_version(f"app-{app_id}")
 
     # -- data -----------------------------------------------------------------------
 
@@ -332,7 +393,7 @@ class Database:
         self.log = log
         self.events = EventReader(pool, log.signals, redact_headers)
         """The global order as it leaves PiCloud (redacted pages)."""
-        self.admin = AdminStore(pool)
+        self.admin = AdminStore(pool, log)
         self.scheduler = SchedulerStore(pool)
         self._recycler: asyncio.Task[None] | None = None
 

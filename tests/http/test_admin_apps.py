@@ -47,7 +47,7 @@ async def test_app_lifecycle_answers_the_resulting_state_and_records_events(
 
     status, listed = await api.call("GET", "/api/v1/admin/apps")
     assert status == 200
-    assert listed == {"items": [app]}
+    assert listed == {"items": [{**app, "dead_letters_unresolved": 0}]}
 
     status, renamed = await api.call(
         "PATCH", "/api/v1/admin/apps/shop", {"name": "The Shop", "slug": "the-shop"}

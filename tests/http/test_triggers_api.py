@@ -56,6 +56,15 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
+async def open_letters(api: Api, slug: str) -> int:
+    """The apps list's count of the app's open dead letters."""
+    status, listed = await api.call("GET", "/api/v1/admin/apps")
+    assert status == 200
+    [app] = [a for a in listed["items"] if a["slug"] == slug]
+    count: int = app["dead_letters_unresolved"]
+    return count
+
+
 async def test_trigger_admin_api_validates_and_lists(api: Api) -> None:
     await make_app(api, "home")
     await make_app(api, "away")
@@ -214,6 +223,7 @@ async def test_replay_and_resolve_over_http(api: Api) -> None:
         return len(page["items"]) == 1
 
     await eventually(lettered)
+    assert await open_letters(api, "replays") == 1
     _, page = await api.call("GET", "/api/v1/admin/apps/replays/dead-letters")
     letter_id = page["items"][0]["id"]
     await api.call("DELETE", "/api/v1/admin/apps/replays/kv/cfg/broken")
@@ -221,6 +231,8 @@ async def test_replay_and_resolve_over_http(api: Api) -> None:
         "POST", f"/api/v1/admin/apps/replays/dead-letters/{letter_id}/replay"
     )
     assert (status, replayed["resolution"]) == (200, "replayed")
+    # A replayed letter is no longer open: a replay that fails again is a new one.
+    assert await open_letters(api, "replays") == 0
 
     async def done() -> bool:
         status, _ = await api.call("GET", "/api/v1/admin/apps/replays/kv/done/a")
