@@ -21,6 +21,7 @@ __all__ = [
     "MemberRecord",
     "RouteRecord",
     "ScriptRecord",
+    "ScriptVersion",
     "TriggerRecord",
     "UserRecord",
 ]
@@ -141,3 +142,13 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     data: msgspec.Raw
     meta: msgspec.Raw
     recorded_at: datetime
+
+
+class ScriptVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """One saved version of a script, as the log has it."""
+
+    version: int
+    source: str
+    recorded_at: datetime
+    actor: str | None
+    """Who saved it (``user:<id>``, ``key:<id>``, ``cli``)."""

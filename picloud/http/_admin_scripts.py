@@ -38,7 +38,7 @@ from picloud.http._params import (
 )
 from picloud.http.state import SERVICES, command_meta
 
-__all__ = ["ROUTE_APP", "SCRIPT_APP", "send"]
+__all__ = ["ROUTE_APP", "SCRIPT_APP", "script_or_404", "send"]
 
 _ROUTING_WAIT_S = 5.0
 _PAGE = 50
@@ -113,7 +113,7 @@ SCRIPT_APP = AppOf("script", _app_of_script)
 ROUTE_APP = AppOf("route", _app_of_route)
 
 
-async def _script_or_404(request: web.Request) -> ScriptRecord:
+async def script_or_404(request: web.Request) -> ScriptRecord:
     script = await request.app[SERVICES].store.script(request.match_info["id"])
     if script is None:
         raise not_found("script", request.match_info["id"])
@@ -158,7 +158,7 @@ async def list_app_scripts(request: web.Request) -> ScriptList:
     app_of=SCRIPT_APP,
 )
 async def get_one_script(request: web.Request) -> ScriptRecord:
-    return await _script_or_404(request)
+    return await script_or_404(request)
 
 
 @endpoint(
@@ -170,7 +170,7 @@ async def get_one_script(request: web.Request) -> ScriptRecord:
     app_of=SCRIPT_APP,
 )
 async def update_script(request: web.Request, body: UpdateScriptBody) -> Any:
-    script = await _script_or_404(request)
+    script = await script_or_404(request)
     command = SaveScript(script_id=script.id, source=body.source)
     return (await send(request, script.app_id, command)).result
 
@@ -186,7 +186,7 @@ async def update_script(request: web.Request, body: UpdateScriptBody) -> Any:
     query=(flag("force", "delete even if other scripts import it"),),
 )
 async def delete_script(request: web.Request) -> None:
-    script = await _script_or_404(request)
+    script = await script_or_404(request)
     command = DeleteScript(script_id=script.id, force=query_of(request)["force"])
     done = await send(request, script.app_id, command)
     await _routing_sees(request, done)
@@ -205,7 +205,7 @@ async def delete_script(request: web.Request) -> None:
     app_of=SCRIPT_APP,
 )
 async def create_route(request: web.Request, body: CreateRouteBody) -> Any:
-    script = await _script_or_404(request)
+    script = await script_or_404(request)
     command = AddRoute(
         script_id=script.id,
         method=body.method,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from picloud.domain.records import RouteRecord, ScriptRecord
+from picloud.domain.records import RouteRecord, ScriptRecord, ScriptVersion
 from picloud.store._errors import translate_errors
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "get_script",
     "list_routes",
     "list_scripts",
+    "script_versions",
 ]
 
 
@@ -61,3 +62,21 @@ async def list_routes(db: asyncpg.Pool, app_id: str) -> list[RouteRecord]:
             _ROUTE + " WHERE app_id = $1 ORDER BY path, method", app_id
         )
     return [RouteRecord(**dict(row)) for row in rows]
+
+
+_VERSIONS = """
+SELECT (data ->> 'version')::int AS version, data ->> 'source' AS source,
+       recorded_at, meta ->> 'actor' AS actor
+FROM events
+WHERE stream = $1 AND type = 'script.saved.v1' AND data ->> 'script_id' = $2
+ORDER BY stream_version
+"""
+
+
+async def script_versions(
+    db: asyncpg.Pool, app_id: str, script_id: str
+) -> list[ScriptVersion]:
+    """Every saved version of a script, oldest first, from the log itself."""
+    with translate_errors("script versions"):
+        rows = await db.fetch(_VERSIONS, f"app-{app_id}", script_id)
+    return [ScriptVersion(**dict(row)) for row in rows]

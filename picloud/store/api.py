@@ -29,6 +29,7 @@ from picloud.domain.records import (
     MemberRecord,
     RouteRecord,
     ScriptRecord,
+    ScriptVersion,
     TriggerRecord,
     UserRecord,
 )
@@ -234,6 +235,9 @@ class AdminStore:
 
     async def route(self, route_id: str) -> RouteRecord | None:
         return await _scripts.get_route(self._pool, route_id)
+
+    async def script_versions(self, app_id: str, script_id: str) -> list[ScriptVersion]:
+        return await _scripts.script_versions(self._pool, app_id, script_id)
 
     async def routes(self, app_id: str) -> list[RouteRecord]:
         return await _scripts.list_routes(self._pool, app_id)
