@@ -123,6 +123,7 @@ async def list_events(request: web.Request) -> EventList:
     "GET",
     "/api/v1/admin/events/stream",
     needs=Capability.EVENTS_READ,
+    stream=True,
     summary="Follow the event log live as server-sent events (the filters of "
     "/events; without after, from now on; resumes from Last-Event-ID)",
     app_of=EVENTS_APP,

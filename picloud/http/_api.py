@@ -100,6 +100,8 @@ class Endpoint:
     """How to find the app a request acts on when the path has no ``{app}``."""
     query: tuple[Param, ...] = ()
     """The query parameters it reads (:func:`picloud.http._params.query_of`)."""
+    stream: bool = False
+    """It answers server-sent events (text/event-stream) that go on."""
 
     @property
     def name(self) -> str:
@@ -159,6 +161,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
     tag: str = "admin",
     app_of: AppOf | None = None,
     query: tuple[Param, ...] = (),
+    stream: bool = False,
 ) -> Callable[[H], H]:
     """Register ``handler(request[, body])`` for ``method path``.
 
@@ -183,6 +186,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
                 tag=tag,
                 app_of=app_of,
                 query=query,
+                stream=stream,
             )
         )
         return handler

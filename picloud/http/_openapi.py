@@ -93,6 +93,8 @@ def _operation(e: Endpoint, schema_of: dict[Any, Any]) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "success"}
     if e.answer is not None:
         ok["content"] = {"application/json": {"schema": schema_of[e.answer]}}
+    if e.stream:
+        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
     op: dict[str, Any] = {
         "operationId": e.name,
         "summary": e.summary,
