@@ -206,9 +206,14 @@ async def _any_key(world: World, _: Caller) -> str:
     return await world.key_of((await world.throwaway_user()).id)
 
 
+async def _first_version(_world: World, _caller: Caller) -> str:
+    return "1"  # every script the recipes make has its version 1
+
+
 # (method or "*", path pattern, placeholder) → recipe; first match wins.
 RECIPES: list[tuple[str, str, str, Recipe]] = [
     ("*", "/api/v1/admin/scripts/", "id", _script),
+    ("*", "/api/v1/admin/scripts/{id}/versions/", "version", _first_version),
     ("*", "/api/v1/admin/routes/", "id", _route),
     ("*", "/api/v1/admin/triggers/", "id", _trigger),
     ("*", "/api/v1/admin/apps/{app}/members/", "user", _member),
