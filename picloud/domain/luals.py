@@ -142,8 +142,12 @@ function regex.replace(pattern, subject, repl, count) end
 ---@return string[]
 function regex.split(pattern, subject, max) end
 
+-- Two views of one clock: time.now() is text (to show or store), time.unix()
+-- a number (for arithmetic); time.parse(time.now()) equals time.unix() to the
+-- millisecond. Subtract numbers, never the strings: time.unix() - started,
+-- or time.parse(ctx.event.scheduled_at) for a time some event gives as text.
 time = {}
----@return string now RFC 3339 in UTC with milliseconds (2026-01-02T03:04:05.678Z)
+---@return string now RFC 3339 in UTC, milliseconds (2026-01-02T03:04:05.678Z)
 function time.now() end
 ---@return number seconds since the Unix epoch (with a fraction): do arithmetic on these
 function time.unix() end

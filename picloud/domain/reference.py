@@ -54,6 +54,30 @@ def _arguments(op: SdkOp) -> list[str]:
     return lines
 
 
+_TIME = """\
+## Time
+
+`time.now()` and `time.unix()` read one clock, in two forms:
+
+- `time.unix()`: seconds since the Unix epoch, a number with a fraction.
+  Compute with it: `time.unix() - started`, deadlines, TTLs.
+- `time.now()`: the same instant as RFC 3339 text in UTC, to the
+  millisecond (`2026-01-02T03:04:05.678Z`). Show or store it.
+- `time.parse(text)`: the number of an RFC 3339 / ISO 8601 text, to compute
+  with a time given as text (`ctx.event.scheduled_at`, a `created_at`).
+- `time.format([t], [strftime])`: the text of a number (default now, RFC 3339).
+
+`time.parse(time.now())` equals `time.unix()` to the millisecond. Lua does
+no arithmetic on the text of `time.now()`: subtract numbers.
+
+```lua
+local started = time.unix()
+local elapsed_ms = (time.unix() - started) * 1000
+local late_s = time.unix() - time.parse(ctx.event.scheduled_at)
+```
+"""
+
+
 def render_reference() -> str:
     parts = [_HEADER.format(collection=COLLECTION.explained.removeprefix("use "))]
     namespace = ""
@@ -67,6 +91,7 @@ def render_reference() -> str:
         parts.append(f"Needs the `{op.needs.value}` capability.\n")
         if op.example:
             parts.append(f"```lua\n{op.example}\n```\n")
+    parts.append(_TIME)
     parts.append("## Triggers\n")
     parts.append(
         "A trigger runs an endpoint script after a committed event of its "

@@ -18,7 +18,9 @@
 --   regex.find(p, s, init?) -> start, stop | nil   regex.find_all(p, s, max?)
 --   regex.replace(p, s, repl, count?) -> s, n ("\1", "\g<name>")
 --   regex.split(p, s, max?)   -- RE2 syntax, linear time
---   time.now() -> "2024-05-01T12:00:00.123Z"  time.unix() -> seconds
+--   time.now() -> "2024-05-01T12:00:00.123Z" (text: to show or store)
+--   time.unix() -> seconds, a number (for arithmetic); one clock for both:
+--   time.parse(time.now()) is time.unix() to the millisecond
 --   time.format(t?, strftime?) (UTC)  time.parse(iso) -> unix seconds
 --   random.int(m?, n?) random.float() random.uuid() random.bytes(n) -> hex
 --   log.debug/info/warn/error(...)
