@@ -21,6 +21,8 @@ function Request:json() end
 ---@class picloud.Context
 ---@field execution_id string
 ---@field app picloud.App
+---@field attempt integer 1 for a delivery's first run, 2 for its first retry…
+--- (always 1 for a sync route)
 ---@field request? picloud.Request set for a route's run
 ---@field event? table a trigger's event: source, op, collection, key or id,
 --- value or data, prev_value or prev_data

@@ -22,7 +22,7 @@ from picloud.actors.protocol import Reply, failure_of
 from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.domain import delivery_policy as policy
-from picloud.domain.access import SCRIPT_DEFAULT, Capability
+from picloud.domain.access import SCRIPT_DEFAULT, Capability, script_capabilities
 from picloud.domain.commands import (
     DataOp,
     Expire,
@@ -107,7 +107,7 @@ class AppContext:
                 request=stored_request(command.request, self.secret_headers),
             )
             return Outcome([event], meta, accepted(command.execution_id))
-        access = self.access()
+        access = self.access(script_capabilities(route.capabilities))
         recorded, reply = await self.invoker.run_route(state, route, command, access)
         self.budget.charge(recorded.cpu_ms)
         return self._with_writes(recorded, access, meta, reply)
@@ -163,8 +163,9 @@ class AppContext:
             if delivery.source == "route"
             else msgspec.json.decode(delivery.event),
             depth=delivery.depth,
+            attempt=delivery.attempt,
         )
-        access = self.access(policy.granted(delivery))
+        access = self.access(policy.granted(delivery, state))
         recorded, _ = await self.invoker.run(state, job, access)
         self.budget.charge(recorded.cpu_ms)
         recorded = msgspec.structs.replace(
@@ -178,6 +179,7 @@ class AppContext:
             app_id=self.app.id,
             settings=self.settings,
             now=utcnow(),
+            policy=policy.retry_of(delivery, state),
         )
         return Outcome([recorded, *failure], meta, done)
 

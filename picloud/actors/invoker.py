@@ -69,6 +69,8 @@ class Job:
     request: RequestRecord | None = None
     event: dict[str, Any] | None = None
     depth: int = 0
+    attempt: int = 1
+    """Of a delivery (1-based); ``ctx.attempt``."""
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -274,6 +276,7 @@ class Invoker:
             request=_request_data(job.request),
             event=job.event,
             trigger_depth=job.depth,
+            attempt=job.attempt,
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from picloud.events.app import DispatchMode, RequestRecord, ScriptKind
+from picloud.events.app import DispatchMode, RequestRecord, RetryPolicy, ScriptKind
 
 __all__ = [
     "AddRoute",
@@ -69,6 +69,8 @@ class AddRoute(_Command, frozen=True, kw_only=True, tag="add_route"):
     method: str
     path: str
     dispatch_mode: DispatchMode = "sync"
+    capabilities: list[str] | None = None
+    retry: RetryPolicy | None = None
 
 
 class RemoveRoute(_Command, frozen=True, kw_only=True, tag="remove_route"):
@@ -105,6 +107,7 @@ class AddTrigger(_Command, frozen=True, kw_only=True, tag="add_trigger"):
     ops: list[str] = []
     collection: str | None = None
     capabilities: list[str] | None = None
+    retry: RetryPolicy | None = None
 
 
 class RemoveTrigger(_Command, frozen=True, kw_only=True, tag="remove_trigger"):

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import msgspec
 
-from picloud.events.app import DispatchMode, LogEntry, ScriptKind
+from picloud.events.app import DispatchMode, LogEntry, RetryPolicy, ScriptKind
 
 __all__ = [
     "AppRecord",
@@ -84,6 +84,9 @@ class RouteRecord(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     path: str
     dispatch_mode: DispatchMode
+    capabilities: list[str] | None = None
+    """What its script may do; None: the default (its app's KV and documents)."""
+    retry: RetryPolicy | None = None
 
 
 class TriggerRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +98,7 @@ class TriggerRecord(msgspec.Struct, frozen=True, kw_only=True):
     collection: str | None
     capabilities: list[str] | None
     created_at: datetime
+    retry: RetryPolicy | None = None
 
 
 class DeadLetterRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from picloud.config import Settings
 from picloud.domain.access import script_capabilities
 from picloud.domain.commands import AddTrigger, RemoveTrigger
+from picloud.domain.delivery_policy import check_retry
 from picloud.domain.names import check_collection
 from picloud.domain.records import TriggerRecord
 from picloud.errors import InvalidInput, NotFound
@@ -16,10 +18,14 @@ from picloud.events.pending import TriggerInfo
 from picloud.events.trigger_kinds import TRIGGER_KINDS, trigger_kind
 from picloud.events.triggers import TriggerAdded, TriggerRemoved
 
+DEFAULTS = Settings()
+
 __all__ = ["decide_add_trigger", "decide_remove_trigger", "trigger_record"]
 
 
-def decide_add_trigger(state: AppState, command: AddTrigger) -> list[Event]:
+def decide_add_trigger(
+    state: AppState, command: AddTrigger, settings: Settings = DEFAULTS
+) -> list[Event]:
     script = state.scripts.get(command.script_id)
     if script is None:
         raise NotFound(f"no script {command.script_id[:80]!r} in this app")
@@ -42,6 +48,7 @@ def decide_add_trigger(state: AppState, command: AddTrigger) -> list[Event]:
             raise InvalidInput(f"a {kind.name} trigger takes no collection")
         check_collection(command.collection)
     script_capabilities(command.capabilities)  # refuse a bad grant now, not at run time
+    check_retry(command.retry, settings)
     return [
         TriggerAdded(
             at=utcnow(),
@@ -52,6 +59,7 @@ def decide_add_trigger(state: AppState, command: AddTrigger) -> list[Event]:
             ops=sorted(set(command.ops)),
             collection=command.collection,
             capabilities=command.capabilities,
+            retry=command.retry,
         )
     ]
 
@@ -77,5 +85,6 @@ def trigger_record(
         capabilities=None
         if trigger.capabilities is None
         else list(trigger.capabilities),
+        retry=trigger.retry,
         created_at=created_at,
     )

@@ -28,6 +28,7 @@ __all__ = [
     "KvSet",
     "LogEntry",
     "RequestRecord",
+    "RetryPolicy",
     "RouteAdded",
     "RouteRemoved",
     "ScriptDeleted",
@@ -59,6 +60,17 @@ class ScriptDeleted(Event, frozen=True, tag="script.deleted.v1"):
     name: str
 
 
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How a failed delivery is tried again: a field left None is the
+    deployment's ``PICLOUD_TRIGGER_RETRY_*`` default at the time of the failure
+    (checked when set: :mod:`picloud.domain.delivery_policy`)."""
+
+    max_attempts: int | None = None
+    base_ms: int | None = None
+    max_ms: int | None = None
+    jitter: float | None = None
+
+
 class RouteAdded(Event, frozen=True, tag="route.added.v1"):
     app_id: str
     route_id: str
@@ -66,6 +78,10 @@ class RouteAdded(Event, frozen=True, tag="route.added.v1"):
     method: str
     path: str
     dispatch_mode: DispatchMode = "sync"
+    capabilities: list[str] | None = None
+    """What its script may do; None is the default a public route gets."""
+    retry: RetryPolicy | None = None
+    """An async route's retries; None: the deployment's defaults."""
 
 
 class RouteRemoved(Event, frozen=True, tag="route.removed.v1"):

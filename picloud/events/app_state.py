@@ -16,6 +16,7 @@ from picloud.events._base import Event
 from picloud.events.app import (
     AppQuarantined,
     HostKilled,
+    RetryPolicy,
     RouteAdded,
     RouteRemoved,
     ScriptDeleted,
@@ -44,6 +45,8 @@ class RouteInfo(PClass):
     method: str = field(type=str, mandatory=True)
     path: str = field(type=str, mandatory=True)
     dispatch_mode: str = field(type=str, mandatory=True)
+    capabilities: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
+    retry: RetryPolicy | None = field(type=(RetryPolicy, type(None)), initial=None)
 
 
 class AppState(PClass):
@@ -93,6 +96,10 @@ def evolve_app(state: AppState, event: Event) -> AppState:
                 method=event.method,
                 path=event.path,
                 dispatch_mode=event.dispatch_mode,
+                capabilities=None
+                if event.capabilities is None
+                else tuple(event.capabilities),
+                retry=event.retry,
             )
             return state.set(routes=state.routes.set(event.route_id, route))
         case RouteRemoved():

@@ -23,6 +23,7 @@ from picloud.events.app import (
     InvocationAccepted,
     InvocationRecorded,
     RequestRecord,
+    RetryPolicy,
 )
 from picloud.events.trigger_kinds import Firing, firing_of
 from picloud.events.triggers import (
@@ -79,6 +80,7 @@ class TriggerInfo(PClass):
     ops: PSet[str] = field(initial=pset())
     collection: str | None = field(type=(str, type(None)), initial=None)
     capabilities: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
+    retry: RetryPolicy | None = field(type=(RetryPolicy, type(None)), initial=None)
 
     def takes(self, kind: str, op: str, collection: str | None) -> bool:
         return (
@@ -96,6 +98,7 @@ def trigger_info(event: TriggerAdded) -> TriggerInfo:
         ops=pset(event.ops),
         collection=event.collection,
         capabilities=None if event.capabilities is None else tuple(event.capabilities),
+        retry=event.retry,
     )
 
 

@@ -9,12 +9,13 @@ from datetime import datetime
 import msgspec
 from pyrsistent import pmap, pset, pvector
 
+from picloud.events.app import RetryPolicy
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
 from picloud.events.pending import Deliveries, Delivery, TriggerInfo
 
 __all__ = ["decode_snapshot", "encode_snapshot"]
 
-_FORMAT = "snapshot.v2"
+_FORMAT = "snapshot.v3"
 
 
 class _Script(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +35,8 @@ class _Route(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     path: str
     dispatch_mode: str
+    capabilities: tuple[str, ...] | None = None
+    retry: RetryPolicy | None = None
 
 
 class _Trigger(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +46,7 @@ class _Trigger(msgspec.Struct, frozen=True, kw_only=True):
     ops: list[str]
     collection: str | None
     capabilities: list[str] | None
+    retry: RetryPolicy | None = None
 
 
 class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +85,8 @@ def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> by
                     method=r.method,
                     path=r.path,
                     dispatch_mode=r.dispatch_mode,
+                    capabilities=r.capabilities,
+                    retry=r.retry,
                 )
                 for r in state.routes.values()
             ],
@@ -94,6 +100,7 @@ def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> by
                     capabilities=None
                     if t.capabilities is None
                     else list(t.capabilities),
+                    retry=t.retry,
                 )
                 for t in state.triggers.values()
             ],
@@ -149,4 +156,5 @@ def _trigger(t: _Trigger) -> TriggerInfo:
         ops=pset(t.ops),
         collection=t.collection,
         capabilities=None if t.capabilities is None else tuple(t.capabilities),
+        retry=t.retry,
     )

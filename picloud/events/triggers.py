@@ -14,7 +14,7 @@ from datetime import datetime
 import msgspec
 
 from picloud.events._base import Event
-from picloud.events.app import RequestRecord
+from picloud.events.app import RequestRecord, RetryPolicy
 
 __all__ = [
     "DeadLetterExpired",
@@ -43,6 +43,8 @@ class TriggerAdded(Event, frozen=True, tag="trigger.added.v1"):
     collection: str | None = None
     capabilities: list[str] | None = None
     """What the handler may do; None is the default a public route gets."""
+    retry: RetryPolicy | None = None
+    """How its failed deliveries are tried again; None: the defaults."""
 
 
 class TriggerRemoved(Event, frozen=True, tag="trigger.removed.v1"):

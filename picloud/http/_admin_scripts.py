@@ -27,7 +27,7 @@ from picloud.errors import ActorUnavailable
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._api import AppOf, endpoint, not_found
-from picloud.http._fields import ScriptName
+from picloud.http._fields import RetryBody, ScriptName
 from picloud.http._params import (
     choice,
     encode_position,
@@ -61,6 +61,10 @@ class CreateRouteBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     method: str
     path: str
     dispatch_mode: DispatchMode = "sync"
+    capabilities: list[str] | None = None
+    """What its script may do (as for triggers); absent: its app's KV and documents."""
+    retry: RetryBody | None = None
+    """An async route's retries; absent: the deployment's defaults."""
 
 
 class ScriptList(msgspec.Struct, frozen=True):
@@ -211,6 +215,8 @@ async def create_route(request: web.Request, body: CreateRouteBody) -> Any:
         method=body.method,
         path=body.path,
         dispatch_mode=body.dispatch_mode,
+        capabilities=body.capabilities,
+        retry=None if body.retry is None else body.retry.policy(),
     )
     done = await send(request, script.app_id, command)
     await _routing_sees(request, done)

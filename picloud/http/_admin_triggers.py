@@ -20,7 +20,7 @@ from picloud.events.trigger_kinds import TRIGGER_KINDS, TriggerKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_scripts import send
 from picloud.http._api import AppOf, endpoint, not_found
-from picloud.http._fields import CollectionName
+from picloud.http._fields import CollectionName, RetryBody
 from picloud.http._params import (
     encode_position,
     flag,
@@ -41,6 +41,8 @@ class CreateTriggerBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     ops: list[str] = []
     collection: CollectionName | None = None
     capabilities: list[str] | None = None
+    retry: RetryBody | None = None
+    """How failed runs are tried again; absent: the deployment's defaults."""
 
 
 class TriggerList(msgspec.Struct, frozen=True):
@@ -77,6 +79,7 @@ def _trigger_endpoint(kind: TriggerKind) -> None:
             ops=body.ops,
             collection=body.collection,
             capabilities=body.capabilities,
+            retry=None if body.retry is None else body.retry.policy(),
         )
         return (await send(request, app.id, command)).result
 

@@ -198,6 +198,7 @@ def _ctx_args(ctx: InvocationContext) -> tuple[list[Any], int]:
         ctx.execution_id.encode(),
         *_app_args(ctx.app),
         ctx.trigger_depth,
+        ctx.attempt,
     ]
     req = ctx.request
     if req is None:

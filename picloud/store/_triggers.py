@@ -11,6 +11,7 @@ import msgspec
 
 from picloud.domain.records import DeadLetterRecord, TriggerRecord
 from picloud.store._errors import translate_errors
+from picloud.store._scripts import retry_of
 
 __all__ = [
     "due_wakeups",
@@ -27,9 +28,17 @@ __all__ = [
 
 
 _TRIGGER = (
-    "SELECT id, app_id, kind, script_id, ops, collection, capabilities, created_at"
-    " FROM triggers"
+    "SELECT id, app_id, kind, script_id, ops, collection, capabilities, created_at,"
+    " retry FROM triggers"
 )
+
+
+def _trigger(row: Any) -> TriggerRecord:
+    values = dict(row)
+    values["retry"] = retry_of(values["retry"])
+    return TriggerRecord(**values)
+
+
 _LETTER = """
 SELECT id, app_id, source, script_id, trigger_id, route_id, event, request, error,
        attempts, depth, resolution, resolved_by, resolved_at, first_attempt_at,
@@ -52,13 +61,13 @@ async def list_triggers(db: asyncpg.Pool, app_id: str) -> list[TriggerRecord]:
         rows = await db.fetch(
             _TRIGGER + " WHERE app_id = $1 ORDER BY created_at", app_id
         )
-    return [TriggerRecord(**dict(r)) for r in rows]
+    return [_trigger(r) for r in rows]
 
 
 async def get_trigger(db: asyncpg.Pool, trigger_id: str) -> TriggerRecord | None:
     with translate_errors("get trigger"):
         row = await db.fetchrow(_TRIGGER + " WHERE id = $1", trigger_id)
-    return None if row is None else TriggerRecord(**dict(row))
+    return None if row is None else _trigger(row)
 
 
 async def get_dead_letter(

@@ -18,6 +18,7 @@ from picloud.events.app import (
     ScriptDeleted,
     ScriptSaved,
 )
+from picloud.store._pool import jsonb
 from picloud.store._projections.data import project_data
 from picloud.store._projections.triggers import project_trigger_event
 
@@ -36,8 +37,8 @@ SELECT $1, $2, unnest($3::text[])
 """
 _ADD_ROUTE = """
 INSERT INTO routes (id, app_id, script_id, method, path, path_shape, dispatch_mode,
-                    created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    created_at, capabilities, retry)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 
 
@@ -78,6 +79,8 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
                 path_shape(event.path),
                 event.dispatch_mode,
                 event.at,
+                event.capabilities,
+                None if event.retry is None else jsonb(event.retry),
             )
         case RouteRemoved():
             await conn.execute("DELETE FROM routes WHERE id = $1", event.route_id)

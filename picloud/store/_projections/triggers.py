@@ -22,8 +22,8 @@ __all__ = ["project_trigger_event"]
 
 _ADD_TRIGGER = """
 INSERT INTO triggers (id, app_id, kind, script_id, ops, collection, capabilities,
-                      created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING
+                      created_at, retry)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING
 """
 _ADD_DEAD_LETTER = """
 INSERT INTO dead_letters (id, app_id, delivery_id, source, script_id, trigger_id,
@@ -65,6 +65,7 @@ async def _apply(conn: asyncpg.Connection, event: TriggerEvent, position: int) -
                 event.collection,
                 event.capabilities,
                 event.at,
+                None if event.retry is None else jsonb(event.retry),
             )
         case TriggerRemoved():
             await conn.execute("DELETE FROM triggers WHERE id = $1", event.trigger_id)
