@@ -12,6 +12,7 @@ event is in the table (read-your-writes for the admin API).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -40,8 +41,12 @@ class _Route:
     dispatch_mode: str
 
     @property
-    def static(self) -> bool:
-        return not any(s.startswith("{") for s in self.segments)
+    def rank(self) -> int:
+        """Which of the routes a path matches wins: a static one, then one
+        with parameters, then one that ends in a catch-all ``{rest*}``."""
+        if self.segments and self.segments[-1].endswith("*}"):
+            return 0
+        return 1 if any(s.startswith("{") for s in self.segments) else 2
 
 
 @dataclass
@@ -57,6 +62,8 @@ class Match:
     route_id: str
     params: dict[str, str]
     dispatch_mode: str
+    head: bool = False
+    """A HEAD request answered by the GET route (the front door sends no body)."""
 
 
 class NoApp:
@@ -76,10 +83,17 @@ def _segments(path: str) -> tuple[str, ...]:
 
 
 def _bind(route: _Route, segments: tuple[str, ...]) -> dict[str, str] | None:
-    if len(route.segments) != len(segments):
-        return None
+    patterns = route.segments
     params: dict[str, str] = {}
-    for pattern, value in zip(route.segments, segments, strict=True):
+    if route.rank == 0:  # {rest*}: the rest of the path, one segment or more
+        rest = "/".join(segments[len(patterns) - 1 :])
+        if len(segments) < len(patterns) or not rest:
+            return None
+        params[patterns[-1][1:-2]] = rest
+        patterns, segments = patterns[:-1], segments[: len(patterns) - 1]
+    elif len(patterns) != len(segments):
+        return None
+    for pattern, value in zip(patterns, segments, strict=True):
         if pattern.startswith("{"):
             if not value:
                 return None
@@ -87,6 +101,26 @@ def _bind(route: _Route, segments: tuple[str, ...]) -> dict[str, str] | None:
         elif pattern != value:
             return None
     return params
+
+
+def _best(app: _App, method: str, segments: tuple[str, ...]) -> Match | NoRoute:
+    allowed: set[str] = set()
+    best: tuple[_Route, dict[str, str]] | None = None
+    for route in app.routes.values():
+        params = _bind(route, segments)
+        if params is None:
+            continue
+        if route.method != method:
+            allowed.add(route.method)
+            continue
+        if best is None or route.rank > best[0].rank:
+            best = (route, params)
+    if best is None:
+        if "GET" in allowed:
+            allowed.add("HEAD")
+        return NoRoute(tuple(sorted(allowed)))
+    route, params = best
+    return Match(app.id, route.id, params, route.dispatch_mode)
 
 
 class Routing:
@@ -110,25 +144,17 @@ class Routing:
         return None if app is None else app.id
 
     def resolve(self, slug: str, method: str, path: str) -> Match | NoApp | NoRoute:
+        """The route of ``method path``; a HEAD without a HEAD route is
+        answered by the GET route (RFC 9110: the GET's headers, no body)."""
         app = self._by_slug.get(slug)
         if app is None:
             return NoApp()
-        segments = _segments(path)
-        allowed: list[str] = []
-        best: tuple[_Route, dict[str, str]] | None = None
-        for route in app.routes.values():
-            params = _bind(route, segments)
-            if params is None:
-                continue
-            if route.method != method:
-                allowed.append(route.method)
-                continue
-            if best is None or (route.static and not best[0].static):
-                best = (route, params)
-        if best is None:
-            return NoRoute(tuple(sorted(set(allowed))))
-        route, params = best
-        return Match(app.id, route.id, params, route.dispatch_mode)
+        found = _best(app, method, _segments(path))
+        if isinstance(found, NoRoute) and method == "HEAD" and "GET" in found.allowed:
+            got = _best(app, "GET", _segments(path))
+            if isinstance(got, Match):
+                return dataclasses.replace(got, head=True)
+        return found
 
     # -- loading and following ------------------------------------------------------
 
