@@ -47,6 +47,11 @@ from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Done, Reply, failure_of
 from picloud.config import Settings
 from picloud.domain import app as app_decide
+from picloud.domain.app_settings import (
+    decide_settings,
+    parse_host_list,
+    settings_record,
+)
 from picloud.domain.commands import (
     AddRoute,
     AddTrigger,
@@ -64,6 +69,8 @@ from picloud.domain.commands import (
     ReplayDeadLetter,
     ResolveDeadLetter,
     SaveScript,
+    SetCors,
+    SetFetchHosts,
     Wake,
 )
 from picloud.domain.triggers import trigger_record
@@ -341,7 +348,15 @@ class AppActor:
             case DeleteScript() | RemoveRoute() | RemoveTrigger() | RecordHostKill():
                 events = app_decide.decide_admin(state, command, self._settings)
                 return Outcome(events, meta, done)
+            case SetCors() | SetFetchHosts():
+                events = decide_settings(state, command)
+                return Outcome(events, meta, self._settings_reply)
         raise InvalidInput(f"unknown command {type(command).__name__}")
+
+    def _settings_reply(self, recorded: list[RecordedEvent]) -> Reply:
+        """The app's settings as they are once the change is durable."""
+        defaults = parse_host_list(self._settings.fetch_allowed_hosts)
+        return done(recorded, settings_record(self._state, defaults))
 
     def _entity_reply(self, events: list[Event]) -> ReplyFn:
         """Reply with the script, route or trigger the events made, as it is then."""

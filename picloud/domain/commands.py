@@ -11,7 +11,13 @@ from typing import Any
 
 import msgspec
 
-from picloud.events.app import DispatchMode, RequestRecord, RetryPolicy, ScriptKind
+from picloud.events.app import (
+    CorsPolicy,
+    DispatchMode,
+    RequestRecord,
+    RetryPolicy,
+    ScriptKind,
+)
 
 __all__ = [
     "AddRoute",
@@ -30,6 +36,8 @@ __all__ = [
     "ReplayDeadLetter",
     "ResolveDeadLetter",
     "SaveScript",
+    "SetCors",
+    "SetFetchHosts",
     "Wake",
 ]
 
@@ -136,6 +144,18 @@ class RecordHostKill(_Command, frozen=True, kw_only=True, tag="record_host_kill"
     execution_id: str
 
 
+class SetCors(_Command, frozen=True, kw_only=True, tag="set_cors"):
+    """Replace the app's CORS policy (None: no cross-origin access)."""
+
+    cors: CorsPolicy | None = None
+
+
+class SetFetchHosts(_Command, frozen=True, kw_only=True, tag="set_fetch_hosts"):
+    """Replace the hosts ``http.fetch`` may reach (None: the deployment's)."""
+
+    hosts: list[str] | None = None
+
+
 class Deactivate(_Command, frozen=True, kw_only=True, tag="deactivate"):
     """Passivate the app now (it was deleted or moved to another host)."""
 
@@ -156,5 +176,7 @@ Command = (
     | ResolveDeadLetter
     | Expire
     | RecordHostKill
+    | SetCors
+    | SetFetchHosts
     | Deactivate
 )

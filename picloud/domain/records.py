@@ -10,10 +10,17 @@ from datetime import datetime
 
 import msgspec
 
-from picloud.events.app import DispatchMode, LogEntry, RetryPolicy, ScriptKind
+from picloud.events.app import (
+    CorsPolicy,
+    DispatchMode,
+    LogEntry,
+    RetryPolicy,
+    ScriptKind,
+)
 
 __all__ = [
     "AppRecord",
+    "AppSettingsRecord",
     "DeadLetterRecord",
     "ExecutionRecord",
     "KeyRecord",
@@ -131,3 +138,17 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     logs: list[LogEntry]
     attempt: int
     abandoned: bool
+
+
+class AppSettingsRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An app's settings as the dashboard and the API show them."""
+
+    app_id: str
+    cors: CorsPolicy | None
+    """None: browsers on other origins may not call the app's routes."""
+    fetch_allowed_hosts: list[str] | None
+    """The app's own list of hosts ``http.fetch`` may reach; None: the
+    deployment's (``PICLOUD_FETCH_ALLOWED_HOSTS``)."""
+    fetch_hosts_in_force: list[str]
+    """What applies now: the app's list, else the deployment's; empty: any
+    public host (private, loopback and link-local addresses never)."""

@@ -14,6 +14,8 @@ __all__ = [
     "AbandonedExecutionExpired",
     "AppEvent",
     "AppQuarantined",
+    "CorsPolicy",
+    "CorsSet",
     "DataEvent",
     "DispatchMode",
     "DocCreated",
@@ -21,6 +23,7 @@ __all__ = [
     "DocUpdated",
     "ExecutionAbandoned",
     "ExecutionStatus",
+    "FetchHostsSet",
     "HostKilled",
     "InvocationAccepted",
     "InvocationRecorded",
@@ -216,6 +219,34 @@ class AppQuarantined(Event, frozen=True, tag="app.quarantined.v1"):
     host_kills: int
 
 
+class CorsPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Which browser origins may call the app's routes (the front door answers
+    preflights and adds the ``Access-Control-*`` headers)."""
+
+    origins: list[str]
+    """``https://example.com`` (scheme, host, port), or ``*`` for any."""
+    methods: list[str] = []
+    """Allowed methods; empty: the app's routes' methods as a preflight asks."""
+    headers: list[str] = []
+    """Request headers a browser may send besides the simple ones."""
+    max_age_s: int = 600
+
+
+class CorsSet(Event, frozen=True, tag="app.cors_set.v1"):
+    """The app's CORS policy from now on (None: no cross-origin access)."""
+
+    app_id: str
+    cors: CorsPolicy | None = None
+
+
+class FetchHostsSet(Event, frozen=True, tag="app.fetch_hosts_set.v1"):
+    """The hosts ``http.fetch`` may reach from now on (None: the deployment's
+    ``PICLOUD_FETCH_ALLOWED_HOSTS``; empty there: any public host)."""
+
+    app_id: str
+    hosts: list[str] | None = None
+
+
 AppEvent = (
     ScriptSaved
     | ScriptDeleted
@@ -227,6 +258,8 @@ AppEvent = (
     | AbandonedExecutionExpired
     | HostKilled
     | AppQuarantined
+    | CorsSet
+    | FetchHostsSet
     | KvSet
     | KvDeleted
     | DocCreated

@@ -15,6 +15,9 @@ from pyrsistent.typing import PMap, PVector
 from picloud.events._base import Event
 from picloud.events.app import (
     AppQuarantined,
+    CorsPolicy,
+    CorsSet,
+    FetchHostsSet,
     HostKilled,
     RetryPolicy,
     RouteAdded,
@@ -59,6 +62,8 @@ class AppState(PClass):
     triggers: PMap[str, TriggerInfo] = field(initial=pmap())
     host_kills: PVector[datetime] = field(initial=pvector())
     quarantined: bool = field(type=bool, initial=False)
+    cors: CorsPolicy | None = field(type=(CorsPolicy, type(None)), initial=None)
+    fetch_hosts: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
 
     def script_named(self, name: str) -> ScriptInfo | None:
         script_id = self.script_names.get(name)
@@ -110,9 +115,20 @@ def evolve_app(state: AppState, event: Event) -> AppState:
             )
         case TriggerRemoved():
             return state.set(triggers=state.triggers.discard(event.trigger_id))
+        case _:
+            return _evolve_hosting_and_settings(state, event)
+
+
+def _evolve_hosting_and_settings(state: AppState, event: Event) -> AppState:
+    match event:
         case HostKilled():
             return state.set(host_kills=state.host_kills.append(event.at))
         case AppQuarantined():
             return state.set(quarantined=True)
+        case CorsSet():
+            return state.set(cors=event.cors)
+        case FetchHostsSet():
+            hosts = None if event.hosts is None else tuple(event.hosts)
+            return state.set(fetch_hosts=hosts)
         case _:
             return state

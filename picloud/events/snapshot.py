@@ -9,7 +9,7 @@ from datetime import datetime
 import msgspec
 from pyrsistent import pmap, pset, pvector
 
-from picloud.events.app import RetryPolicy
+from picloud.events.app import CorsPolicy, RetryPolicy
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
 from picloud.events.pending import Deliveries, Delivery, TriggerInfo
 
@@ -58,6 +58,8 @@ class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: list[Delivery]
     host_kills: list[datetime]
     quarantined: bool
+    cors: CorsPolicy | None = None
+    fetch_hosts: list[str] | None = None
 
 
 def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> bytes:
@@ -107,6 +109,8 @@ def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> by
             deliveries=list(deliveries.values()),
             host_kills=list(state.host_kills),
             quarantined=state.quarantined,
+            cors=state.cors,
+            fetch_hosts=None if state.fetch_hosts is None else list(state.fetch_hosts),
         )
     )
 
@@ -131,6 +135,8 @@ def decode_snapshot(
         triggers=pmap({t.id: _trigger(t) for t in snap.triggers}),
         host_kills=pvector(snap.host_kills),
         quarantined=snap.quarantined,
+        cors=snap.cors,
+        fetch_hosts=None if snap.fetch_hosts is None else tuple(snap.fetch_hosts),
     )
     return state, pmap({d.id: d for d in snap.deliveries}), snap.version
 

@@ -38,7 +38,7 @@ from picloud.http._params import (
 )
 from picloud.http.state import SERVICES, command_meta
 
-__all__ = ["ROUTE_APP", "SCRIPT_APP", "send"]
+__all__ = ["ROUTE_APP", "SCRIPT_APP", "routing_sees", "send"]
 
 _ROUTING_WAIT_S = 5.0
 _PAGE = 50
@@ -97,7 +97,7 @@ async def send(request: web.Request, app_id: str, command: Command) -> Done:
     return reply
 
 
-async def _routing_sees(request: web.Request, done: Done) -> None:
+async def routing_sees(request: web.Request, done: Done) -> None:
     services = request.app[SERVICES]
     services.log.signals.signal()
     await services.routing.caught_up(done.txid, done.position, _ROUTING_WAIT_S)
@@ -193,7 +193,7 @@ async def delete_script(request: web.Request) -> None:
     script = await _script_or_404(request)
     command = DeleteScript(script_id=script.id, force=query_of(request)["force"])
     done = await send(request, script.app_id, command)
-    await _routing_sees(request, done)
+    await routing_sees(request, done)
 
 
 # -- routes -------------------------------------------------------------------------
@@ -219,7 +219,7 @@ async def create_route(request: web.Request, body: CreateRouteBody) -> Any:
         retry=None if body.retry is None else body.retry.policy(),
     )
     done = await send(request, script.app_id, command)
-    await _routing_sees(request, done)
+    await routing_sees(request, done)
     return done.result
 
 
@@ -248,7 +248,7 @@ async def delete_route(request: web.Request) -> None:
     if route is None:
         raise not_found("route", request.match_info["id"])
     done = await send(request, route.app_id, RemoveRoute(route_id=route.id))
-    await _routing_sees(request, done)
+    await routing_sees(request, done)
 
 
 # -- executions ---------------------------------------------------------------------

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 
 from picloud.errors import StoreUnavailable
 from picloud.events import AppCreated, AppDeleted, AppUpdated, RecordedEvent
-from picloud.events.app import AppQuarantined, RouteAdded, RouteRemoved
+from picloud.events.app import (
+    AppQuarantined,
+    CorsPolicy,
+    CorsSet,
+    RouteAdded,
+    RouteRemoved,
+)
 from picloud.events.topics import ROUTING_EVENT_TYPES
 from picloud.store import Cursor, Database, EventLog
 
@@ -54,6 +60,7 @@ class _App:
     id: str
     slug: str
     routes: dict[str, _Route] = field(default_factory=dict)
+    cors: CorsPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +146,11 @@ class Routing:
     def is_quarantined(self, app_id: str) -> bool:
         return app_id in self.quarantined
 
+    def cors(self, slug: str) -> CorsPolicy | None:
+        """The CORS policy of the app ``slug`` (None: none, or no such app)."""
+        app = self._by_slug.get(slug)
+        return None if app is None else app.cors
+
     def app_id(self, slug: str) -> str | None:
         app = self._by_slug.get(slug)
         return None if app is None else app.id
@@ -166,6 +178,9 @@ class Routing:
         for row in snapshot.routes:
             self._put_route(row.app_id, row.id, row.method, row.path, row.dispatch_mode)
         self.quarantined = set(snapshot.quarantined)
+        for app_id, cors in snapshot.cors.items():
+            if app_id in self._by_id:
+                self._by_id[app_id].cors = cors
         # Everything below the horizon is in the snapshot; at and above it, maybe.
         self.cursor = Cursor(snapshot.horizon, 0)
 
@@ -232,8 +247,15 @@ class Routing:
                 if event.app_id in self._by_id and event.app_id not in self.quarantined:
                     self.quarantined.add(event.app_id)
                     self.on_quarantine(event.app_id)
+            case CorsSet():
+                self._set_cors(event)
             case _:
                 pass
+
+    def _set_cors(self, event: CorsSet) -> None:
+        app = self._by_id.get(event.app_id)
+        if app is not None:
+            app.cors = event.cors
 
     def _put_app(self, app_id: str, slug: str) -> None:
         app = self._by_id.get(app_id)

@@ -33,6 +33,7 @@ from picloud.domain.records import (
     UserRecord,
 )
 from picloud.events import Event, EventMeta, RecordedEvent
+from picloud.events.app import CorsPolicy
 from picloud.store import (
     _apps,
     _docs,
@@ -158,6 +159,11 @@ class AdminStore:
 
     async def app(self, id_or_slug: str) -> AppRecord | None:
         return await _apps.get_app(self._pool, id_or_slug)
+
+    async def app_settings(
+        self, app_id: str
+    ) -> tuple[CorsPolicy | None, list[str] | None]:
+        return await _apps.app_settings(self._pool, app_id)
 
     async def apps_with_roles(
         self, user_id: str

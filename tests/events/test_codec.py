@@ -30,10 +30,13 @@ from picloud.events import (
 from picloud.events.app import (
     AbandonedExecutionExpired,
     AppQuarantined,
+    CorsPolicy,
+    CorsSet,
     DocCreated,
     DocDeleted,
     DocUpdated,
     ExecutionAbandoned,
+    FetchHostsSet,
     HostKilled,
     InvocationAccepted,
     InvocationRecorded,
@@ -133,6 +136,12 @@ SAMPLES: list[Event] = [
     DocDeleted(at=AT, app_id=APP, collection="c", doc_id="d1", prev_data=RAW),
     HostKilled(at=AT, app_id=APP, host="host-0", execution_id="e3"),
     AppQuarantined(at=AT, app_id=APP, host_kills=3),
+    CorsSet(
+        at=AT,
+        app_id=APP,
+        cors=CorsPolicy(origins=["https://a.example"], methods=["GET"]),
+    ),
+    FetchHostsSet(at=AT, app_id=APP, hosts=["api.example.com", "*.example.org"]),
     trigger_added("t1", "s1", kind="docs", ops=["create"], capabilities=["kv:read"]),
     TriggerRemoved(at=AT, app_id=APP, trigger_id="t1"),
     RetryScheduled(

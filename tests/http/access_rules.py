@@ -39,6 +39,7 @@ APP_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
     "executions": (C.APP_READ, None),
     "members": (C.APP_READ, C.MEMBERS_MANAGE),
     "events": (C.EVENTS_READ, None),
+    "settings": (C.APP_READ, C.APP_WRITE),
 }
 # Instance-wide resources under /api/v1/admin/.
 INSTANCE_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {

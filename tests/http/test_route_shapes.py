@@ -85,3 +85,89 @@ async def test_a_catch_all_takes_the_rest_of_the_path(api: Api) -> None:
         {"method": "GET", "path": "/files/{other*}"},
     )
     assert (status, body["error"]["code"]) == (409, "conflict")
+
+
+async def test_cors_is_answered_by_the_front_door(api: Api) -> None:
+    await make_app(api, "corsy")
+    await make_route(api, "corsy", "return {ok = true}", method="POST", path="/x")
+    origin = {"Origin": "https://site.example"}
+    ask = {
+        **origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Content-Type, X-Token",
+    }
+    # No policy: no preflight answer (no OPTIONS route either), no CORS header.
+    status, _ = await api.call("OPTIONS", "/apps/corsy/x", headers=ask)
+    assert status == 405
+    await api.call("POST", "/apps/corsy/x", {}, headers=origin)
+    assert "Access-Control-Allow-Origin" not in api.last_headers
+    policy = {
+        "origins": ["https://Site.example"],
+        "methods": ["post"],
+        "headers": ["X-Token"],
+        "max_age_s": 60,
+    }
+    status, settings = await api.call(
+        "PUT", "/api/v1/admin/apps/corsy/settings/cors", policy
+    )
+    assert status == 200, settings
+    assert settings["cors"] == {
+        "origins": ["https://site.example"],
+        "methods": ["POST"],
+        "headers": ["x-token"],
+        "max_age_s": 60,
+    }
+    assert (await api.call("GET", "/api/v1/admin/apps/corsy/settings"))[1] == settings
+    status, _ = await api.call("OPTIONS", "/apps/corsy/x", headers=ask)
+    assert status == 204
+    assert api.last_headers["Access-Control-Allow-Origin"] == "https://site.example"
+    assert api.last_headers["Access-Control-Allow-Methods"] == "POST"
+    assert api.last_headers["Access-Control-Max-Age"] == "60"
+    assert await api.call("POST", "/apps/corsy/x", {}, headers=origin) == (
+        200,
+        {"ok": True},
+    )
+    assert api.last_headers["Access-Control-Allow-Origin"] == "https://site.example"
+    assert "X-PiCloud-Execution-Id" in api.last_headers["Access-Control-Expose-Headers"]
+    evil = {**ask, "Origin": "https://evil.example"}
+    status, body = await api.call("OPTIONS", "/apps/corsy/x", headers=evil)
+    assert (status, body["error"]["code"]) == (403, "cors_refused")
+    await api.call(
+        "POST", "/apps/corsy/x", {}, headers={"Origin": "https://evil.example"}
+    )
+    assert "Access-Control-Allow-Origin" not in api.last_headers
+    status, body = await api.call(
+        "OPTIONS",
+        "/apps/corsy/x",
+        headers={**ask, "Access-Control-Request-Method": "DELETE"},
+    )
+    assert status == 403
+    assert "DELETE" in body["error"]["message"]
+    assert (await api.call("DELETE", "/api/v1/admin/apps/corsy/settings/cors"))[
+        0
+    ] == 204
+    status, _ = await api.call("OPTIONS", "/apps/corsy/x", headers=ask)
+    assert status == 405
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"origins": ["site.example"]}, "scheme://host"),
+        ({"origins": ["https://a.example/path"]}, "scheme://host"),
+        ({"origins": []}, "origins"),
+        ({"origins": ["*"], "methods": ["FETCH"]}, "FETCH"),
+        ({"origins": ["*"], "headers": ["bad header"]}, "header"),
+        ({"origins": ["*"], "max_age_s": -1}, "max_age_s"),
+        ({"origins": ["*"], "credentials": True}, "credentials"),
+    ],
+)
+async def test_a_bad_cors_policy_is_refused(
+    api: Api, body: dict[str, object], fragment: str
+) -> None:
+    await api.call("POST", "/api/v1/admin/apps", {"slug": "badcors", "name": "b"})
+    status, answer = await api.call(
+        "PUT", "/api/v1/admin/apps/badcors/settings/cors", body
+    )
+    assert (status, answer["error"]["code"]) == (400, "invalid_input"), answer
+    assert fragment in answer["error"]["message"]

@@ -10,8 +10,10 @@ from picloud.domain.names import path_shape
 from picloud.events import RecordedEvent
 from picloud.events.app import (
     AppQuarantined,
+    CorsSet,
     DataEvent,
     ExecutionAbandoned,
+    FetchHostsSet,
     InvocationRecorded,
     RouteAdded,
     RouteRemoved,
@@ -99,6 +101,20 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
                 " ON CONFLICT DO NOTHING",
                 event.app_id,
                 event.at,
+            )
+        case CorsSet():
+            await conn.execute(
+                "INSERT INTO app_settings (app_id, cors) VALUES ($1, $2)"
+                " ON CONFLICT (app_id) DO UPDATE SET cors = $2",
+                event.app_id,
+                None if event.cors is None else jsonb(event.cors),
+            )
+        case FetchHostsSet():
+            await conn.execute(
+                "INSERT INTO app_settings (app_id, fetch_hosts) VALUES ($1, $2)"
+                " ON CONFLICT (app_id) DO UPDATE SET fetch_hosts = $2",
+                event.app_id,
+                event.hosts,
             )
         case _:
             await project_trigger_event(conn, recorded)
