@@ -35,6 +35,11 @@ ctx = {}
 ---@field created_at string RFC 3339, UTC
 ---@field updated_at string RFC 3339, UTC
 
+---@class picloud.FetchAnswer
+---@field status integer
+---@field headers table<string, string> lower-case names
+---@field body string
+
 ---@class picloud.Page
 ---@field items table[]
 ---@field cursor? string pass it back for the next page; nil at the end
@@ -115,6 +120,13 @@ function dead_letters.replay(id) end
 ---@param id string
 ---@return boolean
 function dead_letters.resolve(id) end
+
+http = {}
+--- Send an HTTP(S) request; answers {status =, headers = {lower-case name = value}, body = string}. A body table is sent as JSON. Only public addresses on the app's fetch allowlist, checked after DNS and at every redirect; sizes, redirects, calls per run and time are limited (PICLOUD_FETCH_*), and every failure is a Lua error naming its cause (pcall catches it). The time counts against the run's. In an async run or a trigger, a run retried after its commit failed gets the answers its first try got (no second request).
+---@param url string
+---@param options? {method?: string, headers?: table, body?: any, timeout_ms?: integer}
+---@return picloud.FetchAnswer
+function http.fetch(url, options) end
 
 json = {}
 ---@param value any

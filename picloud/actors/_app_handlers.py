@@ -16,6 +16,8 @@ import msgspec
 
 from picloud.actors._app_data import AppData, KvIntent
 from picloud.actors._cpu_budget import CpuBudget
+from picloud.actors._fetch import FetchLimits
+from picloud.actors._outbound import FetchJournal, FetchRun
 from picloud.actors._outcome import Outcome, ReplyFn, accepted, done, not_found, result
 from picloud.actors.invoker import Invoker, Job
 from picloud.actors.protocol import Reply, failure_of
@@ -23,6 +25,7 @@ from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.domain import delivery_policy as policy
 from picloud.domain.access import SCRIPT_DEFAULT, Capability, script_capabilities
+from picloud.domain.app_settings import parse_host_list
 from picloud.domain.commands import (
     DataOp,
     Expire,
@@ -78,8 +81,36 @@ class AppContext:
     def secret_headers(self) -> frozenset[str]:
         return credential_names(self.settings.redact_headers)
 
-    def access(self, granted: frozenset[Capability] = SCRIPT_DEFAULT) -> DataAccess:
-        return DataAccess(self.data, granted=granted, settings=self.settings)
+    @functools.cached_property
+    def fetch_limits(self) -> FetchLimits:
+        return FetchLimits.from_settings(self.settings)
+
+    @functools.cached_property
+    def default_fetch_hosts(self) -> tuple[str, ...]:
+        return parse_host_list(self.settings.fetch_allowed_hosts)
+
+    def access(
+        self,
+        granted: frozenset[Capability] = SCRIPT_DEFAULT,
+        *,
+        state: AppState | None = None,
+        journal: str | None = None,
+    ) -> DataAccess:
+        """A run's SDK; with ``state``, its ``http.fetch`` too (journaled
+        under ``journal`` when the run is a delivery's attempt)."""
+        outbound = None
+        if state is not None:
+            hosts = state.fetch_hosts
+            outbound = FetchRun(
+                limits=self.fetch_limits,
+                allowed=self.default_fetch_hosts if hosts is None else hosts,
+                journal=None
+                if journal is None
+                else FetchJournal(self.data.store, journal),
+            )
+        return DataAccess(
+            self.data, granted=granted, settings=self.settings, outbound=outbound
+        )
 
     async def invoke(
         self, state: AppState, command: Invoke, deadline: float, meta: EventMeta
@@ -107,7 +138,7 @@ class AppContext:
                 request=stored_request(command.request, self.secret_headers),
             )
             return Outcome([event], meta, accepted(command.execution_id))
-        access = self.access(script_capabilities(route.capabilities))
+        access = self.access(script_capabilities(route.capabilities), state=state)
         recorded, reply = await self.invoker.run_route(state, route, command, access)
         self.budget.charge(recorded.cpu_ms)
         return self._with_writes(recorded, access, meta, reply)
@@ -165,7 +196,11 @@ class AppContext:
             depth=delivery.depth,
             attempt=delivery.attempt,
         )
-        access = self.access(policy.granted(delivery, state))
+        access = self.access(
+            policy.granted(delivery, state),
+            state=state,
+            journal=f"{delivery.id}#{delivery.attempt}",
+        )
         recorded, _ = await self.invoker.run(state, job, access)
         self.budget.charge(recorded.cpu_ms)
         recorded = msgspec.structs.replace(

@@ -242,6 +242,7 @@ class Invoker:
             error=None if error is None else without_nul(error),
             logs=[_log_entry(line) for line in logs],
             cpu_ms=round(cpu_ms + self._preempted_ms, 3),
+            fetches=sdk.fetches,
         )
         self._preempted_ms = 0.0
         return recorded, response

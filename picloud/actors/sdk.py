@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from picloud.actors._app_data import AppData, KvIntent, Staged
+from picloud.actors._outbound import FetchRun
 from picloud.actors._sdk_dead_letters import DeadLetterOps
 from picloud.config import Settings
 from picloud.domain.access import Capability
@@ -60,12 +61,23 @@ class DataAccess:
     """One invocation's view of its app's data; an :class:`SdkHandler`."""
 
     def __init__(
-        self, data: AppData, *, granted: frozenset[Capability], settings: Settings
+        self,
+        data: AppData,
+        *,
+        granted: frozenset[Capability],
+        settings: Settings,
+        outbound: FetchRun | None = None,
     ) -> None:
         self._data = data
         self._granted = granted
         self._settings = settings
+        self._outbound = outbound
         self.staged = Staged()
+
+    @property
+    def fetches(self) -> int:
+        """The run's ``http.fetch`` calls so far."""
+        return 0 if self._outbound is None else self._outbound.calls
 
     def forget(self) -> None:
         """Drop the writes staged so far (the run is started again)."""
@@ -322,3 +334,10 @@ class DataAccess:
 
     async def dead_letters_resolve(self, args: list[Any]) -> JSONValue:
         return await DeadLetterOps(self._data, self.staged).resolve(args)
+
+    # -- outbound HTTP ----------------------------------------------------------------
+
+    async def http_fetch(self, args: list[Any]) -> JSONValue:
+        if self._outbound is None:
+            raise SdkCallError("http.fetch is not available here")
+        return await self._outbound(args)

@@ -54,6 +54,11 @@ ctx = {}
 ---@field created_at string RFC 3339, UTC
 ---@field updated_at string RFC 3339, UTC
 
+---@class picloud.FetchAnswer
+---@field status integer
+---@field headers table<string, string> lower-case names
+---@field body string
+
 ---@class picloud.Page
 ---@field items table[]
 ---@field cursor? string pass it back for the next page; nil at the end
@@ -206,6 +211,7 @@ _RETURNS = {
     "dead_letters.list": "picloud.Page",
     "dead_letters.replay": "boolean",
     "dead_letters.resolve": "boolean",
+    "http.fetch": "picloud.FetchAnswer",
 }
 
 

@@ -172,6 +172,37 @@ SDK_OPS: tuple[SdkOp, ...] = (
         "dead_letters_resolve",
         "Mark a dead letter resolved; true if it was not already.",
     ),
+    SdkOp(
+        SdkFunction(
+            "http",
+            "fetch",
+            (
+                SdkArg("url", "string"),
+                _opts(
+                    ("method", "string"),
+                    ("headers", "table"),
+                    ("body", "any"),
+                    ("timeout_ms", "integer"),
+                ),
+            ),
+            effect=True,
+        ),
+        C.HTTP_FETCH,
+        "http_fetch",
+        "Send an HTTP(S) request; answers {status =, headers = {lower-case "
+        "name = value}, body = string}. A body table is sent as JSON. Only "
+        "public addresses on the app's fetch allowlist, checked after DNS and "
+        "at every redirect; sizes, redirects, calls per run and time are "
+        "limited (PICLOUD_FETCH_*), and every failure is a Lua error naming "
+        "its cause (pcall catches it). The time counts against the run's. In "
+        "an async run or a trigger, a run retried after its commit failed "
+        "gets the answers its first try got (no second request).",
+        'local r = http.fetch("https://api.example.com/v1/items", {\n'
+        '  method = "POST", headers = {authorization = "Bearer " .. secrets.TOKEN},\n'
+        '  body = {name = "x"}, timeout_ms = 2000})\n'
+        'if r.status ~= 200 then error("upstream said " .. r.status) end\n'
+        "local items = json.decode(r.body)",
+    ),
 )
 
 _BY_NAME = {op.name: op for op in SDK_OPS}

@@ -137,6 +137,8 @@ class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
     attempt: int = 1
     cpu_ms: float = 0.0
     """CPU time of the script's own Lua (what counts against the app's budget)."""
+    fetches: int = 0
+    """``http.fetch`` calls the run made (a delivery's are journaled until now)."""
 
 
 class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):

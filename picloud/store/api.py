@@ -38,6 +38,7 @@ from picloud.store import (
     _apps,
     _docs,
     _executions,
+    _fetch_journal,
     _identity,
     _kv,
     _kv_append,
@@ -115,6 +116,17 @@ class AppStore:
         """Which of these dead letters and abandoned executions still exist."""
         return await _triggers.present(
             self._pool, self.app_id, dead_letters=dead_letters, abandoned=abandoned
+        )
+
+    async def fetch_journal(self, run_key: str) -> dict[int, tuple[str, bytes]]:
+        """What http.fetch answered in the run ``run_key`` (a delivery's attempt)."""
+        return await _fetch_journal.read_journal(self._pool, self.app_id, run_key)
+
+    async def record_fetch(
+        self, run_key: str, seq: int, digest: str, entry: bytes
+    ) -> None:
+        await _fetch_journal.record_fetch(
+            self._pool, self.app_id, run_key, seq=seq, digest=digest, entry=entry
         )
 
     async def snapshot(self, stream: str) -> bytes | None:

@@ -310,6 +310,7 @@ end
 -- The main function of an invocation's coroutine.
 function I.body(fn, env, event_shape, event_vals, ...)
   local ctx = build_ctx(event_shape, event_vals, I.decode_json, ...)
+  ctx.secrets = env.secrets   -- the same read-only proxy (nil without an SDK)
   env.ctx = ctx
   return finish((fn(env, ctx)))
 end

@@ -20,6 +20,7 @@ from picloud.events.app import (
     ScriptDeleted,
     ScriptSaved,
 )
+from picloud.store._fetch_journal import forget_fetches
 from picloud.store._pool import jsonb
 from picloud.store._projections.data import project_data
 from picloud.store._projections.triggers import project_trigger_event
@@ -54,6 +55,9 @@ async def project_app(
     for recorded in records:
         event = recorded.event
         if isinstance(event, InvocationRecorded):
+            if event.fetches and event.delivery_id is not None:
+                run_key = f"{event.delivery_id}#{event.attempt}"
+                await forget_fetches(conn, event.app_id, run_key)
             continue
         if isinstance(event, DataEvent):
             data.append(event)
