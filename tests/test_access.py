@@ -185,6 +185,7 @@ def test_every_sdk_operation_is_checked() -> None:
         "dead_letters.replay",
         "dead_letters.resolve",
         "http.fetch",
+        "secrets.get",
     ]
     assert set(SDK_NEEDS) == set(ops)
     for op in ops:

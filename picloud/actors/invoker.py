@@ -29,6 +29,7 @@ from picloud.actors.protocol import HttpReply
 from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.domain.commands import Invoke
+from picloud.domain.redaction import scrub
 from picloud.domain.sdk_ops import SDK
 from picloud.domain.values import without_nul
 from picloud.errors import ScriptError, ScriptPreempted
@@ -230,6 +231,7 @@ class Invoker:
                 error, logs, cpu_ms = None, result.logs, result.cpu_ms
                 r = result.response
                 response = HttpReply(status=r.status, headers=r.headers, body=r.body)
+        secrets = sdk.revealed
         recorded = InvocationRecorded(
             at=utcnow(),
             app_id=self.app.id,
@@ -239,8 +241,8 @@ class Invoker:
             status="ok" if error is None else "error",
             started_at=started_at,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            error=None if error is None else without_nul(error),
-            logs=[_log_entry(line) for line in logs],
+            error=None if error is None else without_nul(scrub(error, secrets)),
+            logs=[_log_entry(line, secrets) for line in logs],
             cpu_ms=round(cpu_ms + self._preempted_ms, 3),
             fetches=sdk.fetches,
         )
@@ -294,11 +296,11 @@ def _request_data(request: RequestRecord | None) -> RequestData | None:
     )
 
 
-def _log_entry(line: LogLine) -> LogEntry:
+def _log_entry(line: LogLine, secrets: dict[str, str]) -> LogEntry:
     return LogEntry(
         level=line.level,
         time=datetime.fromtimestamp(line.time, UTC),
-        message=without_nul(line.message),
+        message=without_nul(scrub(line.message, secrets) if secrets else line.message),
     )
 
 

@@ -29,6 +29,7 @@ from picloud.domain.names import check_collection
 from picloud.domain.paging import decode_cursor
 from picloud.domain.sdk_args import limit_of, options, page_of
 from picloud.domain.sdk_ops import check_sdk_call
+from picloud.domain.secret_box import SecretBox
 from picloud.domain.values import check_json, check_text
 from picloud.errors import InvalidInput, SdkCallError
 from picloud.events import rfc3339, utcnow
@@ -72,6 +73,9 @@ class DataAccess:
         self._granted = granted
         self._settings = settings
         self._outbound = outbound
+        self._sealed: dict[str, tuple[str, str]] | None = None
+        self.revealed: dict[str, str] = {}
+        """Secret values this run read → their names."""
         self.staged = Staged()
 
     @property
@@ -334,6 +338,24 @@ class DataAccess:
 
     async def dead_letters_resolve(self, args: list[Any]) -> JSONValue:
         return await DeadLetterOps(self._data, self.staged).resolve(args)
+
+    # -- secrets ----------------------------------------------------------------------
+
+    async def secrets_get(self, args: list[Any]) -> JSONValue:
+        """One secret of the app, opened here; what was read is remembered so
+        the run's logs and error can be scrubbed of it (:attr:`revealed`)."""
+        name = args[0] if args else None
+        if not isinstance(name, str):
+            raise SdkCallError("a secret's name must be a string")
+        if self._sealed is None:
+            self._sealed = await self._data.store.sealed_secrets()
+        sealed = self._sealed.get(name)
+        if sealed is None:
+            return None
+        box = SecretBox(self._settings.secret_key)
+        value = box.open(self._data.app_id, name, *sealed)
+        self.revealed[value] = name
+        return value
 
     # -- outbound HTTP ----------------------------------------------------------------
 

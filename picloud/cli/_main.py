@@ -16,6 +16,7 @@ import picloud
 from picloud import event_loop
 from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
 from picloud.cli._preflight import check_can_serve
+from picloud.cli._secrets import add_secret_commands, run_secrets
 from picloud.config import Settings, load_settings, quiet_ray
 from picloud.errors import PiCloudError
 from picloud.store import EmbeddedPostgres, migrate, migration_status
@@ -148,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         "--status", action="store_true", help="list the migrations, applied or not"
     )
     add_admin_commands(commands)
+    add_secret_commands(commands)
     return parser
 
 
@@ -159,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"picloud: {e}")
     logging.basicConfig(
         # Admin commands print their answer; the embedded server's chatter is noise.
-        level="WARNING" if args.command == "admin" else settings.log_level,
+        level="WARNING" if args.command in ("admin", "secrets") else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # The embedded server's library narrates every pg_ctl call at INFO.
@@ -171,5 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _migrate(settings, status=args.status)
         elif args.command == "admin":
             run_admin(args, settings, database)
+        elif args.command == "secrets":
+            run_secrets(args, settings, database)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")

@@ -40,6 +40,7 @@ function Request:json() end
 ---@class picloud.Context
 ---@field execution_id string
 ---@field app picloud.App
+---@field secrets table<string, string?> the app's secrets (as the global secrets)
 ---@field attempt integer 1 for a delivery's first run, 2 for its first retry…
 --- (always 1 for a sync route)
 ---@field request? picloud.Request set for a route's run
@@ -240,6 +241,14 @@ def render_luals() -> str:
     for op in SDK_OPS:
         namespaces.setdefault(op.function.namespace, []).append(op)
     for namespace, ops in namespaces.items():
+        if any(op.function.index for op in ops):
+            out += [
+                f"--- {ops[0].summary}",
+                "---@type table<string, string?>",
+                f"{namespace} = {{}}",
+                "",
+            ]
+            continue
         collection = f"picloud.{namespace.title().replace('_', '')}Collection"
         out.append(f"{namespace} = {{}}")
         if any(op.function.method for op in ops):

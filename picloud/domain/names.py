@@ -18,6 +18,7 @@ __all__ = [
     "COLLECTION",
     "METHODS",
     "SCRIPT_NAME",
+    "SECRET_NAME",
     "SLUG",
     "USERNAME",
     "NameRule",
@@ -82,6 +83,14 @@ SCRIPT_NAME = NameRule(
     rest="a-zA-Z0-9_",
     max_length=64,
     explained="use a letter or _ then up to 63 letters, digits or _",
+)
+SECRET_NAME = NameRule(
+    what="secret name",
+    first="A-Za-z_",
+    rest="A-Za-z0-9_",
+    max_length=64,
+    explained="use a letter or _ then up to 63 letters, digits or _ "
+    "(scripts read it as secrets.NAME)",
 )
 USERNAME = NameRule(
     what="username",

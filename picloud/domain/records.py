@@ -27,6 +27,7 @@ __all__ = [
     "MemberRecord",
     "RouteRecord",
     "ScriptRecord",
+    "SecretRecord",
     "TriggerRecord",
     "UserRecord",
 ]
@@ -152,3 +153,12 @@ class AppSettingsRecord(msgspec.Struct, frozen=True, kw_only=True):
     fetch_hosts_in_force: list[str]
     """What applies now: the app's list, else the deployment's; empty: any
     public host (private, loopback and link-local addresses never)."""
+
+
+class SecretRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A secret as the API lists it: its name and times, never its value."""
+
+    app_id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime

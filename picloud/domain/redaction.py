@@ -21,6 +21,7 @@ __all__ = [
     "REDACTED",
     "credential_names",
     "redacted",
+    "scrub",
     "stored_request",
 ]
 
@@ -54,3 +55,17 @@ def stored_request(request: RequestRecord, names: Iterable[str]) -> RequestRecor
         query=clean(request.query),
         headers=clean(redacted(request.headers, names)),
     )
+
+
+_SHORTEST_SCRUBBED = 4
+"""A shorter secret would blank ordinary words of a log line; such a value
+is no secret anyway."""
+
+
+def scrub(text: str, revealed: dict[str, str]) -> str:
+    """``text`` with each secret value a run read (value → name) replaced by
+    ``[secret NAME]``: a script's logs and error are recorded, its secrets not."""
+    for value in sorted(revealed, key=len, reverse=True):
+        if len(value) >= _SHORTEST_SCRUBBED and value in text:
+            text = text.replace(value, f"[secret {revealed[value]}]")
+    return text

@@ -36,6 +36,8 @@ def _signature(op: SdkOp) -> str:
     args = ", ".join(f"[{a.name}]" if a.optional else a.name for a in fn.args)
     if fn.method:
         return f'{fn.namespace}.collection("name"):{fn.name}({args})'
+    if fn.index:
+        return f"{fn.namespace}.NAME"
     return f"{fn.namespace}.{fn.name}({args})"
 
 
@@ -87,7 +89,8 @@ def render_reference() -> str:
             parts.append(f"## `{namespace}`\n")
         parts.append(f"### `{_signature(op)}`\n")
         parts.append(op.summary + "\n")
-        parts.append("\n".join(_arguments(op)) + "\n" if op.function.args else "")
+        if op.function.args and not op.function.index:
+            parts.append("\n".join(_arguments(op)) + "\n")
         parts.append(f"Needs the `{op.needs.value}` capability.\n")
         if op.example:
             parts.append(f"```lua\n{op.example}\n```\n")

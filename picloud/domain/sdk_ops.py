@@ -173,6 +173,17 @@ SDK_OPS: tuple[SdkOp, ...] = (
         "Mark a dead letter resolved; true if it was not already.",
     ),
     SdkOp(
+        SdkFunction("secrets", "get", (_key("name"),), index=True),
+        C.SECRETS_READ,
+        "secrets_get",
+        "secrets.NAME (also ctx.secrets.NAME) is the app's secret NAME as a "
+        "string, or nil. Set them with PUT /api/v1/admin/apps/{app}/secrets/NAME "
+        "or picloud secrets set; the log holds them sealed (AES-GCM), and a "
+        "value a run read is replaced by [secret NAME] in its logs and error.",
+        'local r = http.fetch(url, {headers = {authorization = "Bearer " .. '
+        "secrets.API_TOKEN}})",
+    ),
+    SdkOp(
         SdkFunction(
             "http",
             "fetch",

@@ -10,6 +10,7 @@ from picloud.http import (  # noqa: F401
     _admin_data,
     _admin_identity,
     _admin_scripts,
+    _admin_secrets,
     _admin_settings,
     _admin_triggers,
     _auth_api,

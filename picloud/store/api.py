@@ -29,6 +29,7 @@ from picloud.domain.records import (
     MemberRecord,
     RouteRecord,
     ScriptRecord,
+    SecretRecord,
     TriggerRecord,
     UserRecord,
 )
@@ -43,6 +44,7 @@ from picloud.store import (
     _kv,
     _kv_append,
     _scripts,
+    _secrets,
     _sessions,
     _snapshots,
     _throttle,
@@ -117,6 +119,10 @@ class AppStore:
         return await _triggers.present(
             self._pool, self.app_id, dead_letters=dead_letters, abandoned=abandoned
         )
+
+    async def sealed_secrets(self) -> dict[str, tuple[str, str]]:
+        """The app's secrets, sealed: name → (ciphertext, key id)."""
+        return await _secrets.sealed_secrets(self._pool, self.app_id)
 
     async def fetch_journal(self, run_key: str) -> dict[int, tuple[str, bytes]]:
         """What http.fetch answered in the run ``run_key`` (a delivery's attempt)."""
@@ -266,6 +272,10 @@ class AdminStore:
         return await _triggers.list_dead_letters(
             self._pool, app_id, resolved=resolved, before=before, limit=limit
         )
+
+    async def secrets(self, app_id: str) -> list[SecretRecord]:
+        """The app's secrets by name and time (never a value)."""
+        return await _secrets.list_secrets(self._pool, app_id)
 
     async def open_dead_letter_counts(self) -> dict[str, int]:
         return await _triggers.open_dead_letter_counts(self._pool)

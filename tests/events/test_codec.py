@@ -49,6 +49,7 @@ from picloud.events.app import (
     ScriptDeleted,
     ScriptSaved,
 )
+from picloud.events.system import SecretDeleted, SecretSet
 from picloud.events.triggers import (
     DeadLettered,
     DeadLetterExpired,
@@ -142,6 +143,8 @@ SAMPLES: list[Event] = [
         cors=CorsPolicy(origins=["https://a.example"], methods=["GET"]),
     ),
     FetchHostsSet(at=AT, app_id=APP, hosts=["api.example.com", "*.example.org"]),
+    SecretSet(at=AT, app_id=APP, name="TOKEN", ciphertext="c2VhbGVk", key_id="0f"),
+    SecretDeleted(at=AT, app_id=APP, name="TOKEN"),
     trigger_added("t1", "s1", kind="docs", ops=["create"], capabilities=["kv:read"]),
     TriggerRemoved(at=AT, app_id=APP, trigger_id="t1"),
     RetryScheduled(

@@ -40,6 +40,7 @@ APP_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
     "members": (C.APP_READ, C.MEMBERS_MANAGE),
     "events": (C.EVENTS_READ, None),
     "settings": (C.APP_READ, C.APP_WRITE),
+    "secrets": (C.SCRIPT_READ, C.SCRIPT_WRITE),
 }
 # Instance-wide resources under /api/v1/admin/.
 INSTANCE_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
