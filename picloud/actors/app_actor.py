@@ -61,6 +61,7 @@ from picloud.domain.commands import (
     DeleteScript,
     Deliver,
     Expire,
+    FireSchedules,
     Invoke,
     MarkAbandoned,
     RecordHostKill,
@@ -73,6 +74,7 @@ from picloud.domain.commands import (
     SetFetchHosts,
     Wake,
 )
+from picloud.domain.schedules import decide_firings, next_due
 from picloud.domain.triggers import trigger_record
 from picloud.errors import (
     ActorUnavailable,
@@ -87,6 +89,7 @@ from picloud.events.app import InvocationRecorded
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.pending import Deliveries, Delivery, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
+from picloud.events.triggers import ScheduleFired, TriggerAdded, TriggerRemoved
 from picloud.scripting import AppInfo, AppRuntime
 from picloud.scripting.modules import prepare
 from picloud.store import AppStore, Transaction
@@ -107,6 +110,7 @@ _NO_DEADLINE = 365 * 86_400.0
 # so each committed event is matched against the triggers in force before it.
 # Wake waits too, so the wake-up time it rewrites is not raced by an append.
 _DRAIN_FIRST = (AddTrigger, RemoveTrigger, DeleteScript, Wake)
+_SCHEDULE_EVENTS = (TriggerAdded, TriggerRemoved, ScheduleFired)
 
 
 def app_stream(app_id: str) -> str:
@@ -167,6 +171,8 @@ class AppActor:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: datetime | None = None
         self._changed: set[str] = set()  # deliveries the batch being appended touched
+        self._firing_queued = False  # a FireSchedules waits in the inbox
+        self._schedules_moved = False  # the batch appended moved a schedule
         self.last_used = time.monotonic()
         self.closed = False
         self.gone = False
@@ -219,8 +225,9 @@ class AppActor:
             version = batch[-1].version
         self._state, self._deliveries = state, deliveries
         self._version = self._durable = version
-        self._wakeup = _earliest(deliveries)
+        self._wakeup = _sooner(_earliest(deliveries), next_due(state))
         self._queued.clear()
+        self._firing_queued = False
         self._schedule_due()
 
     async def close(self) -> None:
@@ -339,9 +346,19 @@ class AppActor:
                 return Outcome(ctx.invoker.abandoned(command.execution_id), meta, done)
             case Wake():
                 await self._refresh_wakeup()
+                self._schedule_due(set())  # a schedule's time may have come
                 return None
+            case FireSchedules():
+                self._firing_queued = False
+                return Outcome(decide_firings(state, utcnow()), meta, done)
             case Deactivate():
                 return None
+            case _:
+                return self._decide_admin(command, meta)
+
+    def _decide_admin(self, command: Command, meta: EventMeta) -> Outcome:
+        state = self._state
+        match command:
             case SaveScript() | AddRoute() | AddTrigger():
                 events = app_decide.decide_admin(state, command, self._settings)
                 return Outcome(events, meta, self._entity_reply(events))
@@ -408,13 +425,24 @@ class AppActor:
                 self.submit(Deliver(delivery_id=delivery.id), _NO_DEADLINE)
             elif soonest is None or delivery.due_at < soonest:
                 soonest = delivery.due_at
-        self._arm(soonest, now, replace=only is None)
+        self._arm(_sooner(soonest, self._due_schedule(now)), now, replace=only is None)
+
+    def _due_schedule(self, now: datetime) -> datetime | None:
+        """Queue the firing of the schedules whose time came; when the next
+        one comes otherwise (for the timer)."""
+        due = next_due(self._state)
+        if due is None or due > now:
+            return due
+        if not self._firing_queued:
+            self._firing_queued = True
+            self.submit(FireSchedules(), _NO_DEADLINE)
+        return None
 
     async def _refresh_wakeup(self) -> None:
         """Set the stored wake-up time to the exact earliest due delivery. The
         appends only ever lower it, so a finished delivery leaves it early, and
         the scheduler would wake the app for nothing until this runs."""
-        exact = _earliest(self._deliveries)
+        exact = _sooner(_earliest(self._deliveries), next_due(self._state))
         if exact != self._wakeup:
             await self._store.set_wakeup(exact)
             self._wakeup = exact
@@ -496,8 +524,9 @@ class AppActor:
             reply = item.outcome.reply
             item.future.set_result(reply(mine) if callable(reply) else reply)
         changed, self._changed = self._changed, set()
-        if changed:
-            self._schedule_due(changed)
+        if changed or self._schedules_moved:
+            self._schedules_moved = False
+            self._schedule_due(changed)  # and arm the timer for a schedule
         if self._durable - self._snapshot_version >= self._settings.app_snapshot_every:
             await self._snapshot()
 
@@ -542,7 +571,14 @@ class AppActor:
             deliveries = evolve_deliveries(deliveries, self._state.triggers, r, changed)
         # Never later than the earliest due delivery (a crash must not delay
         # work); lowering it needs only the touched ones, no scan of a backlog.
-        wakeup = None if not deliveries else self._wakeup
+        # No delivery left: the next schedule time, if any (never None while a
+        # schedule waits, or the scheduler would not wake a passivated app).
+        wakeup = next_due(self._state) if not deliveries else self._wakeup
+        if any(isinstance(r.event, _SCHEDULE_EVENTS) for r in recorded):
+            # A schedule added, removed or fired: its next time may be the
+            # app's earliest work (the scheduler wakes a passivated app then).
+            wakeup = _sooner(wakeup, next_due(self._state))
+            self._schedules_moved = True
         for delivery_id in changed:
             delivery = deliveries.get(delivery_id)
             if delivery is not None:
@@ -638,6 +674,12 @@ def _only_recorded(item: Event | KvIntent) -> TypeGuard[InvocationRecorded]:
 
 def _log_order(delivery: Delivery) -> int:
     return delivery.seq
+
+
+def _sooner(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return min(a, b)
 
 
 def _earliest(deliveries: Deliveries) -> datetime | None:

@@ -28,6 +28,7 @@ __all__ = [
     "DeleteScript",
     "Deliver",
     "Expire",
+    "FireSchedules",
     "Invoke",
     "MarkAbandoned",
     "RecordHostKill",
@@ -105,6 +106,11 @@ class Deliver(_Command, frozen=True, kw_only=True, tag="deliver"):
     delivery_id: str
 
 
+class FireSchedules(_Command, frozen=True, kw_only=True, tag="fire_schedules"):
+    """Record the firings of the schedules whose time came (internal: the
+    actor sends it to itself on its timer, and when it wakes)."""
+
+
 class Wake(_Command, frozen=True, kw_only=True, tag="wake"):
     """Activate the app so it runs its due deliveries (from the scheduler)."""
 
@@ -116,6 +122,8 @@ class AddTrigger(_Command, frozen=True, kw_only=True, tag="add_trigger"):
     collection: str | None = None
     capabilities: list[str] | None = None
     retry: RetryPolicy | None = None
+    cron: str | None = None
+    timezone: str | None = None
 
 
 class RemoveTrigger(_Command, frozen=True, kw_only=True, tag="remove_trigger"):
@@ -169,6 +177,7 @@ Command = (
     | DataOp
     | MarkAbandoned
     | Deliver
+    | FireSchedules
     | Wake
     | AddTrigger
     | RemoveTrigger

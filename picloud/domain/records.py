@@ -107,6 +107,13 @@ class TriggerRecord(msgspec.Struct, frozen=True, kw_only=True):
     capabilities: list[str] | None
     created_at: datetime
     retry: RetryPolicy | None = None
+    cron: str | None = None
+    """A schedule's cron expression, read in ``timezone``."""
+    timezone: str | None = None
+    last_fired_at: datetime | None = None
+    """A schedule's latest fired time."""
+    next_fire_at: datetime | None = None
+    """A schedule's next time."""
 
 
 class DeadLetterRecord(msgspec.Struct, frozen=True, kw_only=True):

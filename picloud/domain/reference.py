@@ -99,7 +99,11 @@ def render_reference() -> str:
     parts.append(
         "A trigger runs an endpoint script after a committed event of its "
         "kind (`POST /api/v1/admin/apps/{app}/triggers/{kind}` with "
-        "`{script_id, ops?, collection?}`); the script gets it as `ctx.event`.\n"
+        "`{script_id, ops?, collection?, capabilities?, retry?}`; a schedule "
+        "takes `{script_id, cron, timezone?, capabilities?, retry?}`); the "
+        "script gets it as `ctx.event`, and `ctx.attempt` counts its runs "
+        "(1, then 2 for the first retry…). `retry` = `{max_attempts, base_ms, "
+        "max_ms, jitter}`, each field over the deployment's default.\n"
     )
     for kind in TRIGGER_KINDS.values():
         ops = ", ".join(f"`{o}`" for o in kind.ops) or "none"

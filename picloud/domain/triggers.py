@@ -11,6 +11,7 @@ from picloud.domain.commands import AddTrigger, RemoveTrigger
 from picloud.domain.delivery_policy import check_retry
 from picloud.domain.names import check_collection
 from picloud.domain.records import TriggerRecord
+from picloud.domain.schedules import check_schedule, next_time
 from picloud.errors import InvalidInput, NotFound
 from picloud.events import Event, utcnow
 from picloud.events.app_state import AppState
@@ -47,6 +48,10 @@ def decide_add_trigger(
         if not kind.takes_collection:
             raise InvalidInput(f"a {kind.name} trigger takes no collection")
         check_collection(command.collection)
+    if kind.takes_schedule:
+        check_schedule(command.cron, command.timezone)
+    elif command.cron is not None or command.timezone is not None:
+        raise InvalidInput(f"a {kind.name} trigger takes no cron or timezone")
     script_capabilities(command.capabilities)  # refuse a bad grant now, not at run time
     check_retry(command.retry, settings)
     return [
@@ -60,6 +65,8 @@ def decide_add_trigger(
             collection=command.collection,
             capabilities=command.capabilities,
             retry=command.retry,
+            cron=command.cron,
+            timezone=command.timezone,
         )
     ]
 
@@ -87,4 +94,8 @@ def trigger_record(
         else list(trigger.capabilities),
         retry=trigger.retry,
         created_at=created_at,
+        cron=trigger.cron,
+        timezone=trigger.timezone,
+        last_fired_at=trigger.last_fired,
+        next_fire_at=next_time(trigger) if trigger.cron else None,
     )

@@ -26,7 +26,7 @@ from picloud.events.app import (
     ScriptSaved,
 )
 from picloud.events.pending import TriggerInfo, trigger_info
-from picloud.events.triggers import TriggerAdded, TriggerRemoved
+from picloud.events.triggers import ScheduleFired, TriggerAdded, TriggerRemoved
 
 __all__ = ["AppState", "RouteInfo", "ScriptInfo", "evolve_app"]
 
@@ -125,6 +125,12 @@ def _evolve_hosting_and_settings(state: AppState, event: Event) -> AppState:
             return state.set(host_kills=state.host_kills.append(event.at))
         case AppQuarantined():
             return state.set(quarantined=True)
+        case ScheduleFired():
+            trigger = state.triggers.get(event.trigger_id)
+            if trigger is None:
+                return state
+            fired = trigger.set(last_fired=event.scheduled_at)
+            return state.set(triggers=state.triggers.set(trigger.id, fired))
         case CorsSet():
             return state.set(cors=event.cors)
         case FetchHostsSet():

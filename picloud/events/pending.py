@@ -81,6 +81,11 @@ class TriggerInfo(PClass):
     collection: str | None = field(type=(str, type(None)), initial=None)
     capabilities: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
     retry: RetryPolicy | None = field(type=(RetryPolicy, type(None)), initial=None)
+    cron: str | None = field(type=(str, type(None)), initial=None)
+    timezone: str | None = field(type=(str, type(None)), initial=None)
+    added_at: datetime | None = field(type=(datetime, type(None)), initial=None)
+    last_fired: datetime | None = field(type=(datetime, type(None)), initial=None)
+    """A schedule's latest fired time (None: never fired)."""
 
     def takes(self, kind: str, op: str, collection: str | None) -> bool:
         return (
@@ -99,6 +104,9 @@ def trigger_info(event: TriggerAdded) -> TriggerInfo:
         collection=event.collection,
         capabilities=None if event.capabilities is None else tuple(event.capabilities),
         retry=event.retry,
+        cron=event.cron,
+        timezone=event.timezone,
+        added_at=event.at,
     )
 
 
@@ -206,6 +214,8 @@ def _fire(
 ) -> Deliveries:
     """A delivery for each trigger that takes the firing."""
     for trigger in triggers.values():
+        if firing.trigger_id is not None and trigger.id != firing.trigger_id:
+            continue
         if trigger.takes(firing.kind, firing.op, firing.collection):
             delivery_id = f"{firing.key}:{trigger.id}"
             deliveries = deliveries.set(

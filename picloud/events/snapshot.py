@@ -47,6 +47,10 @@ class _Trigger(msgspec.Struct, frozen=True, kw_only=True):
     collection: str | None
     capabilities: list[str] | None
     retry: RetryPolicy | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    added_at: datetime | None = None
+    last_fired: datetime | None = None
 
 
 class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +107,10 @@ def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> by
                     if t.capabilities is None
                     else list(t.capabilities),
                     retry=t.retry,
+                    cron=t.cron,
+                    timezone=t.timezone,
+                    added_at=t.added_at,
+                    last_fired=t.last_fired,
                 )
                 for t in state.triggers.values()
             ],
@@ -163,4 +171,8 @@ def _trigger(t: _Trigger) -> TriggerInfo:
         collection=t.collection,
         capabilities=None if t.capabilities is None else tuple(t.capabilities),
         retry=t.retry,
+        cron=t.cron,
+        timezone=t.timezone,
+        added_at=t.added_at,
+        last_fired=t.last_fired,
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from picloud.events._base import RecordedEvent
+from picloud.events._base import RecordedEvent, rfc3339
 from picloud.events.app import (
     JSON_NULL,
     DocCreated,
@@ -29,7 +29,7 @@ from picloud.events.app import (
     KvDeleted,
     KvSet,
 )
-from picloud.events.triggers import DeadLettered
+from picloud.events.triggers import DeadLettered, ScheduleFired
 
 __all__ = ["TRIGGER_KINDS", "Firing", "TriggerKind", "firing_of", "trigger_kind"]
 
@@ -54,6 +54,8 @@ class Firing:
     first_attempt_at: datetime
     dead_letter_id: str | None = None
     """Set when the handler handles a dead letter (the recursion stop)."""
+    trigger_id: str | None = None
+    """Set when one trigger alone takes it (a schedule's own firing)."""
 
 
 Builder = Callable[[RecordedEvent], Firing]
@@ -68,6 +70,8 @@ class TriggerKind:
     takes_collection: bool
     follows: dict[type[Any], Builder]
     """Event type → the Firing it makes."""
+    takes_schedule: bool = False
+    """Configured with ``{cron, timezone}``; fired by the app's actor."""
 
 
 def _data_firing(
@@ -146,6 +150,27 @@ def _dead_lettered(recorded: RecordedEvent) -> Firing:
     )
 
 
+def _schedule_fired(recorded: RecordedEvent) -> Firing:
+    event: ScheduleFired = recorded.event  # type: ignore[assignment]  # by the table
+    payload = {
+        "source": "schedule",
+        "op": "fire",
+        "scheduled_at": rfc3339(event.scheduled_at),
+        "trigger_id": event.trigger_id,
+    }
+    return Firing(
+        kind="schedule",
+        op="fire",
+        collection=None,
+        event=_encode(payload),
+        key=f"sched:{rfc3339(event.scheduled_at)}",
+        seq=recorded.version,
+        depth=1,
+        first_attempt_at=recorded.recorded_at,
+        trigger_id=event.trigger_id,
+    )
+
+
 TRIGGER_KINDS: dict[str, TriggerKind] = {
     kind.name: kind
     for kind in (
@@ -173,6 +198,17 @@ TRIGGER_KINDS: dict[str, TriggerKind] = {
             ops=(),
             takes_collection=False,
             follows={DeadLettered: _dead_lettered},
+        ),
+        TriggerKind(
+            name="schedule",
+            summary="Run a script on a cron schedule, in a time zone; "
+            "ctx.event = {source = 'schedule', scheduled_at = RFC 3339}. "
+            "At least once, never twice for one time; times missed while "
+            "PiCloud was down give one catch-up run",
+            ops=(),
+            takes_collection=False,
+            follows={ScheduleFired: _schedule_fired},
+            takes_schedule=True,
         ),
     )
 }

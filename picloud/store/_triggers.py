@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from picloud.domain.records import DeadLetterRecord, TriggerRecord
+from picloud.domain.schedules import time_after
 from picloud.store._errors import translate_errors
 from picloud.store._scripts import retry_of
 
@@ -29,13 +30,16 @@ __all__ = [
 
 _TRIGGER = (
     "SELECT id, app_id, kind, script_id, ops, collection, capabilities, created_at,"
-    " retry FROM triggers"
+    " retry, cron, timezone, last_fired_at FROM triggers"
 )
 
 
 def _trigger(row: Any) -> TriggerRecord:
     values = dict(row)
     values["retry"] = retry_of(values["retry"])
+    if values["cron"]:
+        base = values["last_fired_at"] or values["created_at"]
+        values["next_fire_at"] = time_after(values["cron"], values["timezone"], base)
     return TriggerRecord(**values)
 
 

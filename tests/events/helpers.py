@@ -123,6 +123,7 @@ def trigger_added(
     collection: str | None = None,
     capabilities: list[str] | None = None,
     retry: RetryPolicy | None = None,
+    cron: str | None = None,
 ) -> TriggerAdded:
     return TriggerAdded(
         at=AT,
@@ -134,4 +135,5 @@ def trigger_added(
         collection=collection,
         capabilities=capabilities,
         retry=retry,
+        cron=cron,
     )

@@ -58,6 +58,7 @@ from picloud.events.triggers import (
     DeadLetterResolved,
     DeliverySkipped,
     RetryScheduled,
+    ScheduleFired,
     TriggerAdded,
     TriggerRemoved,
 )
@@ -145,6 +146,7 @@ SAMPLES: list[Event] = [
     FetchHostsSet(at=AT, app_id=APP, hosts=["api.example.com", "*.example.org"]),
     SecretSet(at=AT, app_id=APP, name="TOKEN", ciphertext="c2VhbGVk", key_id="0f"),
     SecretDeleted(at=AT, app_id=APP, name="TOKEN"),
+    ScheduleFired(at=AT, app_id=APP, trigger_id="t1", scheduled_at=AT),
     trigger_added("t1", "s1", kind="docs", ops=["create"], capabilities=["kv:read"]),
     TriggerRemoved(at=AT, app_id=APP, trigger_id="t1"),
     RetryScheduled(
