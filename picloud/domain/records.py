@@ -22,6 +22,7 @@ __all__ = [
     "AppRecord",
     "AppSettingsRecord",
     "DeadLetterRecord",
+    "ExecutionDetail",
     "ExecutionRecord",
     "KeyRecord",
     "MemberRecord",
@@ -146,6 +147,24 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     logs: list[LogEntry]
     attempt: int
     abandoned: bool
+    delivery_id: str | None = None
+    """Set for a run of a delivery (an async route or a trigger): its attempts
+    share it."""
+
+
+class ExecutionDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One execution with the attempts of its delivery and its dead letter."""
+
+    id: str
+    script_id: str
+    status: str
+    """``ok``, ``error``, or ``pending`` (an accepted async request not yet run)."""
+    execution: ExecutionRecord | None
+    """This run: its logs, error, timing (None while pending)."""
+    attempts: list[ExecutionRecord]
+    """Every attempt of the same delivery, oldest first (a sync run: itself)."""
+    dead_letter: DeadLetterRecord | None
+    """What the delivery became when every attempt failed."""
 
 
 class AppSettingsRecord(msgspec.Struct, frozen=True, kw_only=True):

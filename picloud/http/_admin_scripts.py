@@ -22,7 +22,12 @@ from picloud.domain.commands import (
     RemoveRoute,
     SaveScript,
 )
-from picloud.domain.records import ExecutionRecord, RouteRecord, ScriptRecord
+from picloud.domain.records import (
+    ExecutionDetail,
+    ExecutionRecord,
+    RouteRecord,
+    ScriptRecord,
+)
 from picloud.errors import ActorUnavailable
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http._admin_apps import app_or_404
@@ -33,10 +38,13 @@ from picloud.http._params import (
     encode_position,
     flag,
     limit,
+    moment,
     position_cursor,
     query_of,
+    text,
 )
 from picloud.http.state import SERVICES, command_meta
+from picloud.store import ExecutionFilter
 
 __all__ = ["ROUTE_APP", "SCRIPT_APP", "routing_sees", "send"]
 
@@ -258,18 +266,53 @@ async def delete_route(request: web.Request) -> None:
     "GET",
     "/api/v1/admin/apps/{app}/executions",
     needs=Capability.APP_READ,
-    summary="The execution log, newest first (?status=ok|error&cursor=&limit=)",
+    summary="The execution log, newest first, filtered (?status=&script=&trigger="
+    "&since=&until=&cursor=&limit=; an unknown filter is a 400)",
     answer=ExecutionList,
     query=(
         choice("status", ["ok", "error"], "only executions that ended so"),
+        text("script", "only runs of this script (its id)", max_length=200),
+        text(
+            "trigger",
+            "only runs whose trigger label starts with this: route:, async:, "
+            "trigger:, trigger:schedule:, trigger:kv:<trigger id>…",
+            max_length=300,
+        ),
+        moment("since", "only runs started at or after this time"),
+        moment("until", "only runs started before this time"),
         position_cursor(),
         limit(default=_PAGE, maximum=_MAX_PAGE),
     ),
+    strict_query=True,
 )
 async def list_app_executions(request: web.Request) -> ExecutionList:
     app = await app_or_404(request)
     query = query_of(request)
+    where = ExecutionFilter(
+        status=query["status"],
+        script_id=query["script"] or None,
+        trigger=query["trigger"] or None,
+        since=query["since"],
+        until=query["until"],
+    )
     items, after = await request.app[SERVICES].store.executions(
-        app.id, status=query["status"], before=query["cursor"], limit=query["limit"]
+        app.id, where=where, before=query["cursor"], limit=query["limit"]
     )
     return ExecutionList(items=items, cursor=encode_position(after))
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/executions/{id}",
+    needs=Capability.APP_READ,
+    summary="One execution: its logs and error, every attempt of its delivery, "
+    "and the dead letter it became if any (pending: accepted, not yet run)",
+    answer=ExecutionDetail,
+)
+async def get_app_execution(request: web.Request) -> ExecutionDetail:
+    app = await app_or_404(request)
+    execution_id = request.match_info["id"]
+    found = await request.app[SERVICES].store.execution(app.id, execution_id)
+    if found is None:
+        raise not_found("execution", execution_id)
+    return found

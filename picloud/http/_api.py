@@ -39,7 +39,7 @@ from aiohttp import web
 from picloud.domain.access import Capability
 from picloud.errors import NotFound
 from picloud.http._input import check_request, decode_json, read_body
-from picloud.http._params import Param, read_query
+from picloud.http._params import Param, check_known, read_query
 from picloud.http.state import SERVICES
 
 __all__ = [
@@ -95,6 +95,8 @@ class Endpoint:
     """How to find the app a request acts on when the path has no ``{app}``."""
     query: tuple[Param, ...] = ()
     """The query parameters it reads (:func:`picloud.http._params.query_of`)."""
+    strict_query: bool = False
+    """Refuse a query parameter not in ``query`` (filters: a typo is a 400)."""
 
     @property
     def name(self) -> str:
@@ -140,6 +142,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
     tag: str = "admin",
     app_of: AppOf | None = None,
     query: tuple[Param, ...] = (),
+    strict_query: bool = False,
 ) -> Callable[[H], H]:
     """Register ``handler(request[, body])`` for ``method path``.
 
@@ -164,6 +167,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
                 tag=tag,
                 app_of=app_of,
                 query=query,
+                strict_query=strict_query,
             )
         )
         return handler
@@ -191,6 +195,8 @@ def _wrap(
         check_request(request)
         if authorize is not None:
             await authorize(request, entry)
+        if entry.strict_query:
+            check_known(request, entry.query)
         read_query(request, entry.query)
         if entry.body is None:
             result = await entry.handler(request)

@@ -15,6 +15,7 @@ from picloud.store._errors import translate_errors
 from picloud.store._scripts import retry_of
 
 __all__ = [
+    "dead_letter_of_delivery",
     "due_wakeups",
     "expired_abandoned",
     "expired_dead_letters",
@@ -80,6 +81,20 @@ async def get_dead_letter(
     with translate_errors("get dead letter"):
         row = await db.fetchrow(
             _LETTER + " WHERE app_id = $1 AND id = $2", app_id, dead_letter_id
+        )
+    return None if row is None else _letter(row)
+
+
+async def dead_letter_of_delivery(
+    db: asyncpg.Pool, app_id: str, delivery_id: str
+) -> DeadLetterRecord | None:
+    """The newest dead letter a delivery became (None: it did not)."""
+    with translate_errors("dead letter of delivery"):
+        row = await db.fetchrow(
+            _LETTER + " WHERE app_id = $1 AND delivery_id = $2"
+            " ORDER BY position DESC LIMIT 1",
+            app_id,
+            delivery_id,
         )
     return None if row is None else _letter(row)
 

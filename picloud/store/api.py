@@ -24,6 +24,7 @@ from picloud.domain.access import Principal, Role
 from picloud.domain.records import (
     AppRecord,
     DeadLetterRecord,
+    ExecutionDetail,
     ExecutionRecord,
     KeyRecord,
     MemberRecord,
@@ -52,6 +53,7 @@ from picloud.store import (
 )
 from picloud.store._docs import DocRow
 from picloud.store._errors import translate_errors
+from picloud.store._executions import ExecutionFilter
 from picloud.store._identity import LoginUser
 from picloud.store._pool import create_pool, recycle
 from picloud.store._routing import RoutingSnapshot, routing_snapshot
@@ -281,11 +283,23 @@ class AdminStore:
         return await _triggers.open_dead_letter_counts(self._pool)
 
     async def executions(
-        self, app_id: str, *, status: str | None, before: int | None, limit: int
+        self,
+        app_id: str,
+        *,
+        where: ExecutionFilter | None = None,
+        before: int | None,
+        limit: int,
     ) -> tuple[list[ExecutionRecord], int | None]:
         return await _executions.list_executions(
-            self._pool, app_id, status=status, before=before, limit=limit
+            self._pool,
+            app_id,
+            where=where or ExecutionFilter(),
+            before=before,
+            limit=limit,
         )
+
+    async def execution(self, app_id: str, execution_id: str) -> ExecutionDetail | None:
+        return await _executions.get_execution(self._pool, app_id, execution_id)
 
     # -- data -----------------------------------------------------------------------
 
