@@ -55,10 +55,11 @@ function kv.collection(name) end
 ---@param key string
 ---@return any
 function Collection:get(key) end
---- Store a JSON value at key (nil is refused: use delete).
+--- Store a JSON value at key (nil is refused: use delete). With ttl_ms the key lives that many milliseconds: past it, it reads as absent at once, and a KV trigger on op expire sees its expiry (ctx.event.op = "expire", prev_value, expired_at). A set without ttl_ms keeps it forever.
 ---@param key string
 ---@param value any
-function Collection:set(key, value) end
+---@param options? {ttl_ms?: integer}
+function Collection:set(key, value, options) end
 --- Whether key holds a value.
 ---@param key string
 ---@return boolean

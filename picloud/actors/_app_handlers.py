@@ -11,10 +11,11 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 
-from picloud.actors._app_data import AppData, KvIntent
+from picloud.actors._app_data import AppData, KvIntent, Staged
 from picloud.actors._cpu_budget import CpuBudget
 from picloud.actors._fetch import FetchLimits
 from picloud.actors._outbound import FetchJournal, FetchRun
@@ -47,6 +48,7 @@ from picloud.events.app import (
     AbandonedExecutionExpired,
     InvocationAccepted,
     InvocationRecorded,
+    KvExpired,
 )
 from picloud.events.app_state import AppState, RouteInfo
 from picloud.events.pending import Delivery
@@ -56,6 +58,8 @@ from picloud.scripting import AppInfo
 __all__ = ["AppContext"]
 
 log = logging.getLogger(__name__)
+
+_EXPIRE_BATCH = 500
 
 _DATA_ADMIN = frozenset(
     {
@@ -275,6 +279,39 @@ class AppContext:
             for e in executions
         ]
         return Outcome(events, meta, done)
+
+    async def expire_keys(self, meta: EventMeta) -> tuple[Outcome, datetime | None]:
+        """The KV entries past their TTL, recorded as expired (a batch at a
+        time), and when the next one runs out. A key with a write waiting
+        for its append is left to that write; the expiries decided here are
+        staged, so the next sweep does not decide them again before they are
+        durable."""
+        now = utcnow()
+        rows = await self.data.store.expired_kv(now, _EXPIRE_BATCH)
+        staged = Staged()
+        for collection, key, value, expires in rows:
+            if self.data.kv_pending((collection, key)):
+                continue
+            staged.events.append(
+                KvExpired(
+                    at=now,
+                    app_id=self.app.id,
+                    collection=collection,
+                    key=key,
+                    prev=msgspec.Raw(value),
+                    expires_at=expires,
+                )
+            )
+            staged.kv[collection, key] = None
+        following = (
+            now
+            if len(rows) == _EXPIRE_BATCH
+            else await self.data.store.next_kv_expiry(after=now)
+        )
+        outcome = Outcome(
+            staged.events, meta, done, staged=staged if staged.events else None
+        )
+        return outcome, following
 
     def _with_writes(
         self,

@@ -61,6 +61,7 @@ from picloud.domain.commands import (
     DeleteScript,
     Deliver,
     Expire,
+    ExpireKeys,
     FireSchedules,
     Invoke,
     MarkAbandoned,
@@ -85,7 +86,7 @@ from picloud.errors import (
     UnstorableValue,
 )
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
-from picloud.events.app import InvocationRecorded
+from picloud.events.app import InvocationRecorded, KvSet
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.pending import Deliveries, Delivery, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
@@ -173,6 +174,9 @@ class AppActor:
         self._changed: set[str] = set()  # deliveries the batch being appended touched
         self._firing_queued = False  # a FireSchedules waits in the inbox
         self._schedules_moved = False  # the batch appended moved a schedule
+        self._expiry_queued = False  # an ExpireKeys waits in the inbox
+        self._next_expiry: datetime | None = None
+        """When the app's first KV entry with a TTL runs out."""
         self.last_used = time.monotonic()
         self.closed = False
         self.gone = False
@@ -225,9 +229,10 @@ class AppActor:
             version = batch[-1].version
         self._state, self._deliveries = state, deliveries
         self._version = self._durable = version
-        self._wakeup = _sooner(_earliest(deliveries), next_due(state))
+        self._next_expiry = await self._store.next_kv_expiry()
+        self._wakeup = _sooner(_earliest(deliveries), self._idle_wakeup())
         self._queued.clear()
-        self._firing_queued = False
+        self._firing_queued = self._expiry_queued = False
         self._schedule_due()
 
     async def close(self) -> None:
@@ -351,6 +356,11 @@ class AppActor:
             case FireSchedules():
                 self._firing_queued = False
                 return Outcome(decide_firings(state, utcnow()), meta, done)
+            case ExpireKeys():
+                self._expiry_queued = False
+                outcome, self._next_expiry = await ctx.expire_keys(meta)
+                self._schedule_due(set())  # the timer, for the next one
+                return outcome
             case Deactivate():
                 return None
             case _:
@@ -428,21 +438,32 @@ class AppActor:
         self._arm(_sooner(soonest, self._due_schedule(now)), now, replace=only is None)
 
     def _due_schedule(self, now: datetime) -> datetime | None:
-        """Queue the firing of the schedules whose time came; when the next
-        one comes otherwise (for the timer)."""
+        """Queue the firing of the schedules whose time came and the expiry
+        of the keys whose TTL ran out; when the next of either comes
+        otherwise (for the timer)."""
         due = next_due(self._state)
-        if due is None or due > now:
-            return due
-        if not self._firing_queued:
-            self._firing_queued = True
-            self.submit(FireSchedules(), _NO_DEADLINE)
-        return None
+        if due is not None and due <= now:
+            due = None
+            if not self._firing_queued:
+                self._firing_queued = True
+                self.submit(FireSchedules(), _NO_DEADLINE)
+        expiry = self._next_expiry
+        if expiry is not None and expiry <= now:
+            expiry = None
+            if not self._expiry_queued:
+                self._expiry_queued = True
+                self.submit(ExpireKeys(), _NO_DEADLINE)
+        return _sooner(due, expiry)
+
+    def _idle_wakeup(self) -> datetime | None:
+        """When the app must wake without a delivery: a schedule or a TTL."""
+        return _sooner(next_due(self._state), self._next_expiry)
 
     async def _refresh_wakeup(self) -> None:
         """Set the stored wake-up time to the exact earliest due delivery. The
         appends only ever lower it, so a finished delivery leaves it early, and
         the scheduler would wake the app for nothing until this runs."""
-        exact = _sooner(_earliest(self._deliveries), next_due(self._state))
+        exact = _sooner(_earliest(self._deliveries), self._idle_wakeup())
         if exact != self._wakeup:
             await self._store.set_wakeup(exact)
             self._wakeup = exact
@@ -541,6 +562,8 @@ class AppActor:
         for item in items:
             if isinstance(item, KvIntent):
                 collection = item.event.collection
+                if item.event.expires_at is not None:
+                    return None  # a TTL moves the app's wake-up time
                 if any(
                     t.takes("kv", "set", collection)
                     for t in self._state.triggers.values()
@@ -573,11 +596,18 @@ class AppActor:
         # work); lowering it needs only the touched ones, no scan of a backlog.
         # No delivery left: the next schedule time, if any (never None while a
         # schedule waits, or the scheduler would not wake a passivated app).
-        wakeup = next_due(self._state) if not deliveries else self._wakeup
-        if any(isinstance(r.event, _SCHEDULE_EVENTS) for r in recorded):
-            # A schedule added, removed or fired: its next time may be the
-            # app's earliest work (the scheduler wakes a passivated app then).
-            wakeup = _sooner(wakeup, next_due(self._state))
+        for r in recorded:
+            expires = getattr(r.event, "expires_at", None)
+            if isinstance(r.event, KvSet) and expires is not None:
+                self._next_expiry = _sooner(self._next_expiry, expires)
+                self._schedules_moved = True
+        wakeup = self._idle_wakeup() if not deliveries else self._wakeup
+        if self._schedules_moved or any(
+            isinstance(r.event, _SCHEDULE_EVENTS) for r in recorded
+        ):
+            # A schedule added, removed or fired, or a TTL set: its time may be
+            # the app's earliest work (the scheduler wakes a passivated app).
+            wakeup = _sooner(wakeup, self._idle_wakeup())
             self._schedules_moved = True
         for delivery_id in changed:
             delivery = deliveries.get(delivery_id)

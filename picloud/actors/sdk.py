@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -38,7 +39,9 @@ from picloud.scripting import JSONValue
 from picloud.store import DocRow
 from picloud.store.docs_query import matches, parse_query, sort_key
 
-__all__ = ["DataAccess", "envelope", "new_doc_id"]
+__all__ = ["MAX_TTL_MS", "DataAccess", "envelope", "new_doc_id"]
+
+MAX_TTL_MS = 10 * 365 * 86_400_000
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -112,7 +115,7 @@ class DataAccess:
 
     async def _kv_value(self, k: tuple[str, str]) -> bytes | None:
         if k in self.staged.kv:
-            return self.staged.kv[k]
+            return self.staged.kv_live(k, utcnow())
         return await self._data.kv_read(*k)
 
     async def kv_get(self, args: list[Any]) -> JSONValue:
@@ -128,15 +131,29 @@ class DataAccess:
             raise SdkCallError("kv set needs a value, not nil or null (use delete)")
         value = _encode(args[2])
         self._check_size(value)
+        now = utcnow()
+        ttl_ms = options(args, 3, {"ttl_ms"}).get("ttl_ms")
+        expires = None
+        if ttl_ms is not None:
+            if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool):
+                raise SdkCallError("ttl_ms must be a positive integer (milliseconds)")
+            if not 1 <= ttl_ms <= MAX_TTL_MS:
+                raise SdkCallError(f"ttl_ms must be from 1 to {MAX_TTL_MS} (10 years)")
+            expires = now + timedelta(milliseconds=ttl_ms)
         event = KvSet(
-            at=utcnow(),
+            at=now,
             app_id=self._data.app_id,
             collection=k[0],
             key=k[1],
             value=msgspec.Raw(value),
+            expires_at=expires,
         )
         self.staged.events.append(KvIntent(event))
         self.staged.kv[k] = value
+        if expires is None:
+            self.staged.kv_expires.pop(k, None)
+        else:
+            self.staged.kv_expires[k] = expires
         return None
 
     async def kv_delete(self, args: list[Any]) -> JSONValue:
@@ -154,6 +171,7 @@ class DataAccess:
             )
         )
         self.staged.kv[k] = None
+        self.staged.kv_expires.pop(k, None)
         return True
 
     async def kv_list(self, args: list[Any]) -> JSONValue:
@@ -165,8 +183,13 @@ class DataAccess:
         check_text(prefix, "the prefix")
         after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = self._data.kv_pending_in(collection)
+        now = utcnow()
         overlay.update(
-            {k: v for (c, k), v in self.staged.kv.items() if c == collection}
+            {
+                k: self.staged.kv_live((c, k), now)
+                for (c, k) in self.staged.kv
+                if c == collection
+            }
         )
         overlay = {
             k: v for k, v in overlay.items() if k > after and k.startswith(prefix)

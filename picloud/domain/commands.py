@@ -28,6 +28,7 @@ __all__ = [
     "DeleteScript",
     "Deliver",
     "Expire",
+    "ExpireKeys",
     "FireSchedules",
     "Invoke",
     "MarkAbandoned",
@@ -106,6 +107,11 @@ class Deliver(_Command, frozen=True, kw_only=True, tag="deliver"):
     delivery_id: str
 
 
+class ExpireKeys(_Command, frozen=True, kw_only=True, tag="expire_keys"):
+    """Record the KV entries whose TTL ran out as expired (internal: the actor
+    sends it to itself when the first TTL comes)."""
+
+
 class FireSchedules(_Command, frozen=True, kw_only=True, tag="fire_schedules"):
     """Record the firings of the schedules whose time came (internal: the
     actor sends it to itself on its timer, and when it wakes)."""
@@ -178,6 +184,7 @@ Command = (
     | MarkAbandoned
     | Deliver
     | FireSchedules
+    | ExpireKeys
     | Wake
     | AddTrigger
     | RemoveTrigger

@@ -79,11 +79,22 @@ SDK_OPS: tuple[SdkOp, ...] = (
         'local n = kv.collection("visits"):get("count")',
     ),
     SdkOp(
-        _on("kv", "set", _key(), SdkArg("value", "value"), returns="nothing"),
+        _on(
+            "kv",
+            "set",
+            _key(),
+            SdkArg("value", "value"),
+            _opts(("ttl_ms", "integer")),
+            returns="nothing",
+        ),
         C.KV_WRITE,
         "kv_set",
-        "Store a JSON value at key (nil is refused: use delete).",
-        'kv.collection("visits"):set("count", 1)',
+        "Store a JSON value at key (nil is refused: use delete). With ttl_ms "
+        "the key lives that many milliseconds: past it, it reads as absent at "
+        "once, and a KV trigger on op expire sees its expiry (ctx.event.op = "
+        '"expire", prev_value, expired_at). A set without ttl_ms keeps it forever.',
+        'kv.collection("visits"):set("count", 1)\n'
+        'kv.collection("sessions"):set(token, {user = id}, {ttl_ms = 1500})',
     ),
     SdkOp(
         _on("kv", "has", _key(), returns="boolean"),

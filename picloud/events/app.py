@@ -28,6 +28,7 @@ __all__ = [
     "InvocationAccepted",
     "InvocationRecorded",
     "KvDeleted",
+    "KvExpired",
     "KvSet",
     "LogEntry",
     "RequestRecord",
@@ -170,6 +171,19 @@ class KvSet(Event, frozen=True, tag="kv.set.v1"):
     key: str
     value: msgspec.Raw
     prev: msgspec.Raw = JSON_NULL
+    expires_at: datetime | None = None
+    """Set with a TTL: from then on the key reads as absent, and its actor
+    records a ``KvExpired`` (None: the entry lives until changed)."""
+
+
+class KvExpired(Event, frozen=True, tag="kv.expired.v1"):
+    """A KV entry's TTL ran out: it is gone, as if deleted (``prev`` its value)."""
+
+    app_id: str
+    collection: str
+    key: str
+    prev: msgspec.Raw
+    expires_at: datetime
 
 
 class KvDeleted(Event, frozen=True, tag="kv.deleted.v1"):
@@ -203,7 +217,7 @@ class DocDeleted(Event, frozen=True, tag="doc.deleted.v1"):
     prev_data: msgspec.Raw
 
 
-DataEvent = KvSet | KvDeleted | DocCreated | DocUpdated | DocDeleted
+DataEvent = KvSet | KvDeleted | KvExpired | DocCreated | DocUpdated | DocDeleted
 
 
 class HostKilled(Event, frozen=True, tag="app.host_killed.v1"):
@@ -264,6 +278,7 @@ AppEvent = (
     | FetchHostsSet
     | KvSet
     | KvDeleted
+    | KvExpired
     | DocCreated
     | DocUpdated
     | DocDeleted

@@ -27,6 +27,7 @@ from picloud.events.app import (
     DocDeleted,
     DocUpdated,
     KvDeleted,
+    KvExpired,
     KvSet,
 )
 from picloud.events.triggers import DeadLettered, ScheduleFired
@@ -106,6 +107,16 @@ def _kv_deleted(recorded: RecordedEvent) -> Firing:
     return _data_firing("kv", "delete", recorded, body)
 
 
+def _kv_expired(recorded: RecordedEvent) -> Firing:
+    event: KvExpired = recorded.event  # type: ignore[assignment]  # by the table
+    body = {
+        "key": event.key,
+        "prev_value": event.prev,
+        "expired_at": rfc3339(event.expires_at),
+    }
+    return _data_firing("kv", "expire", recorded, body)
+
+
 def _doc_created(recorded: RecordedEvent) -> Firing:
     event: DocCreated = recorded.event  # type: ignore[assignment]  # by the table
     body = {"id": event.doc_id, "data": event.data}
@@ -176,10 +187,11 @@ TRIGGER_KINDS: dict[str, TriggerKind] = {
     for kind in (
         TriggerKind(
             name="kv",
-            summary="Run a script after each KV write of the app",
-            ops=("set", "delete"),
+            summary="Run a script after each KV write of the app, or a key's "
+            "TTL running out (op expire)",
+            ops=("set", "delete", "expire"),
             takes_collection=True,
-            follows={KvSet: _kv_set, KvDeleted: _kv_deleted},
+            follows={KvSet: _kv_set, KvDeleted: _kv_deleted, KvExpired: _kv_expired},
         ),
         TriggerKind(
             name="docs",

@@ -31,6 +31,7 @@ __all__ = [
     "limit",
     "moment",
     "position_cursor",
+    "positive",
     "query_of",
     "read_query",
     "text",
@@ -140,6 +141,19 @@ def text(name: str, description: str, *, max_length: int) -> Param:
 
     schema = {"type": "string", "maxLength": max_length}
     return Param(name, description, schema, read, "")
+
+
+def positive(name: str, description: str, *, maximum: int) -> Param:
+    """An integer from 1 to ``maximum`` (None when absent)."""
+    message = f"{name} must be an integer from 1 to {maximum}"
+
+    def read(raw: str) -> int:
+        if not _digits(raw, 19) or not 1 <= int(raw) <= maximum:
+            raise InvalidInput(message)
+        return int(raw)
+
+    schema = {"type": "integer", "minimum": 1, "maximum": maximum}
+    return Param(name, description, schema, read)
 
 
 def moment(name: str, description: str) -> Param:

@@ -80,6 +80,20 @@ class AppStore:
     async def kv_values(self, keys: Sequence[KvKey]) -> dict[KvKey, bytes]:
         return await _kv.kv_get_many(self._pool, self.app_id, keys)
 
+    async def kv_values_expiring(
+        self, keys: Sequence[KvKey]
+    ) -> dict[KvKey, tuple[bytes, datetime | None]]:
+        """The live values of ``keys`` with their expiry (None: no TTL)."""
+        return await _kv.kv_get_expiring(self._pool, self.app_id, keys)
+
+    async def next_kv_expiry(self, after: datetime | None = None) -> datetime | None:
+        return await _kv.next_expiry(self._pool, self.app_id, after)
+
+    async def expired_kv(
+        self, now: datetime, limit: int
+    ) -> list[tuple[str, str, bytes, datetime]]:
+        return await _kv.expired(self._pool, self.app_id, now, limit)
+
     async def kv_page(
         self, collection: str, *, prefix: str, after: str, limit: int
     ) -> list[tuple[str, bytes]]:
@@ -308,14 +322,18 @@ class AdminStore:
 
     async def kv_page(
         self, app_id: str, collection: str, *, prefix: str, after: str, limit: int
-    ) -> list[tuple[str, bytes]]:
-        return await _kv.kv_list(
+    ) -> list[tuple[str, bytes, datetime | None]]:
+        """Live entries with their expiry (None: no TTL)."""
+        return await _kv.kv_list_expiring(
             self._pool, app_id, collection, prefix=prefix, after=after, limit=limit
         )
 
-    async def kv_value(self, app_id: str, collection: str, key: str) -> bytes | None:
+    async def kv_value(
+        self, app_id: str, collection: str, key: str
+    ) -> tuple[bytes, datetime | None] | None:
+        """A live value and its expiry."""
         k = (collection, key)
-        return (await _kv.kv_get_many(self._pool, app_id, [k])).get(k)
+        return (await _kv.kv_get_expiring(self._pool, app_id, [k])).get(k)
 
     async def doc_collections(self, app_id: str) -> list[tuple[str, int]]:
         return await _docs.doc_collections(self._pool, app_id)

@@ -41,6 +41,7 @@ from picloud.events.app import (
     InvocationAccepted,
     InvocationRecorded,
     KvDeleted,
+    KvExpired,
     KvSet,
     LogEntry,
     RequestRecord,
@@ -147,6 +148,14 @@ SAMPLES: list[Event] = [
     SecretSet(at=AT, app_id=APP, name="TOKEN", ciphertext="c2VhbGVk", key_id="0f"),
     SecretDeleted(at=AT, app_id=APP, name="TOKEN"),
     ScheduleFired(at=AT, app_id=APP, trigger_id="t1", scheduled_at=AT),
+    KvExpired(
+        at=AT,
+        app_id=APP,
+        collection="c",
+        key="k",
+        prev=msgspec.Raw(b"1"),
+        expires_at=AT,
+    ),
     trigger_added("t1", "s1", kind="docs", ops=["create"], capabilities=["kv:read"]),
     TriggerRemoved(at=AT, app_id=APP, trigger_id="t1"),
     RetryScheduled(
