@@ -32,7 +32,7 @@ from picloud.domain.sdk_args import limit_of, options, page_of
 from picloud.domain.sdk_ops import check_sdk_call
 from picloud.domain.secret_box import SecretBox
 from picloud.domain.values import check_json, check_text
-from picloud.errors import InvalidInput, SdkCallError
+from picloud.errors import ConfigError, InvalidInput, SdkCallError
 from picloud.events import rfc3339, utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
 from picloud.scripting import JSONValue
@@ -375,7 +375,10 @@ class DataAccess:
         sealed = self._sealed.get(name)
         if sealed is None:
             return None
-        box = SecretBox(self._settings.secret_key)
+        try:
+            box = SecretBox(self._settings.secret_key)
+        except ConfigError as e:  # a host started without the key: say so
+            raise SdkCallError(f"secrets cannot be opened here: {e.message}") from None
         value = box.open(self._data.app_id, name, *sealed)
         self.revealed[value] = name
         return value
