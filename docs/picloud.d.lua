@@ -123,12 +123,12 @@ function dead_letters.replay(id) end
 ---@return boolean
 function dead_letters.resolve(id) end
 
---- secrets.NAME (also ctx.secrets.NAME) is the app's secret NAME as a string, or nil. Set them with PUT /api/v1/admin/apps/{app}/secrets/NAME or picloud secrets set; the log holds them sealed (AES-GCM), and a value a run read is replaced by [secret NAME] in its logs and error.
+--- secrets.NAME (also ctx.secrets.NAME) is the app's secret NAME as a string, or nil. Set them with PUT /api/v1/admin/apps/{app}/secrets/NAME or picloud secrets set; the log holds them sealed (AES-GCM), and a value a run read (of 4 characters or more) is replaced by [secret NAME] in its logs and error.
 ---@type table<string, string?>
 secrets = {}
 
 http = {}
---- Send an HTTP(S) request; answers {status =, headers = {lower-case name = value}, body = string}. A body table is sent as JSON. Only public addresses on the app's fetch allowlist, checked after DNS and at every redirect; sizes, redirects, calls per run and time are limited (PICLOUD_FETCH_*), and every failure is a Lua error naming its cause (pcall catches it). The time counts against the run's. In an async run or a trigger, a run retried after its commit failed gets the answers its first try got (no second request).
+--- Send an HTTP(S) request; answers {status =, headers = {lower-case name = value}, body = string} (the body as UTF-8 text, an invalid byte replaced by U+FFFD). A body table is sent as JSON. Only public addresses on the app's fetch allowlist, checked after DNS and at every redirect; sizes, redirects, calls per run and time are limited (PICLOUD_FETCH_*), and every failure is a Lua error naming its cause (pcall catches it). The time counts against the run's. In an async run or a trigger, a run retried after its commit failed gets the answers its first try got (no second request).
 ---@param url string
 ---@param options? {method?: string, headers?: table, body?: any, timeout_ms?: integer}
 ---@return picloud.FetchAnswer

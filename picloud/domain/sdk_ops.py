@@ -190,7 +190,8 @@ SDK_OPS: tuple[SdkOp, ...] = (
         "secrets.NAME (also ctx.secrets.NAME) is the app's secret NAME as a "
         "string, or nil. Set them with PUT /api/v1/admin/apps/{app}/secrets/NAME "
         "or picloud secrets set; the log holds them sealed (AES-GCM), and a "
-        "value a run read is replaced by [secret NAME] in its logs and error.",
+        "value a run read (of 4 characters or more) is replaced by "
+        "[secret NAME] in its logs and error.",
         'local r = http.fetch(url, {headers = {authorization = "Bearer " .. '
         "secrets.API_TOKEN}})",
     ),
@@ -212,7 +213,8 @@ SDK_OPS: tuple[SdkOp, ...] = (
         C.HTTP_FETCH,
         "http_fetch",
         "Send an HTTP(S) request; answers {status =, headers = {lower-case "
-        "name = value}, body = string}. A body table is sent as JSON. Only "
+        "name = value}, body = string} (the body as UTF-8 text, an invalid "
+        "byte replaced by U+FFFD). A body table is sent as JSON. Only "
         "public addresses on the app's fetch allowlist, checked after DNS and "
         "at every redirect; sizes, redirects, calls per run and time are "
         "limited (PICLOUD_FETCH_*), and every failure is a Lua error naming "
