@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from picloud.actors._fetch import FetchLimits, _refusal, parse_request
@@ -64,7 +66,7 @@ def test_requests_are_checked_before_anything_is_sent() -> None:
     )
     assert (request.method, request.body) == ("POST", b'{"a":1}')
     assert request.headers["content-type"] == "application/json"
-    cases = [
+    cases: list[tuple[list[Any], str]] = [
         ([""], "non-empty"),
         (["u", {"method": "BREW"}], "method"),
         (["u", {"headers": {"Host": "x"}}], "set by http.fetch"),
@@ -76,4 +78,4 @@ def test_requests_are_checked_before_anything_is_sent() -> None:
     ]
     for args, fragment in cases:
         with pytest.raises(SdkCallError, match=fragment):
-            parse_request(list(args), limits)
+            parse_request(args, limits)
