@@ -17,7 +17,8 @@ Guarantees:
   script can ``pcall``.
 
 This is the one module of the actors that imports aiohttp (its client): the
-import-linter contract makes the exception for it alone.
+import-linter contract makes the exception for it alone. It imports it at
+the first fetch, so importing the actors loads no web framework.
 """
 
 from __future__ import annotations
@@ -26,16 +27,17 @@ import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import aiohttp
 import msgspec
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from picloud.config import Settings
 from picloud.domain.app_settings import host_allowed
 from picloud.errors import SdkCallError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["FetchAnswer", "FetchLimits", "FetchRequest", "fetch", "parse_request"]
 
@@ -185,35 +187,36 @@ class _Refused(Exception):
     """A destination http.fetch may not reach (raised out of the connector)."""
 
 
-class _GuardedResolver(AbstractResolver):
+class _GuardedResolver:
     """Resolves, then refuses the whole name if any address is not public:
-    the connector connects only to the addresses answered here."""
+    the connector connects only to the addresses answered here. (aiohttp's
+    AbstractResolver by its shape: subclassing it would import aiohttp.)"""
 
     def __init__(self, loopback_ports: frozenset[int]) -> None:
         self._loopback_ports = loopback_ports
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
+    ) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, family=family
         )
-        results: list[ResolveResult] = []
+        results: list[dict[str, Any]] = []
         for fam, _, proto, _, sockaddr in infos:
             address = str(sockaddr[0])
             refused = _refusal(address, port, self._loopback_ports)
             if refused is not None:
                 raise _Refused(f"{host} resolves to {refused} ({address})")
             results.append(
-                ResolveResult(
-                    hostname=host,
-                    host=address,
-                    port=port,
-                    family=fam,
-                    proto=proto,
-                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
-                )
+                {
+                    "hostname": host,
+                    "host": address,
+                    "port": port,
+                    "family": fam,
+                    "proto": proto,
+                    "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                }
             )
         return results
 
@@ -247,12 +250,15 @@ async def fetch(
     request: FetchRequest, *, allowed: tuple[str, ...], limits: FetchLimits
 ) -> FetchAnswer:
     """Perform ``request``, following redirects; SdkCallError for any failure."""
+    import aiohttp  # noqa: PLC0415  # the first fetch loads it (module docstring)
+
     try:
         url = URL(request.url)
     except ValueError as e:
         raise SdkCallError(f"invalid URL: {e}") from None
+    resolver = _GuardedResolver(limits.loopback_ports)
     connector = aiohttp.TCPConnector(
-        resolver=_GuardedResolver(limits.loopback_ports),
+        resolver=cast("aiohttp.abc.AbstractResolver", resolver),
         use_dns_cache=False,  # every connection asks the guarded resolver
         force_close=True,
     )
@@ -270,7 +276,7 @@ async def fetch(
         raise SdkCallError(_reason(e)) from None
 
 
-def _reason(error: aiohttp.ClientError) -> str:
+def _reason(error: Exception) -> str:
     cause = error.__cause__ or error
     if isinstance(cause, _Refused):
         return f"{cause}, which scripts may not reach"
