@@ -21,6 +21,9 @@ function Request:json() end
 ---@class picloud.Context
 ---@field execution_id string
 ---@field app picloud.App
+---@field secrets table<string, string?> the app's secrets (as the global secrets)
+---@field attempt integer 1 for a delivery's first run, 2 for its first retry…
+--- (always 1 for a sync route)
 ---@field request? picloud.Request set for a route's run
 ---@field event? table a trigger's event: source, op, collection, key or id,
 --- value or data, prev_value or prev_data
@@ -32,6 +35,11 @@ ctx = {}
 ---@field data table
 ---@field created_at string RFC 3339, UTC
 ---@field updated_at string RFC 3339, UTC
+
+---@class picloud.FetchAnswer
+---@field status integer
+---@field headers table<string, string> lower-case names
+---@field body string
 
 ---@class picloud.Page
 ---@field items table[]
@@ -47,10 +55,11 @@ function kv.collection(name) end
 ---@param key string
 ---@return any
 function Collection:get(key) end
---- Store a JSON value at key (nil is refused: use delete).
+--- Store a JSON value at key (nil is refused: use delete). With ttl_ms the key lives that many milliseconds: past it, it reads as absent at once, and a KV trigger on op expire sees its expiry (ctx.event.op = "expire", prev_value, expired_at). A set without ttl_ms keeps it forever.
 ---@param key string
 ---@param value any
-function Collection:set(key, value) end
+---@param options? {ttl_ms?: integer}
+function Collection:set(key, value, options) end
 --- Whether key holds a value.
 ---@param key string
 ---@return boolean
@@ -113,6 +122,17 @@ function dead_letters.replay(id) end
 ---@param id string
 ---@return boolean
 function dead_letters.resolve(id) end
+
+--- secrets.NAME (also ctx.secrets.NAME) is the app's secret NAME as a string, or nil. Set them with PUT /api/v1/admin/apps/{app}/secrets/NAME or picloud secrets set; the log holds them sealed (AES-GCM), and a value a run read (of 4 characters or more) is replaced by [secret NAME] in its logs and error.
+---@type table<string, string?>
+secrets = {}
+
+http = {}
+--- Send an HTTP(S) request; answers {status =, headers = {lower-case name = value}, body = string} (the body as UTF-8 text, an invalid byte replaced by U+FFFD). A body table is sent as JSON. Only public addresses on the app's fetch allowlist, checked after DNS and at every redirect; sizes, redirects, calls per run and time are limited (PICLOUD_FETCH_*), and every failure is a Lua error naming its cause (pcall catches it). The time counts against the run's. In an async run or a trigger, a run retried after its commit failed gets the answers its first try got (no second request).
+---@param url string
+---@param options? {method?: string, headers?: table, body?: any, timeout_ms?: integer}
+---@return picloud.FetchAnswer
+function http.fetch(url, options) end
 
 json = {}
 ---@param value any
@@ -198,8 +218,12 @@ function regex.replace(pattern, subject, repl, count) end
 ---@return string[]
 function regex.split(pattern, subject, max) end
 
+-- Two views of one clock: time.now() is text (to show or store), time.unix()
+-- a number (for arithmetic); time.parse(time.now()) equals time.unix() to the
+-- millisecond. Subtract numbers, never the strings: time.unix() - started,
+-- or time.parse(ctx.event.scheduled_at) for a time some event gives as text.
 time = {}
----@return string now RFC 3339 in UTC with milliseconds (2026-01-02T03:04:05.678Z)
+---@return string now RFC 3339 in UTC, milliseconds (2026-01-02T03:04:05.678Z)
 function time.now() end
 ---@return number seconds since the Unix epoch (with a fraction): do arithmetic on these
 function time.unix() end

@@ -148,6 +148,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     delivery_wake_interval_ms: Positive = 1_000
     """How often the front door wakes apps whose retries are due."""
 
+    # -- outbound HTTP: http.fetch ---------------------------------------------------
+    fetch_allowed_hosts: str = ""
+    """Hosts (comma-separated; ``*.example.com`` for subdomains) every app may
+    fetch unless it sets its own list; empty: any public host. Private,
+    loopback, link-local and metadata addresses are refused whatever the list."""
+    fetch_allow_loopback_ports: str = ""
+    """Ports (comma-separated) on loopback that http.fetch may reach despite the
+    rule above: for local development and tests. Empty (the default): none."""
+    fetch_timeout_ms: Positive = 10_000
+    """The longest a fetch may take (never past the run's own time limit)."""
+    fetch_max_request_bytes: Positive = 1 * MIB
+    fetch_max_response_bytes: Positive = 1 * MIB
+    fetch_max_redirects: NonNegative = 5
+    fetch_max_calls_per_run: Positive = 20
+
+    # -- secrets ------------------------------------------------------------------
+    secret_key: str | None = None
+    """The AES-256 key (base64, 32 bytes) that encrypts apps' secrets; unset
+    means one generated into ``data_dir`` on first start (set it when
+    clustered: every process must hold the same key)."""
+
     # -- identity -----------------------------------------------------------------
     session_ttl_s: Positive = 12 * 3600
     login_max_failures: Positive = 5

@@ -25,6 +25,7 @@ from picloud.hosting.cluster_secret import with_cluster_secret
 from picloud.hosting.control_actor import ControlPlaneClient, start_control_plane
 from picloud.hosting.host_pool import HostPool
 from picloud.hosting.scheduler import sweep_retention, wake_due_apps
+from picloud.hosting.secret_key import with_secret_key
 from picloud.http.app import answer_protocol_errors_as_json, make_app
 from picloud.http.ingress import apps_handler
 from picloud.http.routing import Routing
@@ -48,8 +49,10 @@ class Server:
 
     def __init__(self, settings: Settings, dsn: str, *, owns_actors: bool) -> None:
         # Actors run in other processes, maybe other machines: no relative paths.
-        self.settings = with_cluster_secret(
-            msgspec.structs.replace(settings, data_dir=str(settings.data_path))
+        self.settings = with_secret_key(
+            with_cluster_secret(
+                msgspec.structs.replace(settings, data_dir=str(settings.data_path))
+            )
         )
         self.dsn = dsn
         self.owns_actors = owns_actors

@@ -175,6 +175,8 @@ def test_scripts_run_with_their_apps_data_only_by_default() -> None:
             C.KV_WRITE,
             C.DOCS_READ,
             C.DOCS_WRITE,
+            C.HTTP_FETCH,  # within the app's fetch allowlist, public hosts only
+            C.SECRETS_READ,  # its own app's secrets
         }
     )
     granted = script_capabilities(["kv:read", "dead_letters:manage"])
@@ -201,6 +203,8 @@ def test_every_sdk_operation_is_checked() -> None:
         "dead_letters.list",
         "dead_letters.replay",
         "dead_letters.resolve",
+        "http.fetch",
+        "secrets.get",
     ]
     assert set(SDK_NEEDS) == set(ops)
     for op in ops:

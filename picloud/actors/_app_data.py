@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import msgspec
 
-from picloud.events import Event
+from picloud.events import Event, utcnow
 from picloud.events.app import JSON_NULL, KvDeleted, KvSet
 from picloud.store import AppStore, DocRow, Transaction
 
@@ -44,7 +45,14 @@ class Staged:
 
     events: list[Event | KvIntent] = field(default_factory=list)
     kv: dict[KvKey, bytes | None] = field(default_factory=dict)
+    kv_expires: dict[KvKey, datetime] = field(default_factory=dict)
+    """When the entries set with a TTL run out (read as absent from then)."""
     docs: dict[DocKey, DocRow | None] = field(default_factory=dict)
+
+    def kv_live(self, k: KvKey, now: datetime) -> bytes | None:
+        """The staged value of ``k``, or None once its TTL ran out."""
+        expires = self.kv_expires.get(k)
+        return None if expires is not None and expires <= now else self.kv[k]
 
 
 class AppData:
@@ -56,6 +64,7 @@ class AppData:
         self._cache_entries = cache_entries
         self._kv_cache: OrderedDict[KvKey, bytes | None] = OrderedDict()
         self._kv_pending: dict[KvKey, tuple[bytes | None, int]] = {}
+        self._kv_pending_expires: dict[KvKey, datetime] = {}
         self._docs_pending: dict[DocKey, tuple[DocRow | None, int]] = {}
         self._staged: dict[int, Staged] = {}
         self._seq = 0
@@ -63,14 +72,19 @@ class AppData:
     # -- reads ----------------------------------------------------------------------
 
     async def kv_read(self, collection: str, key: str) -> bytes | None:
+        """The value of a key now (an entry past its TTL reads as absent)."""
         k = (collection, key)
         pending = self._kv_pending.get(k)
         if pending is not None:
-            return pending[0]
+            expires = self._kv_pending_expires.get(k)
+            return None if expires is not None and expires <= utcnow() else pending[0]
         if k in self._kv_cache:
             self._kv_cache.move_to_end(k)
             return self._kv_cache[k]
-        value = (await self.store.kv_values([k])).get(k)
+        found = (await self.store.kv_values_expiring([k])).get(k)
+        if found is not None and found[1] is not None:
+            return found[0]  # a TTL: never cached, the store says when it is gone
+        value = None if found is None else found[0]
         self._cache(k, value)
         return value
 
@@ -80,8 +94,17 @@ class AppData:
             return pending[0]
         return await self.store.doc(collection, doc_id)
 
+    def kv_pending(self, k: KvKey) -> bool:
+        """Whether a write of ``k`` waits for its append."""
+        return k in self._kv_pending
+
     def kv_pending_in(self, collection: str) -> dict[str, bytes | None]:
-        return {k: v for (c, k), (v, _) in self._kv_pending.items() if c == collection}
+        now, expiring = utcnow(), self._kv_pending_expires
+        return {
+            k: None if (c, k) in expiring and expiring[c, k] <= now else v
+            for (c, k), (v, _) in self._kv_pending.items()
+            if c == collection
+        }
 
     def docs_pending_in(self, collection: str) -> dict[str, DocRow | None]:
         return {
@@ -95,6 +118,11 @@ class AppData:
         self._seq += 1
         for k, value in staged.kv.items():
             self._kv_pending[k] = (value, self._seq)
+            expires = staged.kv_expires.get(k)
+            if expires is None:
+                self._kv_pending_expires.pop(k, None)
+            else:
+                self._kv_pending_expires[k] = expires
         for d, doc in staged.docs.items():
             self._docs_pending[d] = (doc, self._seq)
         self._staged[self._seq] = staged
@@ -109,7 +137,11 @@ class AppData:
             for k, value in staged.kv.items():
                 if self._kv_pending.get(k, (None, -1))[1] == ticket:
                     del self._kv_pending[k]
-                    self._cache(k, value)
+                    self._kv_pending_expires.pop(k, None)
+                    if k in staged.kv_expires:
+                        self._kv_cache.pop(k, None)  # a TTL: read from the store
+                    else:
+                        self._cache(k, value)
             for d in staged.docs:
                 if self._docs_pending.get(d, (None, -1))[1] == ticket:
                     del self._docs_pending[d]
@@ -118,6 +150,7 @@ class AppData:
         """Forget everything not read from the log again (after a failed append)."""
         self._kv_cache.clear()
         self._kv_pending.clear()
+        self._kv_pending_expires.clear()
         self._docs_pending.clear()
         self._staged.clear()
 

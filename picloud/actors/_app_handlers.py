@@ -11,18 +11,22 @@ import asyncio
 import functools
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import msgspec
 
-from picloud.actors._app_data import AppData, KvIntent
+from picloud.actors._app_data import AppData, KvIntent, Staged
 from picloud.actors._cpu_budget import CpuBudget
+from picloud.actors._fetch import FetchLimits
+from picloud.actors._outbound import FetchJournal, FetchRun
 from picloud.actors._outcome import Outcome, ReplyFn, accepted, done, not_found, result
 from picloud.actors.invoker import Invoker, Job
 from picloud.actors.protocol import Reply, failure_of
 from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.domain import delivery_policy as policy
-from picloud.domain.access import SCRIPT_DEFAULT, Capability
+from picloud.domain.access import SCRIPT_DEFAULT, Capability, script_capabilities
+from picloud.domain.app_settings import parse_host_list
 from picloud.domain.commands import (
     DataOp,
     Expire,
@@ -44,6 +48,7 @@ from picloud.events.app import (
     AbandonedExecutionExpired,
     InvocationAccepted,
     InvocationRecorded,
+    KvExpired,
 )
 from picloud.events.app_state import AppState, RouteInfo
 from picloud.events.pending import Delivery
@@ -53,6 +58,8 @@ from picloud.scripting import AppInfo
 __all__ = ["AppContext"]
 
 log = logging.getLogger(__name__)
+
+_EXPIRE_BATCH = 500
 
 _DATA_ADMIN = frozenset(
     {
@@ -78,8 +85,36 @@ class AppContext:
     def secret_headers(self) -> frozenset[str]:
         return credential_names(self.settings.redact_headers)
 
-    def access(self, granted: frozenset[Capability] = SCRIPT_DEFAULT) -> DataAccess:
-        return DataAccess(self.data, granted=granted, settings=self.settings)
+    @functools.cached_property
+    def fetch_limits(self) -> FetchLimits:
+        return FetchLimits.from_settings(self.settings)
+
+    @functools.cached_property
+    def default_fetch_hosts(self) -> tuple[str, ...]:
+        return parse_host_list(self.settings.fetch_allowed_hosts)
+
+    def access(
+        self,
+        granted: frozenset[Capability] = SCRIPT_DEFAULT,
+        *,
+        state: AppState | None = None,
+        journal: str | None = None,
+    ) -> DataAccess:
+        """A run's SDK; with ``state``, its ``http.fetch`` too (journaled
+        under ``journal`` when the run is a delivery's attempt)."""
+        outbound = None
+        if state is not None:
+            hosts = state.fetch_hosts
+            outbound = FetchRun(
+                limits=self.fetch_limits,
+                allowed=self.default_fetch_hosts if hosts is None else hosts,
+                journal=None
+                if journal is None
+                else FetchJournal(self.data.store, journal),
+            )
+        return DataAccess(
+            self.data, granted=granted, settings=self.settings, outbound=outbound
+        )
 
     async def invoke(
         self, state: AppState, command: Invoke, deadline: float, meta: EventMeta
@@ -107,7 +142,7 @@ class AppContext:
                 request=stored_request(command.request, self.secret_headers),
             )
             return Outcome([event], meta, accepted(command.execution_id))
-        access = self.access()
+        access = self.access(script_capabilities(route.capabilities), state=state)
         recorded, reply = await self.invoker.run_route(state, route, command, access)
         self.budget.charge(recorded.cpu_ms)
         return self._with_writes(recorded, access, meta, reply)
@@ -163,8 +198,13 @@ class AppContext:
             if delivery.source == "route"
             else msgspec.json.decode(delivery.event),
             depth=delivery.depth,
+            attempt=delivery.attempt,
         )
-        access = self.access(policy.granted(delivery))
+        access = self.access(
+            policy.granted(delivery, state),
+            state=state,
+            journal=f"{delivery.id}#{delivery.attempt}",
+        )
         recorded, _ = await self.invoker.run(state, job, access)
         self.budget.charge(recorded.cpu_ms)
         recorded = msgspec.structs.replace(
@@ -178,6 +218,7 @@ class AppContext:
             app_id=self.app.id,
             settings=self.settings,
             now=utcnow(),
+            policy=policy.retry_of(delivery, state),
         )
         return Outcome([recorded, *failure], meta, done)
 
@@ -238,6 +279,39 @@ class AppContext:
             for e in executions
         ]
         return Outcome(events, meta, done)
+
+    async def expire_keys(self, meta: EventMeta) -> tuple[Outcome, datetime | None]:
+        """The KV entries past their TTL, recorded as expired (a batch at a
+        time), and when the next one runs out. A key with a write waiting
+        for its append is left to that write; the expiries decided here are
+        staged, so the next sweep does not decide them again before they are
+        durable."""
+        now = utcnow()
+        rows = await self.data.store.expired_kv(now, _EXPIRE_BATCH)
+        staged = Staged()
+        for collection, key, value, expires in rows:
+            if self.data.kv_pending((collection, key)):
+                continue
+            staged.events.append(
+                KvExpired(
+                    at=now,
+                    app_id=self.app.id,
+                    collection=collection,
+                    key=key,
+                    prev=msgspec.Raw(value),
+                    expires_at=expires,
+                )
+            )
+            staged.kv[collection, key] = None
+        following = (
+            now
+            if len(rows) == _EXPIRE_BATCH
+            else await self.data.store.next_kv_expiry(after=now)
+        )
+        outcome = Outcome(
+            staged.events, meta, done, staged=staged if staged.events else None
+        )
+        return outcome, following
 
     def _with_writes(
         self,

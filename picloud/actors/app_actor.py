@@ -47,6 +47,11 @@ from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Done, Reply, failure_of
 from picloud.config import Settings
 from picloud.domain import app as app_decide
+from picloud.domain.app_settings import (
+    decide_settings,
+    parse_host_list,
+    settings_record,
+)
 from picloud.domain.commands import (
     AddRoute,
     AddTrigger,
@@ -56,6 +61,8 @@ from picloud.domain.commands import (
     DeleteScript,
     Deliver,
     Expire,
+    ExpireKeys,
+    FireSchedules,
     Invoke,
     MarkAbandoned,
     RecordHostKill,
@@ -64,8 +71,11 @@ from picloud.domain.commands import (
     ReplayDeadLetter,
     ResolveDeadLetter,
     SaveScript,
+    SetCors,
+    SetFetchHosts,
     Wake,
 )
+from picloud.domain.schedules import decide_firings, next_due
 from picloud.domain.triggers import trigger_record
 from picloud.errors import (
     ActorUnavailable,
@@ -76,10 +86,11 @@ from picloud.errors import (
     UnstorableValue,
 )
 from picloud.events import Event, EventMeta, RecordedEvent, utcnow
-from picloud.events.app import InvocationRecorded
+from picloud.events.app import InvocationRecorded, KvSet
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.pending import Deliveries, Delivery, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
+from picloud.events.triggers import ScheduleFired, TriggerAdded, TriggerRemoved
 from picloud.scripting import AppInfo, AppRuntime
 from picloud.scripting.modules import prepare
 from picloud.store import AppStore, Transaction
@@ -100,6 +111,7 @@ _NO_DEADLINE = 365 * 86_400.0
 # so each committed event is matched against the triggers in force before it.
 # Wake waits too, so the wake-up time it rewrites is not raced by an append.
 _DRAIN_FIRST = (AddTrigger, RemoveTrigger, DeleteScript, Wake)
+_SCHEDULE_EVENTS = (TriggerAdded, TriggerRemoved, ScheduleFired)
 
 
 def app_stream(app_id: str) -> str:
@@ -160,6 +172,11 @@ class AppActor:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: datetime | None = None
         self._changed: set[str] = set()  # deliveries the batch being appended touched
+        self._firing_queued = False  # a FireSchedules waits in the inbox
+        self._schedules_moved = False  # the batch appended moved a schedule
+        self._expiry_queued = False  # an ExpireKeys waits in the inbox
+        self._next_expiry: datetime | None = None
+        """When the app's first KV entry with a TTL runs out."""
         self.last_used = time.monotonic()
         self.closed = False
         self.gone = False
@@ -211,8 +228,10 @@ class AppActor:
             version = batch[-1].version
         self._state, self._deliveries = state, deliveries
         self._version = self._durable = version
-        self._wakeup = _earliest(deliveries)
+        self._next_expiry = await self._store.next_kv_expiry()
+        self._wakeup = _sooner(_earliest(deliveries), self._idle_wakeup())
         self._queued.clear()
+        self._firing_queued = self._expiry_queued = False
         self._schedule_due()
 
     async def _load_snapshot(self) -> tuple[AppState, Deliveries, int] | None:
@@ -354,16 +373,39 @@ class AppActor:
                 return Outcome(ctx.invoker.abandoned(command.execution_id), meta, done)
             case Wake():
                 await self._refresh_wakeup()
+                self._schedule_due(set())  # a schedule's time may have come
                 return None
+            case FireSchedules():
+                self._firing_queued = False
+                return Outcome(decide_firings(state, utcnow()), meta, done)
+            case ExpireKeys():
+                self._expiry_queued = False
+                outcome, self._next_expiry = await ctx.expire_keys(meta)
+                self._schedule_due(set())  # the timer, for the next one
+                return outcome
             case Deactivate():
                 return None
+            case _:
+                return self._decide_admin(command, meta)
+
+    def _decide_admin(self, command: Command, meta: EventMeta) -> Outcome:
+        state = self._state
+        match command:
             case SaveScript() | AddRoute() | AddTrigger():
                 events = app_decide.decide_admin(state, command, self._settings)
                 return Outcome(events, meta, self._entity_reply(events))
             case DeleteScript() | RemoveRoute() | RemoveTrigger() | RecordHostKill():
                 events = app_decide.decide_admin(state, command, self._settings)
                 return Outcome(events, meta, done)
+            case SetCors() | SetFetchHosts():
+                events = decide_settings(state, command)
+                return Outcome(events, meta, self._settings_reply)
         raise InvalidInput(f"unknown command {type(command).__name__}")
+
+    def _settings_reply(self, recorded: list[RecordedEvent]) -> Reply:
+        """The app's settings as they are once the change is durable."""
+        defaults = parse_host_list(self._settings.fetch_allowed_hosts)
+        return done(recorded, settings_record(self._state, defaults))
 
     def _entity_reply(self, events: list[Event]) -> ReplyFn:
         """Reply with the script, route or trigger the events made, as it is then."""
@@ -415,13 +457,35 @@ class AppActor:
                 self.submit(Deliver(delivery_id=delivery.id), _NO_DEADLINE)
             elif soonest is None or delivery.due_at < soonest:
                 soonest = delivery.due_at
-        self._arm(soonest, now, replace=only is None)
+        self._arm(_sooner(soonest, self._due_schedule(now)), now, replace=only is None)
+
+    def _due_schedule(self, now: datetime) -> datetime | None:
+        """Queue the firing of the schedules whose time came and the expiry
+        of the keys whose TTL ran out; when the next of either comes
+        otherwise (for the timer)."""
+        due = next_due(self._state)
+        if due is not None and due <= now:
+            due = None
+            if not self._firing_queued:
+                self._firing_queued = True
+                self.submit(FireSchedules(), _NO_DEADLINE)
+        expiry = self._next_expiry
+        if expiry is not None and expiry <= now:
+            expiry = None
+            if not self._expiry_queued:
+                self._expiry_queued = True
+                self.submit(ExpireKeys(), _NO_DEADLINE)
+        return _sooner(due, expiry)
+
+    def _idle_wakeup(self) -> datetime | None:
+        """When the app must wake without a delivery: a schedule or a TTL."""
+        return _sooner(next_due(self._state), self._next_expiry)
 
     async def _refresh_wakeup(self) -> None:
         """Set the stored wake-up time to the exact earliest due delivery. The
         appends only ever lower it, so a finished delivery leaves it early, and
         the scheduler would wake the app for nothing until this runs."""
-        exact = _earliest(self._deliveries)
+        exact = _sooner(_earliest(self._deliveries), self._idle_wakeup())
         if exact != self._wakeup:
             await self._store.set_wakeup(exact)
             self._wakeup = exact
@@ -503,8 +567,9 @@ class AppActor:
             reply = item.outcome.reply
             item.future.set_result(reply(mine) if callable(reply) else reply)
         changed, self._changed = self._changed, set()
-        if changed:
-            self._schedule_due(changed)
+        if changed or self._schedules_moved:
+            self._schedules_moved = False
+            self._schedule_due(changed)  # and arm the timer for a schedule
         if self._durable - self._snapshot_version >= self._settings.app_snapshot_every:
             await self._snapshot()
 
@@ -519,6 +584,8 @@ class AppActor:
         for item in items:
             if isinstance(item, KvIntent):
                 collection = item.event.collection
+                if item.event.expires_at is not None:
+                    return None  # a TTL moves the app's wake-up time
                 if any(
                     t.takes("kv", "set", collection)
                     for t in self._state.triggers.values()
@@ -549,7 +616,21 @@ class AppActor:
             deliveries = evolve_deliveries(deliveries, self._state.triggers, r, changed)
         # Never later than the earliest due delivery (a crash must not delay
         # work); lowering it needs only the touched ones, no scan of a backlog.
-        wakeup = None if not deliveries else self._wakeup
+        # No delivery left: the next schedule time, if any (never None while a
+        # schedule waits, or the scheduler would not wake a passivated app).
+        for r in recorded:
+            expires = getattr(r.event, "expires_at", None)
+            if isinstance(r.event, KvSet) and expires is not None:
+                self._next_expiry = _sooner(self._next_expiry, expires)
+                self._schedules_moved = True
+        wakeup = self._idle_wakeup() if not deliveries else self._wakeup
+        if self._schedules_moved or any(
+            isinstance(r.event, _SCHEDULE_EVENTS) for r in recorded
+        ):
+            # A schedule added, removed or fired, or a TTL set: its time may be
+            # the app's earliest work (the scheduler wakes a passivated app).
+            wakeup = _sooner(wakeup, self._idle_wakeup())
+            self._schedules_moved = True
         for delivery_id in changed:
             delivery = deliveries.get(delivery_id)
             if delivery is not None:
@@ -645,6 +726,12 @@ def _only_recorded(item: Event | KvIntent) -> TypeGuard[InvocationRecorded]:
 
 def _log_order(delivery: Delivery) -> int:
     return delivery.seq
+
+
+def _sooner(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return min(a, b)
 
 
 def _earliest(deliveries: Deliveries) -> datetime | None:

@@ -29,6 +29,7 @@ from picloud.actors.protocol import HttpReply
 from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.domain.commands import Invoke
+from picloud.domain.redaction import scrub_secrets
 from picloud.domain.sdk_ops import SDK
 from picloud.domain.values import without_nul
 from picloud.errors import ScriptError, ScriptPreempted
@@ -69,6 +70,8 @@ class Job:
     request: RequestRecord | None = None
     event: dict[str, Any] | None = None
     depth: int = 0
+    attempt: int = 1
+    """Of a delivery (1-based); ``ctx.attempt``."""
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -228,6 +231,7 @@ class Invoker:
                 error, logs, cpu_ms = None, result.logs, result.cpu_ms
                 r = result.response
                 response = HttpReply(status=r.status, headers=r.headers, body=r.body)
+        secrets = sdk.revealed
         recorded = InvocationRecorded(
             at=utcnow(),
             app_id=self.app.id,
@@ -237,9 +241,10 @@ class Invoker:
             status="ok" if error is None else "error",
             started_at=started_at,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            error=None if error is None else without_nul(error),
-            logs=[_log_entry(line) for line in logs],
+            error=None if error is None else without_nul(scrub_secrets(error, secrets)),
+            logs=[_log_entry(line, secrets) for line in logs],
             cpu_ms=round(cpu_ms + self._preempted_ms, 3),
+            fetches=sdk.fetches,
         )
         self._preempted_ms = 0.0
         return recorded, response
@@ -274,6 +279,7 @@ class Invoker:
             request=_request_data(job.request),
             event=job.event,
             trigger_depth=job.depth,
+            attempt=job.attempt,
         )
 
 
@@ -290,11 +296,13 @@ def _request_data(request: RequestRecord | None) -> RequestData | None:
     )
 
 
-def _log_entry(line: LogLine) -> LogEntry:
+def _log_entry(line: LogLine, secrets: dict[str, str]) -> LogEntry:
     return LogEntry(
         level=line.level,
         time=datetime.fromtimestamp(line.time, UTC),
-        message=without_nul(line.message),
+        message=without_nul(
+            scrub_secrets(line.message, secrets) if secrets else line.message
+        ),
     )
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 
 from picloud.actors._app_data import AppData, KvIntent, Staged
+from picloud.actors._outbound import FetchRun
 from picloud.actors._sdk_dead_letters import DeadLetterOps
 from picloud.config import Settings
 from picloud.domain.access import Capability
@@ -28,15 +30,18 @@ from picloud.domain.names import check_collection
 from picloud.domain.paging import decode_cursor
 from picloud.domain.sdk_args import limit_of, options, page_of
 from picloud.domain.sdk_ops import check_sdk_call
+from picloud.domain.secret_box import SecretBox
 from picloud.domain.values import check_json, check_text
-from picloud.errors import InvalidInput, SdkCallError
+from picloud.errors import ConfigError, InvalidInput, SdkCallError
 from picloud.events import rfc3339, utcnow
 from picloud.events.app import DocCreated, DocDeleted, DocUpdated, KvDeleted, KvSet
 from picloud.scripting import JSONValue
 from picloud.store import DocRow
 from picloud.store.docs_query import matches, parse_query, sort_key
 
-__all__ = ["DataAccess", "envelope", "new_doc_id"]
+__all__ = ["MAX_TTL_MS", "DataAccess", "envelope", "new_doc_id"]
+
+MAX_TTL_MS = 10 * 365 * 86_400_000
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -60,12 +65,26 @@ class DataAccess:
     """One invocation's view of its app's data; an :class:`SdkHandler`."""
 
     def __init__(
-        self, data: AppData, *, granted: frozenset[Capability], settings: Settings
+        self,
+        data: AppData,
+        *,
+        granted: frozenset[Capability],
+        settings: Settings,
+        outbound: FetchRun | None = None,
     ) -> None:
         self._data = data
         self._granted = granted
         self._settings = settings
+        self._outbound = outbound
+        self._sealed: dict[str, tuple[str, str]] | None = None
+        self.revealed: dict[str, str] = {}
+        """Secret values this run read → their names."""
         self.staged = Staged()
+
+    @property
+    def fetches(self) -> int:
+        """The run's ``http.fetch`` calls so far."""
+        return 0 if self._outbound is None else self._outbound.calls
 
     def forget(self) -> None:
         """Drop the writes staged so far (the run is started again)."""
@@ -96,7 +115,7 @@ class DataAccess:
 
     async def _kv_value(self, k: tuple[str, str]) -> bytes | None:
         if k in self.staged.kv:
-            return self.staged.kv[k]
+            return self.staged.kv_live(k, utcnow())
         return await self._data.kv_read(*k)
 
     async def kv_get(self, args: list[Any]) -> JSONValue:
@@ -112,15 +131,29 @@ class DataAccess:
             raise SdkCallError("kv set needs a value, not nil or null (use delete)")
         value = _encode(args[2])
         self._check_size(value)
+        now = utcnow()
+        ttl_ms = options(args, 3, {"ttl_ms"}).get("ttl_ms")
+        expires = None
+        if ttl_ms is not None:
+            if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool):
+                raise SdkCallError("ttl_ms must be a positive integer (milliseconds)")
+            if not 1 <= ttl_ms <= MAX_TTL_MS:
+                raise SdkCallError(f"ttl_ms must be from 1 to {MAX_TTL_MS} (10 years)")
+            expires = now + timedelta(milliseconds=ttl_ms)
         event = KvSet(
-            at=utcnow(),
+            at=now,
             app_id=self._data.app_id,
             collection=k[0],
             key=k[1],
             value=msgspec.Raw(value),
+            expires_at=expires,
         )
         self.staged.events.append(KvIntent(event))
         self.staged.kv[k] = value
+        if expires is None:
+            self.staged.kv_expires.pop(k, None)
+        else:
+            self.staged.kv_expires[k] = expires
         return None
 
     async def kv_delete(self, args: list[Any]) -> JSONValue:
@@ -138,6 +171,7 @@ class DataAccess:
             )
         )
         self.staged.kv[k] = None
+        self.staged.kv_expires.pop(k, None)
         return True
 
     async def kv_list(self, args: list[Any]) -> JSONValue:
@@ -149,8 +183,13 @@ class DataAccess:
         check_text(prefix, "the prefix")
         after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = self._data.kv_pending_in(collection)
+        now = utcnow()
         overlay.update(
-            {k: v for (c, k), v in self.staged.kv.items() if c == collection}
+            {
+                k: self.staged.kv_live((c, k), now)
+                for (c, k) in self.staged.kv
+                if c == collection
+            }
         )
         overlay = {
             k: v for k, v in overlay.items() if k > after and k.startswith(prefix)
@@ -322,3 +361,31 @@ class DataAccess:
 
     async def dead_letters_resolve(self, args: list[Any]) -> JSONValue:
         return await DeadLetterOps(self._data, self.staged).resolve(args)
+
+    # -- secrets ----------------------------------------------------------------------
+
+    async def secrets_get(self, args: list[Any]) -> JSONValue:
+        """One secret of the app, opened here; what was read is remembered so
+        the run's logs and error can be scrubbed of it (:attr:`revealed`)."""
+        name = args[0] if args else None
+        if not isinstance(name, str):
+            raise SdkCallError("a secret's name must be a string")
+        if self._sealed is None:
+            self._sealed = await self._data.store.sealed_secrets()
+        sealed = self._sealed.get(name)
+        if sealed is None:
+            return None
+        try:
+            box = SecretBox(self._settings.secret_key)
+        except ConfigError as e:  # a host started without the key: say so
+            raise SdkCallError(f"secrets cannot be opened here: {e.message}") from None
+        value = box.open(self._data.app_id, name, *sealed)
+        self.revealed[value] = name
+        return value
+
+    # -- outbound HTTP ----------------------------------------------------------------
+
+    async def http_fetch(self, args: list[Any]) -> JSONValue:
+        if self._outbound is None:
+            raise SdkCallError("http.fetch is not available here")
+        return await self._outbound(args)

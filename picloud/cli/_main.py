@@ -18,6 +18,7 @@ from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
 from picloud.cli._events import add_events_command, run_events
 from picloud.cli._preflight import check_can_serve
 from picloud.cli._replay import add_replay_command, run_replay
+from picloud.cli._secrets import add_secret_commands, run_secrets
 from picloud.config import Settings, load_settings, quiet_ray
 from picloud.errors import PiCloudError
 from picloud.store import EmbeddedPostgres, migrate, migration_status
@@ -30,7 +31,8 @@ __all__ = ["main"]
 log = logging.getLogger("picloud")
 
 # Commands whose output is their answer: the embedded server's chatter is noise.
-_QUIET = frozenset({"admin", "events", "replay"})
+# Commands that print their answer: the embedded server's chatter is noise.
+_QUIET = frozenset({"admin", "events", "replay", "secrets"})
 
 
 @contextlib.contextmanager
@@ -155,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     add_admin_commands(commands)
     add_events_command(commands)
     add_replay_command(commands)
+    add_secret_commands(commands)
     return parser
 
 
@@ -181,5 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_events(args, settings, database)
         elif args.command == "replay":
             run_replay(args, settings, database)
+        elif args.command == "secrets":
+            run_secrets(args, settings, database)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")

@@ -96,6 +96,10 @@ class Capability(StrEnum):
     EVENTS_READ = "events:read"
     MEMBERS_MANAGE = "members:manage"
     USERS_MANAGE = "users:manage"
+    HTTP_FETCH = "http:fetch"
+    """A script's outbound HTTP (``http.fetch``); no admin endpoint needs it."""
+    SECRETS_READ = "secrets:read"
+    """A script's reads of its app's secrets; no admin endpoint needs it."""
 
 
 class Role(StrEnum):
@@ -236,9 +240,12 @@ def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
 
 # -- scripts ------------------------------------------------------------------------
 
-SCRIPT_DEFAULT = frozenset({C.KV_READ, C.KV_WRITE, C.DOCS_READ, C.DOCS_WRITE})
+SCRIPT_DEFAULT = frozenset(
+    {C.KV_READ, C.KV_WRITE, C.DOCS_READ, C.DOCS_WRITE, C.HTTP_FETCH, C.SECRETS_READ}
+)
 """What a script runs with when its route or trigger configures nothing (public
-routes): its own app's KV and documents, nothing else."""
+routes): its own app's KV, documents and secrets, and outbound HTTP within
+the app's fetch allowlist; nothing else."""
 
 SCRIPT_GRANTABLE = SCRIPT_DEFAULT | {C.DEAD_LETTERS_READ, C.DEAD_LETTERS_MANAGE}
 """What a route's or trigger's configuration may grant a script. Always on the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from picloud.config import Settings
+from picloud.domain.access import script_capabilities
 from picloud.domain.commands import (
     AddRoute,
     AddTrigger,
@@ -18,6 +19,7 @@ from picloud.domain.commands import (
     RemoveTrigger,
     SaveScript,
 )
+from picloud.domain.delivery_policy import check_retry
 from picloud.domain.names import METHODS, check_script_name, normalise_path, path_shape
 from picloud.domain.records import RouteRecord, ScriptRecord
 from picloud.domain.triggers import decide_add_trigger, decide_remove_trigger
@@ -40,6 +42,8 @@ from picloud.scripting.modules import (
     check_module_source,
     imports_of,
 )
+
+DEFAULTS = Settings()
 
 __all__ = [
     "AdminCommand",
@@ -146,7 +150,9 @@ def decide_delete_script(state: AppState, command: DeleteScript) -> list[Event]:
     return events
 
 
-def decide_add_route(state: AppState, command: AddRoute) -> list[Event]:
+def decide_add_route(
+    state: AppState, command: AddRoute, settings: Settings = DEFAULTS
+) -> list[Event]:
     script = _script(state, command.script_id)
     if script.kind == "module":
         raise InvalidInput(
@@ -158,6 +164,12 @@ def decide_add_route(state: AppState, command: AddRoute) -> list[Event]:
             f"method {command.method[:20]!r} is not one of {', '.join(sorted(METHODS))}"
         )
     path = normalise_path(command.path)
+    script_capabilities(command.capabilities)  # refuse a bad grant now
+    if command.retry is not None and command.dispatch_mode != "async":
+        raise InvalidInput(
+            "a sync route is never retried: retry applies to dispatch_mode async"
+        )
+    check_retry(command.retry, settings)
     shape = path_shape(path)
     for route in state.routes.values():
         if route.method == method and path_shape(route.path) == shape:
@@ -171,6 +183,8 @@ def decide_add_route(state: AppState, command: AddRoute) -> list[Event]:
             method=method,
             path=path,
             dispatch_mode=command.dispatch_mode,
+            capabilities=command.capabilities,
+            retry=command.retry,
         )
     ]
 
@@ -223,11 +237,11 @@ def decide_admin(
         case DeleteScript():
             return decide_delete_script(state, command)
         case AddRoute():
-            return decide_add_route(state, command)
+            return decide_add_route(state, command, settings)
         case RemoveRoute():
             return decide_remove_route(state, command)
         case AddTrigger():
-            return decide_add_trigger(state, command)
+            return decide_add_trigger(state, command, settings)
         case RemoveTrigger():
             return decide_remove_trigger(state, command)
         case RecordHostKill():
@@ -262,4 +276,6 @@ def route_record(state: AppState, route: RouteInfo) -> RouteRecord:
         method=route.method,
         path=route.path,
         dispatch_mode=route.dispatch_mode,  # type: ignore[arg-type]  # checked on add
+        capabilities=None if route.capabilities is None else list(route.capabilities),
+        retry=route.retry,
     )

@@ -11,7 +11,13 @@ from typing import Any
 
 import msgspec
 
-from picloud.events.app import DispatchMode, RequestRecord, ScriptKind
+from picloud.events.app import (
+    CorsPolicy,
+    DispatchMode,
+    RequestRecord,
+    RetryPolicy,
+    ScriptKind,
+)
 
 __all__ = [
     "AddRoute",
@@ -22,6 +28,8 @@ __all__ = [
     "DeleteScript",
     "Deliver",
     "Expire",
+    "ExpireKeys",
+    "FireSchedules",
     "Invoke",
     "MarkAbandoned",
     "RecordHostKill",
@@ -30,6 +38,8 @@ __all__ = [
     "ReplayDeadLetter",
     "ResolveDeadLetter",
     "SaveScript",
+    "SetCors",
+    "SetFetchHosts",
     "Wake",
 ]
 
@@ -69,6 +79,8 @@ class AddRoute(_Command, frozen=True, kw_only=True, tag="add_route"):
     method: str
     path: str
     dispatch_mode: DispatchMode = "sync"
+    capabilities: list[str] | None = None
+    retry: RetryPolicy | None = None
 
 
 class RemoveRoute(_Command, frozen=True, kw_only=True, tag="remove_route"):
@@ -95,6 +107,16 @@ class Deliver(_Command, frozen=True, kw_only=True, tag="deliver"):
     delivery_id: str
 
 
+class ExpireKeys(_Command, frozen=True, kw_only=True, tag="expire_keys"):
+    """Record the KV entries whose TTL ran out as expired (internal: the actor
+    sends it to itself when the first TTL comes)."""
+
+
+class FireSchedules(_Command, frozen=True, kw_only=True, tag="fire_schedules"):
+    """Record the firings of the schedules whose time came (internal: the
+    actor sends it to itself on its timer, and when it wakes)."""
+
+
 class Wake(_Command, frozen=True, kw_only=True, tag="wake"):
     """Activate the app so it runs its due deliveries (from the scheduler)."""
 
@@ -105,6 +127,9 @@ class AddTrigger(_Command, frozen=True, kw_only=True, tag="add_trigger"):
     ops: list[str] = []
     collection: str | None = None
     capabilities: list[str] | None = None
+    retry: RetryPolicy | None = None
+    cron: str | None = None
+    timezone: str | None = None
 
 
 class RemoveTrigger(_Command, frozen=True, kw_only=True, tag="remove_trigger"):
@@ -133,6 +158,18 @@ class RecordHostKill(_Command, frozen=True, kw_only=True, tag="record_host_kill"
     execution_id: str
 
 
+class SetCors(_Command, frozen=True, kw_only=True, tag="set_cors"):
+    """Replace the app's CORS policy (None: no cross-origin access)."""
+
+    cors: CorsPolicy | None = None
+
+
+class SetFetchHosts(_Command, frozen=True, kw_only=True, tag="set_fetch_hosts"):
+    """Replace the hosts ``http.fetch`` may reach (None: the deployment's)."""
+
+    hosts: list[str] | None = None
+
+
 class Deactivate(_Command, frozen=True, kw_only=True, tag="deactivate"):
     """Passivate the app now (it was deleted or moved to another host)."""
 
@@ -146,6 +183,8 @@ Command = (
     | DataOp
     | MarkAbandoned
     | Deliver
+    | FireSchedules
+    | ExpireKeys
     | Wake
     | AddTrigger
     | RemoveTrigger
@@ -153,5 +192,7 @@ Command = (
     | ResolveDeadLetter
     | Expire
     | RecordHostKill
+    | SetCors
+    | SetFetchHosts
     | Deactivate
 )

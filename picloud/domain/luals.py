@@ -40,6 +40,9 @@ function Request:json() end
 ---@class picloud.Context
 ---@field execution_id string
 ---@field app picloud.App
+---@field secrets table<string, string?> the app's secrets (as the global secrets)
+---@field attempt integer 1 for a delivery's first run, 2 for its first retry…
+--- (always 1 for a sync route)
 ---@field request? picloud.Request set for a route's run
 ---@field event? table a trigger's event: source, op, collection, key or id,
 --- value or data, prev_value or prev_data
@@ -51,6 +54,11 @@ ctx = {}
 ---@field data table
 ---@field created_at string RFC 3339, UTC
 ---@field updated_at string RFC 3339, UTC
+
+---@class picloud.FetchAnswer
+---@field status integer
+---@field headers table<string, string> lower-case names
+---@field body string
 
 ---@class picloud.Page
 ---@field items table[]
@@ -142,8 +150,12 @@ function regex.replace(pattern, subject, repl, count) end
 ---@return string[]
 function regex.split(pattern, subject, max) end
 
+-- Two views of one clock: time.now() is text (to show or store), time.unix()
+-- a number (for arithmetic); time.parse(time.now()) equals time.unix() to the
+-- millisecond. Subtract numbers, never the strings: time.unix() - started,
+-- or time.parse(ctx.event.scheduled_at) for a time some event gives as text.
 time = {}
----@return string now RFC 3339 in UTC with milliseconds (2026-01-02T03:04:05.678Z)
+---@return string now RFC 3339 in UTC, milliseconds (2026-01-02T03:04:05.678Z)
 function time.now() end
 ---@return number seconds since the Unix epoch (with a fraction): do arithmetic on these
 function time.unix() end
@@ -200,6 +212,7 @@ _RETURNS = {
     "dead_letters.list": "picloud.Page",
     "dead_letters.replay": "boolean",
     "dead_letters.resolve": "boolean",
+    "http.fetch": "picloud.FetchAnswer",
 }
 
 
@@ -228,6 +241,14 @@ def render_luals() -> str:
     for op in SDK_OPS:
         namespaces.setdefault(op.function.namespace, []).append(op)
     for namespace, ops in namespaces.items():
+        if any(op.function.index for op in ops):
+            out += [
+                f"--- {ops[0].summary}",
+                "---@type table<string, string?>",
+                f"{namespace} = {{}}",
+                "",
+            ]
+            continue
         collection = f"picloud.{namespace.title().replace('_', '')}Collection"
         out.append(f"{namespace} = {{}}")
         if any(op.function.method for op in ops):

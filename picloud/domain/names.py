@@ -18,6 +18,7 @@ __all__ = [
     "COLLECTION",
     "METHODS",
     "SCRIPT_NAME",
+    "SECRET_NAME",
     "SLUG",
     "USERNAME",
     "NameRule",
@@ -83,6 +84,14 @@ SCRIPT_NAME = NameRule(
     max_length=64,
     explained="use a letter or _ then up to 63 letters, digits or _",
 )
+SECRET_NAME = NameRule(
+    what="secret name",
+    first="A-Za-z_",
+    rest="A-Za-z0-9_",
+    max_length=64,
+    explained="use a letter or _ then up to 63 letters, digits or _ "
+    "(scripts read it as secrets.NAME)",
+)
 USERNAME = NameRule(
     what="username",
     first="a-z0-9",
@@ -98,9 +107,10 @@ _RESERVED_SLUGS = frozenset({"api", "admin", "www", "static", "dashboard", "heal
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _SEGMENT = re.compile(
-    r"^(?:[A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]{0,63}\})$"
+    r"^(?:[A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]{0,63}\*?\})$"
 )
-_PARAM = re.compile(r"\{[^}/]*\}")
+_PARAM = re.compile(r"\{[^}/*]*\}")
+_REST = re.compile(r"\{[^}/*]*\*\}")
 _MAX_PATH = 512
 
 
@@ -140,15 +150,20 @@ def normalise_path(path: str) -> str:
         if not _SEGMENT.fullmatch(segment):
             raise InvalidInput(
                 f"route path segment {segment[:80]!r} is not allowed: use URL-safe "
-                "characters or a {parameter}"
+                "characters, a {parameter}, or last a {rest*} that takes the rest"
             )
         if segment.startswith("{"):
-            names.append(segment[1:-1])
+            names.append(segment[1:-1].rstrip("*"))
+    if any(s.endswith("*}") for s in segments[:-1]):
+        raise InvalidInput(
+            f"route path {path[:80]!r}: a catch-all {{name*}} must be the last segment"
+        )
     if len(names) != len(set(names)):
         raise InvalidInput(f"route path {path[:80]!r} repeats a parameter name")
     return trimmed
 
 
 def path_shape(path: str) -> str:
-    """``/users/{id}`` → ``/users/{}``: routes with the same shape clash."""
-    return _PARAM.sub("{}", path)
+    """``/users/{id}`` → ``/users/{}``, ``/files/{path*}`` → ``/files/{*}``:
+    routes with the same shape clash."""
+    return _REST.sub("{*}", _PARAM.sub("{}", path))

@@ -10,18 +10,27 @@ from datetime import datetime
 
 import msgspec
 
-from picloud.events.app import DispatchMode, LogEntry, ScriptKind
+from picloud.events.app import (
+    CorsPolicy,
+    DispatchMode,
+    LogEntry,
+    RetryPolicy,
+    ScriptKind,
+)
 
 __all__ = [
     "AppRecord",
+    "AppSettingsRecord",
     "DeadLetterRecord",
     "EventRecord",
+    "ExecutionDetail",
     "ExecutionRecord",
     "KeyRecord",
     "MemberRecord",
     "RouteRecord",
     "ScriptRecord",
     "ScriptVersion",
+    "SecretRecord",
     "TriggerRecord",
     "UserRecord",
 ]
@@ -86,6 +95,9 @@ class RouteRecord(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     path: str
     dispatch_mode: DispatchMode
+    capabilities: list[str] | None = None
+    """What its script may do; None: the default (its app's KV and documents)."""
+    retry: RetryPolicy | None = None
 
 
 class TriggerRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,6 +109,14 @@ class TriggerRecord(msgspec.Struct, frozen=True, kw_only=True):
     collection: str | None
     capabilities: list[str] | None
     created_at: datetime
+    retry: RetryPolicy | None = None
+    cron: str | None = None
+    """A schedule's cron expression, read in ``timezone``."""
+    timezone: str | None = None
+    last_fired_at: datetime | None = None
+    """A schedule's latest fired time."""
+    next_fire_at: datetime | None = None
+    """A schedule's next time."""
 
 
 class DeadLetterRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,6 +149,9 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     logs: list[LogEntry]
     attempt: int
     abandoned: bool
+    delivery_id: str | None = None
+    """Set for a run of a delivery (an async route or a trigger): its attempts
+    share it."""
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,3 +175,41 @@ class ScriptVersion(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: datetime
     actor: str | None
     """Who saved it (``user:<id>``, ``key:<id>``, ``cli``)."""
+
+
+class ExecutionDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One execution with the attempts of its delivery and its dead letter."""
+
+    id: str
+    script_id: str
+    status: str
+    """``ok``, ``error``, or ``pending`` (an accepted async request not yet run)."""
+    execution: ExecutionRecord | None
+    """This run: its logs, error, timing (None while pending)."""
+    attempts: list[ExecutionRecord]
+    """Every attempt of the same delivery, oldest first (a sync run: itself)."""
+    dead_letter: DeadLetterRecord | None
+    """What the delivery became when every attempt failed."""
+
+
+class AppSettingsRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An app's settings as the dashboard and the API show them."""
+
+    app_id: str
+    cors: CorsPolicy | None
+    """None: browsers on other origins may not call the app's routes."""
+    fetch_allowed_hosts: list[str] | None
+    """The app's own list of hosts ``http.fetch`` may reach; None: the
+    deployment's (``PICLOUD_FETCH_ALLOWED_HOSTS``)."""
+    fetch_hosts_in_force: list[str]
+    """What applies now: the app's list, else the deployment's; empty: any
+    public host (private, loopback and link-local addresses never)."""
+
+
+class SecretRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A secret as the API lists it: its name and times, never its value."""
+
+    app_id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime

@@ -34,6 +34,7 @@ __all__ = [
     "public_json",
     "redacted",
     "scrub",
+    "scrub_secrets",
     "secret_name",
     "stored_request",
 ]
@@ -151,3 +152,19 @@ def public_json(raw: bytes, headers: frozenset[str] = CREDENTIAL_HEADERS) -> byt
     if not any(clue in lowered for clue in _CLUE_BYTES):
         return raw
     return _encode(scrub(_decode(raw), headers))
+
+
+# -- what a run reveals ------------------------------------------------------------
+
+_SHORTEST_SCRUBBED = 4
+"""A shorter secret would blank ordinary words of a log line; such a value
+is no secret anyway."""
+
+
+def scrub_secrets(text: str, revealed: dict[str, str]) -> str:
+    """``text`` with each secret value a run read (value → name) replaced by
+    ``[secret NAME]``: a script's logs and error are recorded, its secrets not."""
+    for value in sorted(revealed, key=len, reverse=True):
+        if len(value) >= _SHORTEST_SCRUBBED and value in text:
+            text = text.replace(value, f"[secret {revealed[value]}]")
+    return text

@@ -36,6 +36,8 @@ def _signature(op: SdkOp) -> str:
     args = ", ".join(f"[{a.name}]" if a.optional else a.name for a in fn.args)
     if fn.method:
         return f'{fn.namespace}.collection("name"):{fn.name}({args})'
+    if fn.index:
+        return f"{fn.namespace}.NAME"
     return f"{fn.namespace}.{fn.name}({args})"
 
 
@@ -54,6 +56,30 @@ def _arguments(op: SdkOp) -> list[str]:
     return lines
 
 
+_TIME = """\
+## Time
+
+`time.now()` and `time.unix()` read one clock, in two forms:
+
+- `time.unix()`: seconds since the Unix epoch, a number with a fraction.
+  Compute with it: `time.unix() - started`, deadlines, TTLs.
+- `time.now()`: the same instant as RFC 3339 text in UTC, to the
+  millisecond (`2026-01-02T03:04:05.678Z`). Show or store it.
+- `time.parse(text)`: the number of an RFC 3339 / ISO 8601 text, to compute
+  with a time given as text (`ctx.event.scheduled_at`, a `created_at`).
+- `time.format([t], [strftime])`: the text of a number (default now, RFC 3339).
+
+`time.parse(time.now())` equals `time.unix()` to the millisecond. Lua does
+no arithmetic on the text of `time.now()`: subtract numbers.
+
+```lua
+local started = time.unix()
+local elapsed_ms = (time.unix() - started) * 1000
+local late_s = time.unix() - time.parse(ctx.event.scheduled_at)
+```
+"""
+
+
 def render_reference() -> str:
     parts = [_HEADER.format(collection=COLLECTION.explained.removeprefix("use "))]
     namespace = ""
@@ -63,15 +89,21 @@ def render_reference() -> str:
             parts.append(f"## `{namespace}`\n")
         parts.append(f"### `{_signature(op)}`\n")
         parts.append(op.summary + "\n")
-        parts.append("\n".join(_arguments(op)) + "\n" if op.function.args else "")
+        if op.function.args and not op.function.index:
+            parts.append("\n".join(_arguments(op)) + "\n")
         parts.append(f"Needs the `{op.needs.value}` capability.\n")
         if op.example:
             parts.append(f"```lua\n{op.example}\n```\n")
+    parts.append(_TIME)
     parts.append("## Triggers\n")
     parts.append(
         "A trigger runs an endpoint script after a committed event of its "
         "kind (`POST /api/v1/admin/apps/{app}/triggers/{kind}` with "
-        "`{script_id, ops?, collection?}`); the script gets it as `ctx.event`.\n"
+        "`{script_id, ops?, collection?, capabilities?, retry?}`; a schedule "
+        "takes `{script_id, cron, timezone?, capabilities?, retry?}`); the "
+        "script gets it as `ctx.event`, and `ctx.attempt` counts its runs "
+        "(1, then 2 for the first retry…). `retry` = `{max_attempts, base_ms, "
+        "max_ms, jitter}`, each field over the deployment's default.\n"
     )
     for kind in TRIGGER_KINDS.values():
         ops = ", ".join(f"`{o}`" for o in kind.ops) or "none"

@@ -79,11 +79,22 @@ SDK_OPS: tuple[SdkOp, ...] = (
         'local n = kv.collection("visits"):get("count")',
     ),
     SdkOp(
-        _on("kv", "set", _key(), SdkArg("value", "value"), returns="nothing"),
+        _on(
+            "kv",
+            "set",
+            _key(),
+            SdkArg("value", "value"),
+            _opts(("ttl_ms", "integer")),
+            returns="nothing",
+        ),
         C.KV_WRITE,
         "kv_set",
-        "Store a JSON value at key (nil is refused: use delete).",
-        'kv.collection("visits"):set("count", 1)',
+        "Store a JSON value at key (nil is refused: use delete). With ttl_ms "
+        "the key lives that many milliseconds: past it, it reads as absent at "
+        "once, and a KV trigger on op expire sees its expiry (ctx.event.op = "
+        '"expire", prev_value, expired_at). A set without ttl_ms keeps it forever.',
+        'kv.collection("visits"):set("count", 1)\n'
+        'kv.collection("sessions"):set(token, {user = id}, {ttl_ms = 1500})',
     ),
     SdkOp(
         _on("kv", "has", _key(), returns="boolean"),
@@ -171,6 +182,50 @@ SDK_OPS: tuple[SdkOp, ...] = (
         C.DEAD_LETTERS_MANAGE,
         "dead_letters_resolve",
         "Mark a dead letter resolved; true if it was not already.",
+    ),
+    SdkOp(
+        SdkFunction("secrets", "get", (_key("name"),), index=True),
+        C.SECRETS_READ,
+        "secrets_get",
+        "secrets.NAME (also ctx.secrets.NAME) is the app's secret NAME as a "
+        "string, or nil. Set them with PUT /api/v1/admin/apps/{app}/secrets/NAME "
+        "or picloud secrets set; the log holds them sealed (AES-GCM), and a "
+        "value a run read (of 4 characters or more) is replaced by "
+        "[secret NAME] in its logs and error.",
+        'local r = http.fetch(url, {headers = {authorization = "Bearer " .. '
+        "secrets.API_TOKEN}})",
+    ),
+    SdkOp(
+        SdkFunction(
+            "http",
+            "fetch",
+            (
+                SdkArg("url", "string"),
+                _opts(
+                    ("method", "string"),
+                    ("headers", "table"),
+                    ("body", "any"),
+                    ("timeout_ms", "integer"),
+                ),
+            ),
+            effect=True,
+        ),
+        C.HTTP_FETCH,
+        "http_fetch",
+        "Send an HTTP(S) request; answers {status =, headers = {lower-case "
+        "name = value}, body = string} (the body as UTF-8 text, an invalid "
+        "byte replaced by U+FFFD). A body table is sent as JSON. Only "
+        "public addresses on the app's fetch allowlist, checked after DNS and "
+        "at every redirect; sizes, redirects, calls per run and time are "
+        "limited (PICLOUD_FETCH_*), and every failure is a Lua error naming "
+        "its cause (pcall catches it). The time counts against the run's. In "
+        "an async run or a trigger, a run retried after its commit failed "
+        "gets the answers its first try got (no second request).",
+        'local r = http.fetch("https://api.example.com/v1/items", {\n'
+        '  method = "POST", headers = {authorization = "Bearer " .. secrets.TOKEN},\n'
+        '  body = {name = "x"}, timeout_ms = 2000})\n'
+        'if r.status ~= 200 then error("upstream said " .. r.status) end\n'
+        "local items = json.decode(r.body)",
     ),
 )
 

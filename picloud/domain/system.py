@@ -14,7 +14,20 @@ from picloud.domain.identity import (
     identity_answer,
 )
 from picloud.domain.names import check_slug
-from picloud.domain.records import AppRecord, KeyRecord, MemberRecord, UserRecord
+from picloud.domain.records import (
+    AppRecord,
+    KeyRecord,
+    MemberRecord,
+    SecretRecord,
+    UserRecord,
+)
+from picloud.domain.secrets import (
+    DeleteSecret,
+    SecretCommand,
+    SetSecret,
+    decide_secret,
+    secret_answer,
+)
 from picloud.errors import Conflict, InvalidInput, NotFound
 from picloud.events import (
     AppCreated,
@@ -58,8 +71,8 @@ class DeleteApp(msgspec.Struct, frozen=True, kw_only=True):
     app: str
 
 
-SystemCommand = CreateApp | UpdateApp | DeleteApp | IdentityCommand
-Answer = AppRecord | UserRecord | MemberRecord | KeyRecord | None
+SystemCommand = CreateApp | UpdateApp | DeleteApp | SecretCommand | IdentityCommand
+Answer = AppRecord | UserRecord | MemberRecord | KeyRecord | SecretRecord | None
 
 
 def _app(state: SystemState, ref: str) -> AppEntry:
@@ -100,6 +113,8 @@ def decide_system(state: SystemState, command: SystemCommand) -> list[Event]:
         case DeleteApp(app=ref):
             app = _app(state, ref)
             return [AppDeleted(at=now, app_id=app.id, slug=app.slug)]
+        case SetSecret() | DeleteSecret():
+            return decide_secret(state, command)
         case _:
             return decide_identity(state, command)
     raise InvalidInput(f"unknown command {type(command).__name__}")
@@ -119,6 +134,8 @@ def answer(
     state: SystemState, command: SystemCommand, recorded: list[RecordedEvent]
 ) -> Answer:
     """The API's answer to ``command``, which recorded ``recorded``: the thing now."""
+    if isinstance(command, SetSecret | DeleteSecret):
+        return secret_answer(state, command)
     if not isinstance(command, CreateApp | UpdateApp | DeleteApp):
         return identity_answer(state, command, [r.event for r in recorded])
     for r in reversed(recorded):

@@ -14,6 +14,8 @@ __all__ = [
     "AbandonedExecutionExpired",
     "AppEvent",
     "AppQuarantined",
+    "CorsPolicy",
+    "CorsSet",
     "DataEvent",
     "DispatchMode",
     "DocCreated",
@@ -21,13 +23,16 @@ __all__ = [
     "DocUpdated",
     "ExecutionAbandoned",
     "ExecutionStatus",
+    "FetchHostsSet",
     "HostKilled",
     "InvocationAccepted",
     "InvocationRecorded",
     "KvDeleted",
+    "KvExpired",
     "KvSet",
     "LogEntry",
     "RequestRecord",
+    "RetryPolicy",
     "RouteAdded",
     "RouteRemoved",
     "ScriptDeleted",
@@ -59,6 +64,17 @@ class ScriptDeleted(Event, frozen=True, tag="script.deleted.v1"):
     name: str
 
 
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How a failed delivery is tried again: a field left None is the
+    deployment's ``PICLOUD_TRIGGER_RETRY_*`` default at the time of the failure
+    (checked when set: :mod:`picloud.domain.delivery_policy`)."""
+
+    max_attempts: int | None = None
+    base_ms: int | None = None
+    max_ms: int | None = None
+    jitter: float | None = None
+
+
 class RouteAdded(Event, frozen=True, tag="route.added.v1"):
     app_id: str
     route_id: str
@@ -66,6 +82,10 @@ class RouteAdded(Event, frozen=True, tag="route.added.v1"):
     method: str
     path: str
     dispatch_mode: DispatchMode = "sync"
+    capabilities: list[str] | None = None
+    """What its script may do; None is the default a public route gets."""
+    retry: RetryPolicy | None = None
+    """An async route's retries; None: the deployment's defaults."""
 
 
 class RouteRemoved(Event, frozen=True, tag="route.removed.v1"):
@@ -118,6 +138,8 @@ class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
     attempt: int = 1
     cpu_ms: float = 0.0
     """CPU time of the script's own Lua (what counts against the app's budget)."""
+    fetches: int = 0
+    """``http.fetch`` calls the run made (a delivery's are journaled until now)."""
 
 
 class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):
@@ -149,6 +171,19 @@ class KvSet(Event, frozen=True, tag="kv.set.v1"):
     key: str
     value: msgspec.Raw
     prev: msgspec.Raw = JSON_NULL
+    expires_at: datetime | None = None
+    """Set with a TTL: from then on the key reads as absent, and its actor
+    records a ``KvExpired`` (None: the entry lives until changed)."""
+
+
+class KvExpired(Event, frozen=True, tag="kv.expired.v1"):
+    """A KV entry's TTL ran out: it is gone, as if deleted (``prev`` its value)."""
+
+    app_id: str
+    collection: str
+    key: str
+    prev: msgspec.Raw
+    expires_at: datetime
 
 
 class KvDeleted(Event, frozen=True, tag="kv.deleted.v1"):
@@ -182,7 +217,7 @@ class DocDeleted(Event, frozen=True, tag="doc.deleted.v1"):
     prev_data: msgspec.Raw
 
 
-DataEvent = KvSet | KvDeleted | DocCreated | DocUpdated | DocDeleted
+DataEvent = KvSet | KvDeleted | KvExpired | DocCreated | DocUpdated | DocDeleted
 
 
 class HostKilled(Event, frozen=True, tag="app.host_killed.v1"):
@@ -200,6 +235,34 @@ class AppQuarantined(Event, frozen=True, tag="app.quarantined.v1"):
     host_kills: int
 
 
+class CorsPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Which browser origins may call the app's routes (the front door answers
+    preflights and adds the ``Access-Control-*`` headers)."""
+
+    origins: list[str]
+    """``https://example.com`` (scheme, host, port), or ``*`` for any."""
+    methods: list[str] = []
+    """Allowed methods; empty: the app's routes' methods as a preflight asks."""
+    headers: list[str] = []
+    """Request headers a browser may send besides the simple ones."""
+    max_age_s: int = 600
+
+
+class CorsSet(Event, frozen=True, tag="app.cors_set.v1"):
+    """The app's CORS policy from now on (None: no cross-origin access)."""
+
+    app_id: str
+    cors: CorsPolicy | None = None
+
+
+class FetchHostsSet(Event, frozen=True, tag="app.fetch_hosts_set.v1"):
+    """The hosts ``http.fetch`` may reach from now on (None: the deployment's
+    ``PICLOUD_FETCH_ALLOWED_HOSTS``; empty there: any public host)."""
+
+    app_id: str
+    hosts: list[str] | None = None
+
+
 AppEvent = (
     ScriptSaved
     | ScriptDeleted
@@ -211,8 +274,11 @@ AppEvent = (
     | AbandonedExecutionExpired
     | HostKilled
     | AppQuarantined
+    | CorsSet
+    | FetchHostsSet
     | KvSet
     | KvDeleted
+    | KvExpired
     | DocCreated
     | DocUpdated
     | DocDeleted

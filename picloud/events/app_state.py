@@ -15,14 +15,18 @@ from pyrsistent.typing import PMap, PVector
 from picloud.events._base import Event
 from picloud.events.app import (
     AppQuarantined,
+    CorsPolicy,
+    CorsSet,
+    FetchHostsSet,
     HostKilled,
+    RetryPolicy,
     RouteAdded,
     RouteRemoved,
     ScriptDeleted,
     ScriptSaved,
 )
 from picloud.events.pending import TriggerInfo, trigger_info
-from picloud.events.triggers import TriggerAdded, TriggerRemoved
+from picloud.events.triggers import ScheduleFired, TriggerAdded, TriggerRemoved
 
 __all__ = ["AppState", "RouteInfo", "ScriptInfo", "evolve_app"]
 
@@ -44,6 +48,8 @@ class RouteInfo(PClass):
     method: str = field(type=str, mandatory=True)
     path: str = field(type=str, mandatory=True)
     dispatch_mode: str = field(type=str, mandatory=True)
+    capabilities: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
+    retry: RetryPolicy | None = field(type=(RetryPolicy, type(None)), initial=None)
 
 
 class AppState(PClass):
@@ -56,6 +62,8 @@ class AppState(PClass):
     triggers: PMap[str, TriggerInfo] = field(initial=pmap())
     host_kills: PVector[datetime] = field(initial=pvector())
     quarantined: bool = field(type=bool, initial=False)
+    cors: CorsPolicy | None = field(type=(CorsPolicy, type(None)), initial=None)
+    fetch_hosts: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
 
     def script_named(self, name: str) -> ScriptInfo | None:
         script_id = self.script_names.get(name)
@@ -93,6 +101,10 @@ def evolve_app(state: AppState, event: Event) -> AppState:
                 method=event.method,
                 path=event.path,
                 dispatch_mode=event.dispatch_mode,
+                capabilities=None
+                if event.capabilities is None
+                else tuple(event.capabilities),
+                retry=event.retry,
             )
             return state.set(routes=state.routes.set(event.route_id, route))
         case RouteRemoved():
@@ -103,9 +115,26 @@ def evolve_app(state: AppState, event: Event) -> AppState:
             )
         case TriggerRemoved():
             return state.set(triggers=state.triggers.discard(event.trigger_id))
+        case _:
+            return _evolve_hosting_and_settings(state, event)
+
+
+def _evolve_hosting_and_settings(state: AppState, event: Event) -> AppState:
+    match event:
         case HostKilled():
             return state.set(host_kills=state.host_kills.append(event.at))
         case AppQuarantined():
             return state.set(quarantined=True)
+        case ScheduleFired():
+            trigger = state.triggers.get(event.trigger_id)
+            if trigger is None:
+                return state
+            fired = trigger.set(last_fired=event.scheduled_at)
+            return state.set(triggers=state.triggers.set(trigger.id, fired))
+        case CorsSet():
+            return state.set(cors=event.cors)
+        case FetchHostsSet():
+            hosts = None if event.hosts is None else tuple(event.hosts)
+            return state.set(fetch_hosts=hosts)
         case _:
             return state

@@ -23,6 +23,7 @@ from picloud.events.app import (
     InvocationAccepted,
     InvocationRecorded,
     RequestRecord,
+    RetryPolicy,
 )
 from picloud.events.trigger_kinds import Firing, firing_of
 from picloud.events.triggers import (
@@ -79,6 +80,12 @@ class TriggerInfo(PClass):
     ops: PSet[str] = field(initial=pset())
     collection: str | None = field(type=(str, type(None)), initial=None)
     capabilities: tuple[str, ...] | None = field(type=(tuple, type(None)), initial=None)
+    retry: RetryPolicy | None = field(type=(RetryPolicy, type(None)), initial=None)
+    cron: str | None = field(type=(str, type(None)), initial=None)
+    timezone: str | None = field(type=(str, type(None)), initial=None)
+    added_at: datetime | None = field(type=(datetime, type(None)), initial=None)
+    last_fired: datetime | None = field(type=(datetime, type(None)), initial=None)
+    """A schedule's latest fired time (None: never fired)."""
 
     def takes(self, kind: str, op: str, collection: str | None) -> bool:
         return (
@@ -96,6 +103,10 @@ def trigger_info(event: TriggerAdded) -> TriggerInfo:
         ops=pset(event.ops),
         collection=event.collection,
         capabilities=None if event.capabilities is None else tuple(event.capabilities),
+        retry=event.retry,
+        cron=event.cron,
+        timezone=event.timezone,
+        added_at=event.at,
     )
 
 
@@ -203,6 +214,8 @@ def _fire(
 ) -> Deliveries:
     """A delivery for each trigger that takes the firing."""
     for trigger in triggers.values():
+        if firing.trigger_id is not None and trigger.id != firing.trigger_id:
+            continue
         if trigger.takes(firing.kind, firing.op, firing.collection):
             delivery_id = f"{firing.key}:{trigger.id}"
             deliveries = deliveries.set(

@@ -9,12 +9,13 @@ from datetime import datetime
 import msgspec
 from pyrsistent import InvariantException, pmap, pset, pvector
 
+from picloud.events.app import CorsPolicy, RetryPolicy
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
 from picloud.events.pending import Deliveries, Delivery, TriggerInfo
 
 __all__ = ["decode_snapshot", "encode_snapshot"]
 
-_FORMAT = "snapshot.v2"
+_FORMAT = "snapshot.v3"
 
 
 class _Script(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +35,8 @@ class _Route(msgspec.Struct, frozen=True, kw_only=True):
     method: str
     path: str
     dispatch_mode: str
+    capabilities: tuple[str, ...] | None = None
+    retry: RetryPolicy | None = None
 
 
 class _Trigger(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +46,11 @@ class _Trigger(msgspec.Struct, frozen=True, kw_only=True):
     ops: list[str]
     collection: str | None
     capabilities: list[str] | None
+    retry: RetryPolicy | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    added_at: datetime | None = None
+    last_fired: datetime | None = None
 
 
 class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -54,6 +62,8 @@ class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     deliveries: list[Delivery]
     host_kills: list[datetime]
     quarantined: bool
+    cors: CorsPolicy | None = None
+    fetch_hosts: list[str] | None = None
 
 
 def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> bytes:
@@ -81,6 +91,8 @@ def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> by
                     method=r.method,
                     path=r.path,
                     dispatch_mode=r.dispatch_mode,
+                    capabilities=r.capabilities,
+                    retry=r.retry,
                 )
                 for r in state.routes.values()
             ],
@@ -94,12 +106,19 @@ def encode_snapshot(state: AppState, deliveries: Deliveries, version: int) -> by
                     capabilities=None
                     if t.capabilities is None
                     else list(t.capabilities),
+                    retry=t.retry,
+                    cron=t.cron,
+                    timezone=t.timezone,
+                    added_at=t.added_at,
+                    last_fired=t.last_fired,
                 )
                 for t in state.triggers.values()
             ],
             deliveries=list(deliveries.values()),
             host_kills=list(state.host_kills),
             quarantined=state.quarantined,
+            cors=state.cors,
+            fetch_hosts=None if state.fetch_hosts is None else list(state.fetch_hosts),
         )
     )
 
@@ -131,6 +150,8 @@ def _loaded(app_id: str, snap: _Snapshot) -> tuple[AppState, Deliveries, int]:
         triggers=pmap({t.id: _trigger(t) for t in snap.triggers}),
         host_kills=pvector(snap.host_kills),
         quarantined=snap.quarantined,
+        cors=snap.cors,
+        fetch_hosts=None if snap.fetch_hosts is None else tuple(snap.fetch_hosts),
     )
     return state, pmap({d.id: d for d in snap.deliveries}), snap.version
 
@@ -156,4 +177,9 @@ def _trigger(t: _Trigger) -> TriggerInfo:
         ops=pset(t.ops),
         collection=t.collection,
         capabilities=None if t.capabilities is None else tuple(t.capabilities),
+        retry=t.retry,
+        cron=t.cron,
+        timezone=t.timezone,
+        added_at=t.added_at,
+        last_fired=t.last_fired,
     )

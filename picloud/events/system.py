@@ -17,6 +17,9 @@ __all__ = [
     "IdentityEvent",
     "MemberRemoved",
     "MemberSet",
+    "SecretDeleted",
+    "SecretEvent",
+    "SecretSet",
     "SystemEvent",
     "UserAdminChanged",
     "UserCreated",
@@ -113,4 +116,24 @@ IdentityEvent = (
     | ApiKeyCreated
     | ApiKeyRevoked
 )
-SystemEvent = AppCreated | AppUpdated | AppDeleted | IdentityEvent
+
+
+class SecretSet(Event, frozen=True, tag="secret.set.v1"):
+    """An app's secret ``name`` holds a new value. Never the value in clear:
+    AES-256-GCM of it (nonce first, base64) under the key ``key_id`` names,
+    bound to its app and name (the associated data), so a ciphertext copied
+    to another app or name does not open."""
+
+    app_id: str
+    name: str
+    ciphertext: str
+    key_id: str
+
+
+class SecretDeleted(Event, frozen=True, tag="secret.deleted.v1"):
+    app_id: str
+    name: str
+
+
+SecretEvent = SecretSet | SecretDeleted
+SystemEvent = AppCreated | AppUpdated | AppDeleted | SecretEvent | IdentityEvent

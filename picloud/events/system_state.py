@@ -22,6 +22,8 @@ from picloud.events.system import (
     IdentityEvent,
     MemberRemoved,
     MemberSet,
+    SecretDeleted,
+    SecretSet,
     SystemEvent,
     UserAdminChanged,
     UserCreated,
@@ -33,6 +35,7 @@ __all__ = [
     "AppEntry",
     "KeyInfo",
     "MemberInfo",
+    "SecretInfo",
     "SystemState",
     "UserInfo",
     "evolve_system",
@@ -72,6 +75,13 @@ class KeyInfo(PClass):
     revoked_at: datetime | None = field(type=(datetime, type(None)), initial=None)
 
 
+class SecretInfo(PClass):
+    """That an app's secret exists, and since when: never its value."""
+
+    created_at: datetime = field(type=datetime, mandatory=True)
+    updated_at: datetime = field(type=datetime, mandatory=True)
+
+
 class SystemState(PClass):
     """The system stream at ``version``: apps, users, roles and keys by id."""
 
@@ -83,6 +93,8 @@ class SystemState(PClass):
     members: PMap[str, PMap[str, MemberInfo]] = field(initial=pmap())
     """app id → user id → membership."""
     keys: PMap[str, KeyInfo] = field(initial=pmap())
+    secrets: PMap[str, PMap[str, SecretInfo]] = field(initial=pmap())
+    """app id → secret name → when it was set."""
 
     def app(self, id_or_slug: str) -> AppEntry | None:
         app: AppEntry | None = self.apps.get(id_or_slug)
@@ -129,7 +141,18 @@ def _apply(state: SystemState, event: SystemEvent) -> SystemState:
                 apps=state.apps.discard(app_id),
                 slugs=state.slugs.discard(slug),
                 members=state.members.discard(app_id),
+                secrets=state.secrets.discard(app_id),
             )
+        case SecretSet(app_id=app_id, name=name, at=at):
+            names = state.secrets.get(app_id, pmap())
+            was: SecretInfo | None = names.get(name)
+            info = SecretInfo(
+                created_at=at if was is None else was.created_at, updated_at=at
+            )
+            return state.set(secrets=state.secrets.set(app_id, names.set(name, info)))
+        case SecretDeleted(app_id=app_id, name=name):
+            names = state.secrets.get(app_id, pmap()).discard(name)
+            return state.set(secrets=state.secrets.set(app_id, names))
         case _:
             return _apply_identity(state, event)
 

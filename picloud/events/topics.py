@@ -12,6 +12,7 @@ ROUTING_EVENT_TYPES = frozenset(
         "route.added.v1",
         "route.removed.v1",
         "app.quarantined.v1",
+        "app.cors_set.v1",
     }
 )
 """What the front door's routing table follows; commits of these wake it."""

@@ -20,16 +20,17 @@ from typing import Any
 
 import msgspec
 
-from picloud.events._base import RecordedEvent
+from picloud.events._base import RecordedEvent, rfc3339
 from picloud.events.app import (
     JSON_NULL,
     DocCreated,
     DocDeleted,
     DocUpdated,
     KvDeleted,
+    KvExpired,
     KvSet,
 )
-from picloud.events.triggers import DeadLettered
+from picloud.events.triggers import DeadLettered, ScheduleFired
 
 __all__ = ["TRIGGER_KINDS", "Firing", "TriggerKind", "firing_of", "trigger_kind"]
 
@@ -54,6 +55,8 @@ class Firing:
     first_attempt_at: datetime
     dead_letter_id: str | None = None
     """Set when the handler handles a dead letter (the recursion stop)."""
+    trigger_id: str | None = None
+    """Set when one trigger alone takes it (a schedule's own firing)."""
 
 
 Builder = Callable[[RecordedEvent], Firing]
@@ -68,6 +71,8 @@ class TriggerKind:
     takes_collection: bool
     follows: dict[type[Any], Builder]
     """Event type → the Firing it makes."""
+    takes_schedule: bool = False
+    """Configured with ``{cron, timezone}``; fired by the app's actor."""
 
 
 def _data_firing(
@@ -100,6 +105,16 @@ def _kv_deleted(recorded: RecordedEvent) -> Firing:
     event: KvDeleted = recorded.event  # type: ignore[assignment]  # by the table
     body = {"key": event.key, "prev_value": event.prev}
     return _data_firing("kv", "delete", recorded, body)
+
+
+def _kv_expired(recorded: RecordedEvent) -> Firing:
+    event: KvExpired = recorded.event  # type: ignore[assignment]  # by the table
+    body = {
+        "key": event.key,
+        "prev_value": event.prev,
+        "expired_at": rfc3339(event.expires_at),
+    }
+    return _data_firing("kv", "expire", recorded, body)
 
 
 def _doc_created(recorded: RecordedEvent) -> Firing:
@@ -146,15 +161,37 @@ def _dead_lettered(recorded: RecordedEvent) -> Firing:
     )
 
 
+def _schedule_fired(recorded: RecordedEvent) -> Firing:
+    event: ScheduleFired = recorded.event  # type: ignore[assignment]  # by the table
+    payload = {
+        "source": "schedule",
+        "op": "fire",
+        "scheduled_at": rfc3339(event.scheduled_at),
+        "trigger_id": event.trigger_id,
+    }
+    return Firing(
+        kind="schedule",
+        op="fire",
+        collection=None,
+        event=_encode(payload),
+        key=f"sched:{rfc3339(event.scheduled_at)}",
+        seq=recorded.version,
+        depth=1,
+        first_attempt_at=recorded.recorded_at,
+        trigger_id=event.trigger_id,
+    )
+
+
 TRIGGER_KINDS: dict[str, TriggerKind] = {
     kind.name: kind
     for kind in (
         TriggerKind(
             name="kv",
-            summary="Run a script after each KV write of the app",
-            ops=("set", "delete"),
+            summary="Run a script after each KV write of the app, or a key's "
+            "TTL running out (op expire)",
+            ops=("set", "delete", "expire"),
             takes_collection=True,
-            follows={KvSet: _kv_set, KvDeleted: _kv_deleted},
+            follows={KvSet: _kv_set, KvDeleted: _kv_deleted, KvExpired: _kv_expired},
         ),
         TriggerKind(
             name="docs",
@@ -173,6 +210,17 @@ TRIGGER_KINDS: dict[str, TriggerKind] = {
             ops=(),
             takes_collection=False,
             follows={DeadLettered: _dead_lettered},
+        ),
+        TriggerKind(
+            name="schedule",
+            summary="Run a script on a cron schedule, in a time zone; "
+            "ctx.event = {source = 'schedule', scheduled_at = RFC 3339}. "
+            "At least once, never twice for one time; times missed while "
+            "PiCloud was down give one catch-up run",
+            ops=(),
+            takes_collection=False,
+            follows={ScheduleFired: _schedule_fired},
+            takes_schedule=True,
         ),
     )
 }

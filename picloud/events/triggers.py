@@ -14,7 +14,7 @@ from datetime import datetime
 import msgspec
 
 from picloud.events._base import Event
-from picloud.events.app import RequestRecord
+from picloud.events.app import RequestRecord, RetryPolicy
 
 __all__ = [
     "DeadLetterExpired",
@@ -24,6 +24,7 @@ __all__ = [
     "DeadLettered",
     "DeliverySkipped",
     "RetryScheduled",
+    "ScheduleFired",
     "TriggerAdded",
     "TriggerEvent",
     "TriggerRemoved",
@@ -43,6 +44,22 @@ class TriggerAdded(Event, frozen=True, tag="trigger.added.v1"):
     collection: str | None = None
     capabilities: list[str] | None = None
     """What the handler may do; None is the default a public route gets."""
+    retry: RetryPolicy | None = None
+    """How its failed deliveries are tried again; None: the defaults."""
+    cron: str | None = None
+    """A schedule trigger's cron expression (5 fields, or 6 with seconds last)."""
+    timezone: str | None = None
+    """The IANA zone the cron expression reads its times in (None: UTC)."""
+
+
+class ScheduleFired(Event, frozen=True, tag="schedule.fired.v1"):
+    """The schedule trigger ``trigger_id`` fires for its time ``scheduled_at``
+    (decided by the app's actor, its one writer, from the log: a time is
+    fired once; times missed while nothing ran collapse into the latest)."""
+
+    app_id: str
+    trigger_id: str
+    scheduled_at: datetime
 
 
 class TriggerRemoved(Event, frozen=True, tag="trigger.removed.v1"):
@@ -140,4 +157,5 @@ TriggerEvent = (
     | DeadLetterResolved
     | DeadLetterHandlerFailed
     | DeadLetterExpired
+    | ScheduleFired
 )

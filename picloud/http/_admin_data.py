@@ -14,21 +14,32 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from picloud.actors.sdk import envelope
+from picloud.actors.sdk import MAX_TTL_MS, envelope
 from picloud.domain.access import Capability
 from picloud.domain.commands import DataOp
 from picloud.domain.names import check_collection
 from picloud.domain.paging import encode_cursor
 from picloud.errors import NotFound
+from picloud.events import rfc3339
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_scripts import send
 from picloud.http._api import endpoint, json_response
 from picloud.http._input import ReadInside
-from picloud.http._params import cursor, limit, query_of, text
+from picloud.http._params import cursor, limit, positive, query_of, text
 from picloud.http.state import SERVICES
 from picloud.store.docs_query import parse_query
 
-__all__ = ["Collections", "DocData", "Document", "FindBody", "KvPage", "KvValue"]
+__all__ = [
+    "EXPIRES_HEADER",
+    "Collections",
+    "DocData",
+    "Document",
+    "FindBody",
+    "KvPage",
+    "KvValue",
+]
+
+EXPIRES_HEADER = "X-PiCloud-Expires-At"
 
 Row = TypeVar("Row")
 
@@ -68,6 +79,8 @@ class FindBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class KvEntry(msgspec.Struct, frozen=True):
     key: str
     value: KvValue
+    expires_at: datetime | None = None
+    """When a key set with a TTL runs out (None: it does not)."""
 
 
 class KvPage(msgspec.Struct, frozen=True):
@@ -153,7 +166,11 @@ async def list_kv_entries(request: web.Request) -> web.Response:
     return _page(
         rows,
         query["limit"],
-        item=lambda row: {"key": row[0], "value": msgspec.Raw(row[1])},
+        item=lambda row: {
+            "key": row[0],
+            "value": msgspec.Raw(row[1]),
+            "expires_at": row[2],
+        },
         position=lambda row: row[0],
     )
 
@@ -162,29 +179,39 @@ async def list_kv_entries(request: web.Request) -> web.Response:
     "GET",
     "/api/v1/admin/apps/{app}/kv/{collection}/{key:.+}",
     needs=Capability.KV_READ,
-    summary="One KV value",
+    summary="One KV value (a TTL's end in the X-PiCloud-Expires-At header)",
     answer=KvValue,
 )
 async def get_kv_entry(request: web.Request) -> web.Response:
     app = await app_or_404(request)
     k = (_collection(request), request.match_info["key"])
-    value = await request.app[SERVICES].store.kv_value(app.id, *k)
-    if value is None:
+    found = await request.app[SERVICES].store.kv_value(app.id, *k)
+    if found is None:
         raise NotFound(f"no key {k[1][:200]!r} in {k[0]!r}")
-    return json_response(msgspec.Raw(value))
+    response = json_response(msgspec.Raw(found[0]))
+    if found[1] is not None:
+        response.headers[EXPIRES_HEADER] = rfc3339(found[1])
+    return response
 
 
 @endpoint(
     "PUT",
     "/api/v1/admin/apps/{app}/kv/{collection}/{key:.+}",
     needs=Capability.KV_WRITE,
-    summary="Set a KV value (the body is the JSON value)",
+    summary="Set a KV value (the body is the JSON value; ?ttl_ms= gives it a TTL)",
     answer=KvValue,
+    query=(
+        positive("ttl_ms", "the key lives this many milliseconds", maximum=MAX_TTL_MS),
+    ),
 )
 async def put_kv_entry(request: web.Request, value: KvValue) -> web.Response:
     app = await app_or_404(request)
     collection, key = _collection(request), request.match_info["key"]
-    await _data_op(request, app.id, "kv.set", [collection, key, value])
+    args: list[Any] = [collection, key, value]
+    ttl_ms = query_of(request)["ttl_ms"]
+    if ttl_ms is not None:
+        args.append({"ttl_ms": ttl_ms})
+    await _data_op(request, app.id, "kv.set", args)
     return json_response(value)
 
 

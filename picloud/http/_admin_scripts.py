@@ -22,23 +22,31 @@ from picloud.domain.commands import (
     RemoveRoute,
     SaveScript,
 )
-from picloud.domain.records import ExecutionRecord, RouteRecord, ScriptRecord
+from picloud.domain.records import (
+    ExecutionDetail,
+    ExecutionRecord,
+    RouteRecord,
+    ScriptRecord,
+)
 from picloud.errors import ActorUnavailable
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._api import AppOf, endpoint, not_found
-from picloud.http._fields import ScriptName
+from picloud.http._fields import RetryBody, ScriptName
 from picloud.http._params import (
     choice,
     encode_position,
     flag,
     limit,
+    moment,
     position_cursor,
     query_of,
+    text,
 )
 from picloud.http.state import SERVICES, command_meta
+from picloud.store import ExecutionFilter
 
-__all__ = ["ROUTE_APP", "SCRIPT_APP", "script_or_404", "send"]
+__all__ = ["ROUTE_APP", "SCRIPT_APP", "routing_sees", "script_or_404", "send"]
 
 _ROUTING_WAIT_S = 5.0
 _PAGE = 50
@@ -61,6 +69,10 @@ class CreateRouteBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     method: str
     path: str
     dispatch_mode: DispatchMode = "sync"
+    capabilities: list[str] | None = None
+    """What its script may do (as for triggers); absent: its app's KV and documents."""
+    retry: RetryBody | None = None
+    """An async route's retries; absent: the deployment's defaults."""
 
 
 class ScriptList(msgspec.Struct, frozen=True):
@@ -93,7 +105,7 @@ async def send(request: web.Request, app_id: str, command: Command) -> Done:
     return reply
 
 
-async def _routing_sees(request: web.Request, done: Done) -> None:
+async def routing_sees(request: web.Request, done: Done) -> None:
     services = request.app[SERVICES]
     services.log.signals.signal()
     await services.routing.caught_up(done.txid, done.position, _ROUTING_WAIT_S)
@@ -189,7 +201,7 @@ async def delete_script(request: web.Request) -> None:
     script = await script_or_404(request)
     command = DeleteScript(script_id=script.id, force=query_of(request)["force"])
     done = await send(request, script.app_id, command)
-    await _routing_sees(request, done)
+    await routing_sees(request, done)
 
 
 # -- routes -------------------------------------------------------------------------
@@ -211,9 +223,11 @@ async def create_route(request: web.Request, body: CreateRouteBody) -> Any:
         method=body.method,
         path=body.path,
         dispatch_mode=body.dispatch_mode,
+        capabilities=body.capabilities,
+        retry=None if body.retry is None else body.retry.policy(),
     )
     done = await send(request, script.app_id, command)
-    await _routing_sees(request, done)
+    await routing_sees(request, done)
     return done.result
 
 
@@ -242,7 +256,7 @@ async def delete_route(request: web.Request) -> None:
     if route is None:
         raise not_found("route", request.match_info["id"])
     done = await send(request, route.app_id, RemoveRoute(route_id=route.id))
-    await _routing_sees(request, done)
+    await routing_sees(request, done)
 
 
 # -- executions ---------------------------------------------------------------------
@@ -252,18 +266,53 @@ async def delete_route(request: web.Request) -> None:
     "GET",
     "/api/v1/admin/apps/{app}/executions",
     needs=Capability.APP_READ,
-    summary="The execution log, newest first (?status=ok|error&cursor=&limit=)",
+    summary="The execution log, newest first, filtered (?status=&script=&trigger="
+    "&since=&until=&cursor=&limit=; an unknown filter is a 400)",
     answer=ExecutionList,
     query=(
         choice("status", ["ok", "error"], "only executions that ended so"),
+        text("script", "only runs of this script (its id)", max_length=200),
+        text(
+            "trigger",
+            "only runs whose trigger label starts with this: route:, async:, "
+            "trigger:, trigger:schedule:, trigger:kv:<trigger id>…",
+            max_length=300,
+        ),
+        moment("since", "only runs started at or after this time"),
+        moment("until", "only runs started before this time"),
         position_cursor(),
         limit(default=_PAGE, maximum=_MAX_PAGE),
     ),
+    strict_query=True,
 )
 async def list_app_executions(request: web.Request) -> ExecutionList:
     app = await app_or_404(request)
     query = query_of(request)
+    where = ExecutionFilter(
+        status=query["status"],
+        script_id=query["script"] or None,
+        trigger=query["trigger"] or None,
+        since=query["since"],
+        until=query["until"],
+    )
     items, after = await request.app[SERVICES].store.executions(
-        app.id, status=query["status"], before=query["cursor"], limit=query["limit"]
+        app.id, where=where, before=query["cursor"], limit=query["limit"]
     )
     return ExecutionList(items=items, cursor=encode_position(after))
+
+
+@endpoint(
+    "GET",
+    "/api/v1/admin/apps/{app}/executions/{id}",
+    needs=Capability.APP_READ,
+    summary="One execution: its logs and error, every attempt of its delivery, "
+    "and the dead letter it became if any (pending: accepted, not yet run)",
+    answer=ExecutionDetail,
+)
+async def get_app_execution(request: web.Request) -> ExecutionDetail:
+    app = await app_or_404(request)
+    execution_id = request.match_info["id"]
+    found = await request.app[SERVICES].store.execution(app.id, execution_id)
+    if found is None:
+        raise not_found("execution", execution_id)
+    return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -20,7 +20,7 @@ from picloud.events.trigger_kinds import TRIGGER_KINDS, TriggerKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_scripts import send
 from picloud.http._api import ENDPOINTS, AppOf, Endpoint, endpoint, not_found
-from picloud.http._fields import CollectionName
+from picloud.http._fields import CollectionName, RetryBody
 from picloud.http._params import (
     encode_position,
     flag,
@@ -48,6 +48,19 @@ class CreateTriggerBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     ops: list[str] = []
     collection: CollectionName | None = None
     capabilities: list[str] | None = None
+    retry: RetryBody | None = None
+    """How failed runs are tried again; absent: the deployment's defaults."""
+
+
+class CreateScheduleBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    script_id: str
+    cron: Annotated[str, msgspec.Meta(max_length=200)]
+    """5 fields (minute hour day-of-month month day-of-week), or 6 with
+    seconds last; croniter's syntax (``*/15 9-17 * * mon-fri``)."""
+    timezone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"
+    """The IANA zone the times are read in (``Europe/Paris``)."""
+    capabilities: list[str] | None = None
+    retry: RetryBody | None = None
 
 
 class TriggerList(msgspec.Struct, frozen=True):
@@ -67,35 +80,54 @@ async def _app_of_trigger(request: web.Request) -> str | None:
 TRIGGER_APP = AppOf("trigger", _app_of_trigger)
 
 
+async def _add_trigger(
+    request: web.Request, script_id: str, command: AddTrigger
+) -> Any:
+    app = await app_or_404(request)
+    script = await request.app[SERVICES].store.script(script_id)
+    if script is None:
+        raise not_found("script", script_id)
+    if script.app_id != app.id:
+        raise InvalidInput(
+            f"script {script_id[:80]!r} belongs to another app; a trigger "
+            "can only run a script of its own app"
+        )
+    return (await send(request, app.id, command)).result
+
+
 def _trigger_endpoint(kind: TriggerKind) -> None:
     async def create_trigger(request: web.Request, body: CreateTriggerBody) -> Any:
-        app = await app_or_404(request)
-        script = await request.app[SERVICES].store.script(body.script_id)
-        if script is None:
-            raise not_found("script", body.script_id)
-        if script.app_id != app.id:
-            raise InvalidInput(
-                f"script {body.script_id[:80]!r} belongs to another app; a trigger "
-                "can only run a script of its own app"
-            )
         command = AddTrigger(
             kind=kind.name,
-            script_id=script.id,
+            script_id=body.script_id,
             ops=body.ops,
             collection=body.collection,
             capabilities=body.capabilities,
+            retry=None if body.retry is None else body.retry.policy(),
         )
-        return (await send(request, app.id, command)).result
+        return await _add_trigger(request, body.script_id, command)
 
-    create_trigger.__name__ = f"create_{kind.name}_trigger"
+    async def create_schedule(request: web.Request, body: CreateScheduleBody) -> Any:
+        command = AddTrigger(
+            kind=kind.name,
+            script_id=body.script_id,
+            capabilities=body.capabilities,
+            retry=None if body.retry is None else body.retry.policy(),
+            cron=body.cron,
+            timezone=body.timezone,
+        )
+        return await _add_trigger(request, body.script_id, command)
+
+    handler = create_schedule if kind.takes_schedule else create_trigger
+    handler.__name__ = f"create_{kind.name}_trigger"
     endpoint(
         "POST",
         f"/api/v1/admin/apps/{{app}}/triggers/{kind.name}",
         needs=Capability.TRIGGERS_MANAGE,
         answer=TriggerRecord,
         status=201,
-        summary=kind.summary,
-    )(create_trigger)
+        summary=kind.summary.split(";")[0],
+    )(handler)
 
 
 for _kind in TRIGGER_KINDS.values():

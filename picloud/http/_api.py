@@ -39,7 +39,7 @@ from aiohttp import web
 from picloud.domain.access import Capability
 from picloud.errors import InvalidInput, NotFound
 from picloud.http._input import _field_message, check_request, decode_json, read_body
-from picloud.http._params import Param, read_query
+from picloud.http._params import Param, check_known, read_query
 from picloud.http.state import SERVICES
 
 __all__ = [
@@ -102,6 +102,8 @@ class Endpoint:
     """The query parameters it reads (:func:`picloud.http._params.query_of`)."""
     stream: bool = False
     """It answers server-sent events (text/event-stream) that go on."""
+    strict_query: bool = False
+    """Refuse a query parameter not in ``query`` (filters: a typo is a 400)."""
 
     @property
     def name(self) -> str:
@@ -162,6 +164,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
     app_of: AppOf | None = None,
     query: tuple[Param, ...] = (),
     stream: bool = False,
+    strict_query: bool = False,
 ) -> Callable[[H], H]:
     """Register ``handler(request[, body])`` for ``method path``.
 
@@ -187,6 +190,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
                 app_of=app_of,
                 query=query,
                 stream=stream,
+                strict_query=strict_query,
             )
         )
         return handler
@@ -223,6 +227,8 @@ def _wrap(
         check_request(request)
         if authorize is not None:
             await authorize(request, entry)
+        if entry.strict_query:
+            check_known(request, entry.query)
         read_query(request, entry.query)
         if entry.body is None:
             result = await entry.handler(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -22,12 +23,15 @@ from picloud.errors import InvalidInput
 
 __all__ = [
     "Param",
+    "check_known",
     "choice",
     "cursor",
     "encode_position",
     "flag",
     "limit",
+    "moment",
     "position_cursor",
+    "positive",
     "query_of",
     "read_query",
     "text",
@@ -137,6 +141,47 @@ def text(name: str, description: str, *, max_length: int) -> Param:
 
     schema = {"type": "string", "maxLength": max_length}
     return Param(name, description, schema, read, "")
+
+
+def positive(name: str, description: str, *, maximum: int) -> Param:
+    """An integer from 1 to ``maximum`` (None when absent)."""
+    message = f"{name} must be an integer from 1 to {maximum}"
+
+    def read(raw: str) -> int:
+        if not _digits(raw, 19) or not 1 <= int(raw) <= maximum:
+            raise InvalidInput(message)
+        return int(raw)
+
+    schema = {"type": "integer", "minimum": 1, "maximum": maximum}
+    return Param(name, description, schema, read)
+
+
+def moment(name: str, description: str) -> Param:
+    """A time: RFC 3339 (``2026-01-02T03:04:05Z``; without an offset, UTC)."""
+
+    def read(raw: str) -> datetime:
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            raise InvalidInput(
+                f"{name} must be an RFC 3339 time (2026-01-02T03:04:05Z)"
+            ) from None
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+    schema = {"type": "string", "format": "date-time"}
+    return Param(name, description, schema, read)
+
+
+def check_known(request: web.Request, params: Sequence[Param]) -> None:
+    """Refuse a query parameter the endpoint does not take (a typo in a
+    filter would otherwise widen the answer silently)."""
+    known = {p.name for p in params}
+    for name in request.query:
+        if name not in known:
+            takes = ", ".join(sorted(known)) or "none"
+            raise InvalidInput(
+                f"unknown query parameter {name[:40]!r} (this endpoint takes: {takes})"
+            )
 
 
 _QUERY: web.RequestKey[dict[str, Any]] = web.RequestKey("query", dict)

@@ -12,6 +12,8 @@ from picloud.http import (  # noqa: F401
     _admin_history,
     _admin_identity,
     _admin_scripts,
+    _admin_secrets,
+    _admin_settings,
     _admin_triggers,
     _admin_versions,
     _auth_api,

@@ -25,6 +25,7 @@ from picloud.errors import CommandTimeout, NotFound, PiCloudError
 from picloud.events.app import RequestRecord
 from picloud.http._api import json_response
 from picloud.http._auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from picloud.http._cors import allow_origin, preflight
 from picloud.http._errors import RETRY_AFTER_S, error_body, error_response, status_of
 from picloud.http._input import check_request, read_within
 from picloud.http.routing import Match, NoApp
@@ -45,6 +46,17 @@ _NOT_FROM_SCRIPTS = frozenset(
 
 
 async def _handle(
+    services: Services, request: web.BaseRequest, slug: str, path: str
+) -> web.StreamResponse:
+    cors = services.routing.cors(slug)
+    answer: web.StreamResponse | None = preflight(cors, request)
+    if answer is None:
+        answer = await _route(services, request, slug, path)
+    allow_origin(cors, request, answer, EXECUTION_HEADER)
+    return answer
+
+
+async def _route(
     services: Services, request: web.BaseRequest, slug: str, path: str
 ) -> web.StreamResponse:
     match = services.routing.resolve(slug, request.method, path)

@@ -12,6 +12,7 @@ event is in the table (read-your-writes for the admin API).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -20,7 +21,13 @@ from dataclasses import dataclass, field
 
 from picloud.errors import StoreUnavailable
 from picloud.events import AppCreated, AppDeleted, AppUpdated, RecordedEvent
-from picloud.events.app import AppQuarantined, RouteAdded, RouteRemoved
+from picloud.events.app import (
+    AppQuarantined,
+    CorsPolicy,
+    CorsSet,
+    RouteAdded,
+    RouteRemoved,
+)
 from picloud.events.topics import ROUTING_EVENT_TYPES
 from picloud.store import Cursor, Database, EventLog
 
@@ -40,8 +47,12 @@ class _Route:
     dispatch_mode: str
 
     @property
-    def static(self) -> bool:
-        return not any(s.startswith("{") for s in self.segments)
+    def rank(self) -> int:
+        """Which of the routes a path matches wins: a static one, then one
+        with parameters, then one that ends in a catch-all ``{rest*}``."""
+        if self.segments and self.segments[-1].endswith("*}"):
+            return 0
+        return 1 if any(s.startswith("{") for s in self.segments) else 2
 
 
 @dataclass
@@ -49,6 +60,7 @@ class _App:
     id: str
     slug: str
     routes: dict[str, _Route] = field(default_factory=dict)
+    cors: CorsPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,8 @@ class Match:
     route_id: str
     params: dict[str, str]
     dispatch_mode: str
+    head: bool = False
+    """A HEAD request answered by the GET route (the front door sends no body)."""
 
 
 class NoApp:
@@ -76,10 +90,17 @@ def _segments(path: str) -> tuple[str, ...]:
 
 
 def _bind(route: _Route, segments: tuple[str, ...]) -> dict[str, str] | None:
-    if len(route.segments) != len(segments):
-        return None
+    patterns = route.segments
     params: dict[str, str] = {}
-    for pattern, value in zip(route.segments, segments, strict=True):
+    if route.rank == 0:  # {rest*}: the rest of the path, one segment or more
+        rest = "/".join(segments[len(patterns) - 1 :])
+        if len(segments) < len(patterns) or not rest:
+            return None
+        params[patterns[-1][1:-2]] = rest
+        patterns, segments = patterns[:-1], segments[: len(patterns) - 1]
+    elif len(patterns) != len(segments):
+        return None
+    for pattern, value in zip(patterns, segments, strict=True):
         if pattern.startswith("{"):
             if not value:
                 return None
@@ -87,6 +108,26 @@ def _bind(route: _Route, segments: tuple[str, ...]) -> dict[str, str] | None:
         elif pattern != value:
             return None
     return params
+
+
+def _best(app: _App, method: str, segments: tuple[str, ...]) -> Match | NoRoute:
+    allowed: set[str] = set()
+    best: tuple[_Route, dict[str, str]] | None = None
+    for route in app.routes.values():
+        params = _bind(route, segments)
+        if params is None:
+            continue
+        if route.method != method:
+            allowed.add(route.method)
+            continue
+        if best is None or route.rank > best[0].rank:
+            best = (route, params)
+    if best is None:
+        if "GET" in allowed:
+            allowed.add("HEAD")
+        return NoRoute(tuple(sorted(allowed)))
+    route, params = best
+    return Match(app.id, route.id, params, route.dispatch_mode)
 
 
 class Routing:
@@ -105,30 +146,27 @@ class Routing:
     def is_quarantined(self, app_id: str) -> bool:
         return app_id in self.quarantined
 
+    def cors(self, slug: str) -> CorsPolicy | None:
+        """The CORS policy of the app ``slug`` (None: none, or no such app)."""
+        app = self._by_slug.get(slug)
+        return None if app is None else app.cors
+
     def app_id(self, slug: str) -> str | None:
         app = self._by_slug.get(slug)
         return None if app is None else app.id
 
     def resolve(self, slug: str, method: str, path: str) -> Match | NoApp | NoRoute:
+        """The route of ``method path``; a HEAD without a HEAD route is
+        answered by the GET route (RFC 9110: the GET's headers, no body)."""
         app = self._by_slug.get(slug)
         if app is None:
             return NoApp()
-        segments = _segments(path)
-        allowed: list[str] = []
-        best: tuple[_Route, dict[str, str]] | None = None
-        for route in app.routes.values():
-            params = _bind(route, segments)
-            if params is None:
-                continue
-            if route.method != method:
-                allowed.append(route.method)
-                continue
-            if best is None or (route.static and not best[0].static):
-                best = (route, params)
-        if best is None:
-            return NoRoute(tuple(sorted(set(allowed))))
-        route, params = best
-        return Match(app.id, route.id, params, route.dispatch_mode)
+        found = _best(app, method, _segments(path))
+        if isinstance(found, NoRoute) and method == "HEAD" and "GET" in found.allowed:
+            got = _best(app, "GET", _segments(path))
+            if isinstance(got, Match):
+                return dataclasses.replace(got, head=True)
+        return found
 
     # -- loading and following ------------------------------------------------------
 
@@ -140,6 +178,9 @@ class Routing:
         for row in snapshot.routes:
             self._put_route(row.app_id, row.id, row.method, row.path, row.dispatch_mode)
         self.quarantined = set(snapshot.quarantined)
+        for app_id, cors in snapshot.cors.items():
+            if app_id in self._by_id:
+                self._by_id[app_id].cors = cors
         # Everything below the horizon is in the snapshot; at and above it, maybe.
         self.cursor = Cursor(snapshot.horizon, 0)
 
@@ -206,8 +247,15 @@ class Routing:
                 if event.app_id in self._by_id and event.app_id not in self.quarantined:
                     self.quarantined.add(event.app_id)
                     self.on_quarantine(event.app_id)
+            case CorsSet():
+                self._set_cors(event)
             case _:
                 pass
+
+    def _set_cors(self, event: CorsSet) -> None:
+        app = self._by_id.get(event.app_id)
+        if app is not None:
+            app.cors = event.cors
 
     def _put_app(self, app_id: str, slug: str) -> None:
         app = self._by_id.get(app_id)

@@ -79,6 +79,7 @@ class Invocation:
         "logs",
         "modules",
         "script",
+        "sliced",
         "step_cpu",
         "stopping",
         "threaded",
@@ -98,6 +99,7 @@ class Invocation:
         self.logs: list[LogLine] = []
         self.handle: Any = None
         self.threaded = False
+        self.sliced = False
         self.cpu_s = 0.0
         """CPU time of the steps that ended; the running one adds from step_cpu."""
         self.step_cpu = 0.0
@@ -142,6 +144,7 @@ async def run(  # noqa: PLR0913  # the invocation and where it runs
     )
     inv = Invocation(script, current, now + limits.timeout_ms / 1000, modules)
     inv.threaded = mode is Mode.THREAD
+    inv.sliced = mode is Mode.SLICED
     slice_end = now + slice_s if mode is Mode.SLICED else False
     try:
         status = await _start(rt, inv, ctx, slice_end)
@@ -198,6 +201,7 @@ def _ctx_args(ctx: InvocationContext) -> tuple[list[Any], int]:
         ctx.execution_id.encode(),
         *_app_args(ctx.app),
         ctx.trigger_depth,
+        ctx.attempt,
     ]
     req = ctx.request
     if req is None:
@@ -286,8 +290,11 @@ async def _serve(
                 args: list[Any] = [arg.decode() for arg in status[5:]]
             else:
                 args = _decode_args(payload)
+            op = _op_name(status[3])
+            if inv.sliced and op in rt.effects:
+                _pin(rt, inv)
             try:
-                value = await sdk(_op_name(status[3]), args)
+                value = await sdk(op, args)
             except SdkCallError as e:
                 answer: tuple[Any, ...] = (False, e.message.encode()[:MAX_MESSAGE])
             else:
@@ -300,6 +307,20 @@ async def _serve(
     finally:
         pending.disarm(deadline)
     return status
+
+
+def _pin(rt: AppRuntime, inv: Invocation) -> None:
+    """Before an effect leaves the sandbox (``http.fetch``): the run may no
+    longer be stopped at its slice and started again elsewhere, which would
+    repeat the effect. Its next steps run on a worker thread instead, where a
+    long one cannot stall the loop."""
+    inv.sliced = False
+    inv.threaded = rt.executor is not None
+    rt.enter(inv)
+    try:
+        rt.sandbox.unslice(inv.handle)
+    finally:
+        rt.leave()
 
 
 @functools.lru_cache(maxsize=64)

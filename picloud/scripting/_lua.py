@@ -45,6 +45,7 @@ class Sandbox(NamedTuple):
     abort: Any
     compile: Any
     configure: Any
+    unslice: Any
     internal: Any
     """core.lua's table ``I`` (for diagnostics; never handed to a script)."""
 
@@ -91,6 +92,7 @@ def open_sandbox(
         abort=internal[b"abort"],
         compile=internal[b"compile"],
         configure=internal[b"configure"],
+        unslice=internal[b"unslice"],
         internal=internal,
     )
 

@@ -267,12 +267,14 @@ def re_split(
 
 
 def time_now() -> bytes:
-    """ISO-8601 in UTC with milliseconds, e.g. ``2024-05-01T12:00:00.123Z``."""
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z").encode()
+    """RFC 3339 in UTC with milliseconds, e.g. ``2024-05-01T12:00:00.123Z``:
+    ``time.format`` of the clock ``time.unix`` reads, so ``time.parse`` of it
+    is that number to the millisecond."""
+    return time_format(time.time(), None)
 
 
 def time_unix() -> float:
+    """Seconds since the Unix epoch, with a fraction: the value for arithmetic."""
     return time.time()
 
 

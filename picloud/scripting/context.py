@@ -55,6 +55,8 @@ class InvocationContext(msgspec.Struct, frozen=True, kw_only=True):
     event: dict[str, Any] | None = None
     """JSON-like; ``ctx.event`` in Lua (JSON null becomes ``json.null``)."""
     trigger_depth: int = 0
+    attempt: int = 1
+    """``ctx.attempt``: 1 for the first run of a delivery, 2 for its first retry…"""
 
 
 class ScriptResponse(msgspec.Struct, frozen=True, kw_only=True):

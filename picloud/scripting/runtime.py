@@ -89,6 +89,8 @@ class AppRuntime:
             raise ValueError("module_cache_size must be positive")
         self.app_id = app_id
         self.executor = executor
+        self.effects = frozenset(f.op for f in sdk.functions if f.effect)
+        """SDK operations after which a run is never started again (driver)."""
         self.limits = limits or ScriptLimits()
         self.headroom = 16 * self.limits.max_value_bytes + 2 * MIB
         self._host = Host(self, self.limits)

@@ -28,8 +28,8 @@ ArgKind = Literal["string", "value", "table", "options"]
 or nil read as an empty one when ``optional``); ``options`` (a table of
 named options, each checked by its :data:`OptionKind`)."""
 
-OptionKind = Literal["string", "integer", "boolean"]
-"""``integer`` options must be positive."""
+OptionKind = Literal["string", "integer", "boolean", "table", "any"]
+"""``integer`` options must be positive; ``any`` is checked by the host."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,12 @@ class SdkFunction:
     """Called on a collection handle: ``kv.collection("c"):get(key)``; the
     collection's name then goes first in the request."""
     returns: Literal["value", "nothing", "boolean"] = "value"
+    effect: bool = False
+    """It acts outside PiCloud (``http.fetch``): once a run made the call it
+    is never stopped to be run again from the start (see the driver)."""
+    index: bool = False
+    """Its namespace is a read-only table whose fields call it with their
+    name: ``secrets.NAME`` is ``secrets.get("NAME")``."""
 
     @property
     def op(self) -> str:
@@ -62,6 +68,7 @@ class SdkFunction:
             "name": self.name,
             "method": self.method,
             "returns": self.returns,
+            "index": self.index,
             "args": [
                 {
                     "name": a.name,

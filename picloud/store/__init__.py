@@ -8,6 +8,7 @@ API made for them (:mod:`picloud.store.api`).
 from __future__ import annotations
 
 from picloud.store._docs import DocRow
+from picloud.store._executions import ExecutionFilter
 from picloud.store._identity import LoginUser
 from picloud.store._routing import RouteRow, RoutingSnapshot
 from picloud.store.api import AdminStore, AppStore, Database, SchedulerStore
@@ -31,6 +32,7 @@ __all__ = [
     "DocRow",
     "EmbeddedPostgres",
     "EventLog",
+    "ExecutionFilter",
     "LoginUser",
     "MigrationState",
     "RouteRow",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncpg
+import msgspec
 
 from picloud.domain.records import AppRecord
+from picloud.events.app import CorsPolicy
 from picloud.store._errors import translate_errors
 
-__all__ = ["AppRecord", "get_app", "list_apps"]
+__all__ = ["AppRecord", "app_settings", "get_app", "list_apps"]
+
+_decode_cors = msgspec.json.Decoder(CorsPolicy).decode
 
 
 async def get_app(
@@ -29,3 +33,17 @@ async def list_apps(db: asyncpg.Pool | asyncpg.Connection) -> list[AppRecord]:
             "SELECT id, slug, name, created_at, updated_at FROM apps ORDER BY slug"
         )
     return [AppRecord(**dict(row)) for row in rows]
+
+
+async def app_settings(
+    db: asyncpg.Pool, app_id: str
+) -> tuple[CorsPolicy | None, list[str] | None]:
+    """The app's CORS policy and its own fetch hosts (None: not set)."""
+    with translate_errors("app settings"):
+        row = await db.fetchrow(
+            "SELECT cors, fetch_hosts FROM app_settings WHERE app_id = $1", app_id
+        )
+    if row is None:
+        return None, None
+    cors = None if row["cors"] is None else _decode_cors(row["cors"])
+    return cors, row["fetch_hosts"]

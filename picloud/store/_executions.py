@@ -2,52 +2,175 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 import msgspec
 
-from picloud.domain.records import ExecutionRecord
-from picloud.events.app import InvocationRecorded
+from picloud.domain.records import ExecutionDetail, ExecutionRecord
+from picloud.events.app import InvocationAccepted, InvocationRecorded
 from picloud.store._errors import translate_errors
+from picloud.store._triggers import dead_letter_of_delivery
 
-__all__ = [
-    "ExecutionRecord",
-    "get_execution",
-    "letter_attempts",
-    "list_executions",
-]
+__all__ = ["ExecutionFilter", "get_execution", "letter_attempts", "list_executions"]
 
 
-_COLUMNS = (
-    "SELECT stream_version, data FROM events WHERE stream = $1"
-    " AND type = 'invocation.recorded.v1'"
-)
-# The optional filters of the dashboard; NULL parameters leave them out.
-_FILTERS = (
-    " AND ($4::text IS NULL OR (data ->> 'script_id') = $4)"
-    " AND ($5::timestamptz IS NULL OR (data ->> 'started_at')::timestamptz >= $5)"
-    " AND ($6::timestamptz IS NULL OR (data ->> 'started_at')::timestamptz < $6)"
-)
-_ORDER = (
-    " AND ($2::bigint IS NULL OR stream_version < $2)"
-    " ORDER BY stream_version DESC LIMIT $3"
-)
+@dataclass(frozen=True)
+class ExecutionFilter:
+    """Which runs a list shows (every field optional)."""
+
+    status: str | None = None
+    script_id: str | None = None
+    trigger: str | None = None
+    """A prefix of the run's trigger label (``route:``, ``trigger:schedule:``…)."""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+_SELECT = "SELECT stream_version, data FROM events WHERE stream = $1"
+_RECORDED = " AND type = 'invocation.recorded.v1'"
 # Literal predicates, so the planner can use the partial index of failed runs.
-_ALL = _COLUMNS + _FILTERS + _ORDER
-_FAILED = _COLUMNS + " AND (data ->> 'status') = 'error'" + _FILTERS + _ORDER
-_OK = _COLUMNS + " AND (data ->> 'status') = 'ok'" + _FILTERS + _ORDER
-_QUERIES = {None: _ALL, "error": _FAILED, "ok": _OK}
-# The execution log has no index by execution id (0009): a look-up walks the
-# stream's own index from the newest event, so recent runs are found at once.
-_ONE = (
-    _COLUMNS
-    + " AND (data ->> 'execution_id') = $2 ORDER BY stream_version DESC LIMIT 1"
-)
+_STATUS = {
+    None: "",
+    "error": " AND (data ->> 'status') = 'error'",
+    "ok": " AND (data ->> 'status') = 'ok'",
+}
+_decode = msgspec.json.Decoder(InvocationRecorded).decode
+_decode_accepted = msgspec.json.Decoder(InvocationAccepted).decode
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def _query(where: ExecutionFilter) -> tuple[str, list[object]]:
+    """The SQL of a filtered page: $1 stream, $2 before, $3 limit, then the
+    filters' values (each predicate a fixed text: no value is spliced in)."""
+    sql = _SELECT + _RECORDED
+    sql += _STATUS[where.status]
+    args: list[object] = []
+    filters = (
+        (where.script_id, "(data ->> 'script_id') = ${}"),
+        (None if where.trigger is None else _like_prefix(where.trigger),
+         "(data ->> 'trigger') LIKE ${}"),
+        (where.since, "(data ->> 'started_at')::timestamptz >= ${}"),
+        (where.until, "(data ->> 'started_at')::timestamptz < ${}"),
+    )  # fmt: skip
+    for value, predicate in filters:
+        if value is not None:
+            args.append(value)
+            sql += " AND " + predicate.format(3 + len(args))
+    sql += (
+        " AND ($2::bigint IS NULL OR stream_version < $2)"
+        " ORDER BY stream_version DESC LIMIT $3"
+    )
+    return sql, args
+
+
+def _record(run: InvocationRecorded, abandoned: set[str]) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=run.execution_id,
+        script_id=run.script_id,
+        status=run.status,
+        trigger=run.trigger,
+        started_at=run.started_at,
+        duration_ms=run.duration_ms,
+        error=run.error,
+        logs=run.logs,
+        attempt=run.attempt,
+        abandoned=run.execution_id in abandoned,
+        delivery_id=run.delivery_id,
+    )
+
+
+async def _abandoned(db: asyncpg.Pool, app_id: str, ids: list[str]) -> set[str]:
+    rows = await db.fetch(
+        "SELECT execution_id FROM abandoned_executions"
+        " WHERE app_id = $1 AND execution_id = ANY($2)",
+        app_id,
+        ids,
+    )
+    return {r["execution_id"] for r in rows}
+
+
+async def list_executions(
+    db: asyncpg.Pool,
+    app_id: str,
+    *,
+    where: ExecutionFilter,
+    before: int | None,
+    limit: int,
+) -> tuple[list[ExecutionRecord], int | None]:
+    """Newest first; the page and the stream version to continue before (or None)."""
+    sql, args = _query(where)
+    with translate_errors("list executions"):
+        rows = await db.fetch(sql, f"app-{app_id}", before, limit + 1, *args)
+        runs = [_decode(row["data"]) for row in rows[:limit]]
+        abandoned = await _abandoned(db, app_id, [r.execution_id for r in runs])
+    items = [_record(run, abandoned) for run in runs]
+    more = len(rows) > limit
+    return items, (rows[limit - 1]["stream_version"] if more else None)
+
+
+_BY_ID = """
+SELECT type, data FROM events
+WHERE stream = $1 AND (data ->> 'execution_id') = $2
+  AND type IN ('invocation.recorded.v1', 'invocation.accepted.v1')
+ORDER BY stream_version
+"""
+_ATTEMPTS = """
+SELECT data FROM events
+WHERE stream = $1 AND (data ->> 'delivery_id') = $2
+  AND type = 'invocation.recorded.v1' AND (data ->> 'delivery_id') IS NOT NULL
+ORDER BY stream_version
+"""
+
+
+async def get_execution(
+    db: asyncpg.Pool, app_id: str, execution_id: str
+) -> ExecutionDetail | None:
+    """One run with every attempt of its delivery and its dead letter; an
+    accepted async request not yet run is ``pending``."""
+    stream = f"app-{app_id}"
+    with translate_errors("get execution"):
+        rows = await db.fetch(_BY_ID, stream, execution_id)
+        runs = [
+            _decode(r["data"]) for r in rows if r["type"] != "invocation.accepted.v1"
+        ]
+        accepted = [r for r in rows if r["type"] == "invocation.accepted.v1"]
+        if not runs:
+            if not accepted:
+                return None
+            script = _decode_accepted(accepted[0]["data"]).script_id
+            delivery_id: str | None = f"route:{execution_id}"
+        else:
+            script, delivery_id = runs[-1].script_id, runs[-1].delivery_id
+        attempts = runs
+        if delivery_id is not None:
+            found = await db.fetch(_ATTEMPTS, stream, delivery_id)
+            attempts = [_decode(r["data"]) for r in found]
+        abandoned = await _abandoned(db, app_id, [execution_id])
+        letter = None
+        if delivery_id is not None:
+            letter = await dead_letter_of_delivery(db, app_id, delivery_id)
+    records = [_record(run, abandoned) for run in attempts]
+    mine = [r for r in records if r.id == execution_id]
+    return ExecutionDetail(
+        id=execution_id,
+        script_id=script,
+        status=mine[-1].status if mine else "pending",
+        execution=mine[-1] if mine else None,
+        attempts=records,
+        dead_letter=letter,
+    )
+
+
 # The failed attempts of the delivery a dead letter ended, through the partial
 # index of failed runs (a dead letter's attempts all failed).
-_ATTEMPTS = """
-SELECT e.stream_version, e.data
+_LETTER_ATTEMPTS = """
+SELECT e.data
 FROM dead_letters d
 JOIN events e ON e.stream = $1 AND e.type = 'invocation.recorded.v1'
               AND (e.data ->> 'status') = 'error'
@@ -55,48 +178,6 @@ JOIN events e ON e.stream = $1 AND e.type = 'invocation.recorded.v1'
 WHERE d.app_id = $2 AND d.id = $3
 ORDER BY e.stream_version
 """
-_decode = msgspec.json.Decoder(InvocationRecorded).decode
-
-
-async def list_executions(  # noqa: PLR0913  # filters are optional keywords
-    db: asyncpg.Pool,
-    app_id: str,
-    *,
-    status: str | None,
-    before: int | None,
-    limit: int,
-    script_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> tuple[list[ExecutionRecord], int | None]:
-    """Newest first; the page and the stream version to continue before (or None).
-
-    ``since``/``until`` bound the start time (inclusive, exclusive).
-    """
-    with translate_errors("list executions"):
-        rows = await db.fetch(
-            _QUERIES[status],
-            f"app-{app_id}",
-            before,
-            limit + 1,
-            script_id,
-            since,
-            until,
-        )
-        items = await _records(db, app_id, rows[:limit])
-    more = len(rows) > limit
-    return items, (rows[limit - 1]["stream_version"] if more else None)
-
-
-async def get_execution(
-    db: asyncpg.Pool, app_id: str, execution_id: str
-) -> ExecutionRecord | None:
-    """The newest recorded run of ``execution_id`` in the app (a retried
-    delivery's attempts have execution ids of their own)."""
-    with translate_errors("get execution"):
-        rows = await db.fetch(_ONE, f"app-{app_id}", execution_id)
-        items = await _records(db, app_id, rows)
-    return items[0] if items else None
 
 
 async def letter_attempts(
@@ -104,35 +185,7 @@ async def letter_attempts(
 ) -> list[ExecutionRecord]:
     """The recorded runs of the delivery that became this dead letter, oldest first."""
     with translate_errors("read dead letter attempts"):
-        rows = await db.fetch(_ATTEMPTS, f"app-{app_id}", app_id, dead_letter_id)
-        return await _records(db, app_id, rows)
-
-
-async def _records(
-    db: asyncpg.Pool, app_id: str, rows: list[asyncpg.Record]
-) -> list[ExecutionRecord]:
-    runs = [_decode(row["data"]) for row in rows]
-    abandoned = {
-        r["execution_id"]
-        for r in await db.fetch(
-            "SELECT execution_id FROM abandoned_executions"
-            " WHERE app_id = $1 AND execution_id = ANY($2)",
-            app_id,
-            [run.execution_id for run in runs],
-        )
-    }
-    return [
-        ExecutionRecord(
-            id=run.execution_id,
-            script_id=run.script_id,
-            status=run.status,
-            trigger=run.trigger,
-            started_at=run.started_at,
-            duration_ms=run.duration_ms,
-            error=run.error,
-            logs=run.logs,
-            attempt=run.attempt,
-            abandoned=run.execution_id in abandoned,
-        )
-        for run in runs
-    ]
+        rows = await db.fetch(_LETTER_ATTEMPTS, f"app-{app_id}", app_id, dead_letter_id)
+        runs = [_decode(row["data"]) for row in rows]
+        abandoned = await _abandoned(db, app_id, [r.execution_id for r in runs])
+    return [_record(run, abandoned) for run in runs]

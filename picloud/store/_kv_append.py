@@ -100,7 +100,8 @@ WITH batch AS MATERIALIZED (
     FROM json_to_recordset($5::json) AS s(c text, k text, v json, at timestamptz)
     WHERE EXISTS (SELECT 1 FROM appended)
     ON CONFLICT (app_id, collection, key)
-    DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
+    DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at,
+                  expires_at = NULL
 )
 SELECT array_agg(position ORDER BY stream_version) AS positions,
        (array_agg(txid))[1] AS txid, min(recorded_at) AS recorded_at,

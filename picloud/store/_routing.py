@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+import msgspec
 
+from picloud.events.app import CorsPolicy
 from picloud.store._errors import translate_errors
 
 __all__ = ["RouteRow", "RoutingSnapshot", "routing_snapshot"]
@@ -30,6 +32,8 @@ class RoutingSnapshot:
     """(id, slug) of every app."""
     routes: list[RouteRow]
     quarantined: set[str]
+    cors: dict[str, CorsPolicy]
+    """The apps that have a CORS policy, by id."""
 
 
 async def routing_snapshot(pool: asyncpg.Pool) -> RoutingSnapshot:
@@ -46,9 +50,16 @@ async def routing_snapshot(pool: asyncpg.Pool) -> RoutingSnapshot:
                 "SELECT id, app_id, method, path, dispatch_mode FROM routes"
             )
             quarantined = await conn.fetch("SELECT app_id FROM quarantined_apps")
+            cors = await conn.fetch(
+                "SELECT app_id, cors FROM app_settings WHERE cors IS NOT NULL"
+            )
     return RoutingSnapshot(
         horizon=int(horizon),
         apps=[(row["id"], row["slug"]) for row in apps],
         routes=[RouteRow(**dict(row)) for row in routes],
         quarantined={row["app_id"] for row in quarantined},
+        cors={row["app_id"]: _decode_cors(row["cors"]) for row in cors},
     )
+
+
+_decode_cors = msgspec.json.Decoder(CorsPolicy).decode

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncpg
+import msgspec
 
 from picloud.domain.records import RouteRecord, ScriptRecord, ScriptVersion
+from picloud.events.app import RetryPolicy
 from picloud.store._errors import translate_errors
 
 __all__ = [
@@ -12,6 +14,7 @@ __all__ = [
     "get_script",
     "list_routes",
     "list_scripts",
+    "retry_of",
     "script_versions",
 ]
 
@@ -47,13 +50,28 @@ async def list_scripts(db: asyncpg.Pool, app_id: str) -> list[ScriptRecord]:
     return [_script(row) for row in rows]
 
 
-_ROUTE = "SELECT id, app_id, script_id, method, path, dispatch_mode FROM routes"
+_ROUTE = (
+    "SELECT id, app_id, script_id, method, path, dispatch_mode, capabilities, retry"
+    " FROM routes"
+)
+_decode_retry = msgspec.json.Decoder(RetryPolicy).decode
+
+
+def retry_of(data: bytes | None) -> RetryPolicy | None:
+    """A retry policy column (jsonb, NULL for the defaults)."""
+    return None if data is None else _decode_retry(data)
+
+
+def _route(row: asyncpg.Record) -> RouteRecord:
+    values = dict(row)
+    values["retry"] = retry_of(values["retry"])
+    return RouteRecord(**values)
 
 
 async def get_route(db: asyncpg.Pool, route_id: str) -> RouteRecord | None:
     with translate_errors("get route"):
         row = await db.fetchrow(_ROUTE + " WHERE id = $1", route_id)
-    return None if row is None else RouteRecord(**dict(row))
+    return None if row is None else _route(row)
 
 
 async def list_routes(db: asyncpg.Pool, app_id: str) -> list[RouteRecord]:
@@ -61,7 +79,7 @@ async def list_routes(db: asyncpg.Pool, app_id: str) -> list[RouteRecord]:
         rows = await db.fetch(
             _ROUTE + " WHERE app_id = $1 ORDER BY path, method", app_id
         )
-    return [RouteRecord(**dict(row)) for row in rows]
+    return [_route(row) for row in rows]
 
 
 _VERSIONS = """

@@ -10,9 +10,12 @@ import asyncpg
 import msgspec
 
 from picloud.domain.records import DeadLetterRecord, TriggerRecord
+from picloud.domain.schedules import time_after
 from picloud.store._errors import translate_errors
+from picloud.store._scripts import retry_of
 
 __all__ = [
+    "dead_letter_of_delivery",
     "due_wakeups",
     "expired_abandoned",
     "expired_dead_letters",
@@ -27,9 +30,20 @@ __all__ = [
 
 
 _TRIGGER = (
-    "SELECT id, app_id, kind, script_id, ops, collection, capabilities, created_at"
-    " FROM triggers"
+    "SELECT id, app_id, kind, script_id, ops, collection, capabilities, created_at,"
+    " retry, cron, timezone, last_fired_at FROM triggers"
 )
+
+
+def _trigger(row: Any) -> TriggerRecord:
+    values = dict(row)
+    values["retry"] = retry_of(values["retry"])
+    if values["cron"]:
+        base = values["last_fired_at"] or values["created_at"]
+        values["next_fire_at"] = time_after(values["cron"], values["timezone"], base)
+    return TriggerRecord(**values)
+
+
 _LETTER = """
 SELECT id, app_id, source, script_id, trigger_id, route_id, event, request, error,
        attempts, depth, resolution, resolved_by, resolved_at, first_attempt_at,
@@ -52,13 +66,13 @@ async def list_triggers(db: asyncpg.Pool, app_id: str) -> list[TriggerRecord]:
         rows = await db.fetch(
             _TRIGGER + " WHERE app_id = $1 ORDER BY created_at", app_id
         )
-    return [TriggerRecord(**dict(r)) for r in rows]
+    return [_trigger(r) for r in rows]
 
 
 async def get_trigger(db: asyncpg.Pool, trigger_id: str) -> TriggerRecord | None:
     with translate_errors("get trigger"):
         row = await db.fetchrow(_TRIGGER + " WHERE id = $1", trigger_id)
-    return None if row is None else TriggerRecord(**dict(row))
+    return None if row is None else _trigger(row)
 
 
 async def get_dead_letter(
@@ -67,6 +81,20 @@ async def get_dead_letter(
     with translate_errors("get dead letter"):
         row = await db.fetchrow(
             _LETTER + " WHERE app_id = $1 AND id = $2", app_id, dead_letter_id
+        )
+    return None if row is None else _letter(row)
+
+
+async def dead_letter_of_delivery(
+    db: asyncpg.Pool, app_id: str, delivery_id: str
+) -> DeadLetterRecord | None:
+    """The newest dead letter a delivery became (None: it did not)."""
+    with translate_errors("dead letter of delivery"):
+        row = await db.fetchrow(
+            _LETTER + " WHERE app_id = $1 AND delivery_id = $2"
+            " ORDER BY position DESC LIMIT 1",
+            app_id,
+            delivery_id,
         )
     return None if row is None else _letter(row)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -24,32 +23,36 @@ from picloud.domain.access import Principal, Role
 from picloud.domain.records import (
     AppRecord,
     DeadLetterRecord,
+    ExecutionDetail,
     ExecutionRecord,
     KeyRecord,
     MemberRecord,
     RouteRecord,
     ScriptRecord,
     ScriptVersion,
+    SecretRecord,
     TriggerRecord,
     UserRecord,
 )
 from picloud.domain.redaction import CREDENTIAL_HEADERS, credential_names
-from picloud.events import Event, EventMeta, RecordedEvent
+from picloud.events import RecordedEvent
+from picloud.events.app import CorsPolicy
 from picloud.store import (
     _apps,
     _docs,
     _executions,
     _identity,
     _kv,
-    _kv_append,
     _scripts,
+    _secrets,
     _sessions,
-    _snapshots,
     _throttle,
     _triggers,
 )
+from picloud.store._app_store import AppStore
 from picloud.store._docs import DocRow
 from picloud.store._errors import translate_errors
+from picloud.store._executions import ExecutionFilter
 from picloud.store._identity import LoginUser
 from picloud.store._pool import create_pool, recycle
 from picloud.store._routing import RoutingSnapshot, routing_snapshot
@@ -61,93 +64,6 @@ from picloud.store.eventlog import EventLog
 __all__ = ["AdminStore", "AppStore", "Database", "SchedulerStore"]
 
 KvKey = tuple[str, str]
-
-
-class AppStore:
-    """One app's data, dead letters, snapshot and wake-up time (its actor's view)."""
-
-    def __init__(self, log: EventLog, app_id: str) -> None:
-        self._pool = log.pool
-        self.log = log
-        self.app_id = app_id
-
-    async def app(self) -> AppRecord | None:
-        return await _apps.get_app(self._pool, self.app_id)
-
-    async def kv_values(self, keys: Sequence[KvKey]) -> dict[KvKey, bytes]:
-        return await _kv.kv_get_many(self._pool, self.app_id, keys)
-
-    async def kv_page(
-        self, collection: str, *, prefix: str, after: str, limit: int
-    ) -> list[tuple[str, bytes]]:
-        return await _kv.kv_list(
-            self._pool, self.app_id, collection, prefix=prefix, after=after, limit=limit
-        )
-
-    async def doc(self, collection: str, doc_id: str) -> DocRow | None:
-        return await _docs.docs_get(self._pool, self.app_id, collection, doc_id)
-
-    async def find_docs(
-        self, collection: str, query: DocQuery, *, extra: int = 0
-    ) -> list[DocRow]:
-        return await _docs.docs_find(
-            self._pool, self.app_id, collection, query, extra=extra
-        )
-
-    async def docs_page(
-        self, collection: str, *, after: str, limit: int
-    ) -> list[DocRow]:
-        return await _docs.docs_list(
-            self._pool, self.app_id, collection, after=after, limit=limit
-        )
-
-    async def dead_letter(self, dead_letter_id: str) -> DeadLetterRecord | None:
-        return await _triggers.get_dead_letter(self._pool, self.app_id, dead_letter_id)
-
-    async def dead_letters(
-        self, *, resolved: bool | None, before: int | None, limit: int
-    ) -> tuple[list[DeadLetterRecord], int | None]:
-        return await _triggers.list_dead_letters(
-            self._pool, self.app_id, resolved=resolved, before=before, limit=limit
-        )
-
-    async def still_present(
-        self, *, dead_letters: list[str], abandoned: list[str]
-    ) -> tuple[list[str], list[str]]:
-        """Which of these dead letters and abandoned executions still exist."""
-        return await _triggers.present(
-            self._pool, self.app_id, dead_letters=dead_letters, abandoned=abandoned
-        )
-
-    async def snapshot(self, stream: str) -> bytes | None:
-        return await _snapshots.load_snapshot(self._pool, stream)
-
-    async def save_snapshot(self, stream: str, version: int, state: bytes) -> None:
-        await _snapshots.save_snapshot(self._pool, stream, version, state)
-
-    async def set_wakeup(self, due: datetime | None) -> None:
-        await _triggers.set_wakeup(self._pool, self.app_id, due)
-
-    async def append_kv_sets(
-        self,
-        stream: str,
-        expected_version: int,
-        events: Sequence[Event],
-        metas: Sequence[EventMeta],
-        *,
-        stored_prev: Sequence[bool],
-    ) -> list[RecordedEvent]:
-        """Runs and KV sets no trigger takes, with their projection, in one
-        statement (see :mod:`picloud.store._kv_append`)."""
-        return await _kv_append.append_kv_sets(
-            self.log,
-            stream,
-            expected_version,
-            events,
-            metas,
-            app_id=self.app_id,
-            stored_prev=stored_prev,
-        )
 
 
 class AdminStore:
@@ -162,6 +78,11 @@ class AdminStore:
 
     async def app(self, id_or_slug: str) -> AppRecord | None:
         return await _apps.get_app(self._pool, id_or_slug)
+
+    async def app_settings(
+        self, app_id: str
+    ) -> tuple[CorsPolicy | None, list[str] | None]:
+        return await _apps.app_settings(self._pool, app_id)
 
     async def apps_with_roles(
         self, user_id: str
@@ -274,6 +195,10 @@ class AdminStore:
             script_id=script_id,
         )
 
+    async def secrets(self, app_id: str) -> list[SecretRecord]:
+        """The app's secrets by name and time (never a value)."""
+        return await _secrets.list_secrets(self._pool, app_id)
+
     async def open_dead_letter_counts(self) -> dict[str, int]:
         """Per app, the dead letters neither resolved nor replayed."""
         return await _triggers.open_dead_letter_counts(self._pool)
@@ -284,30 +209,24 @@ class AdminStore:
         """The failed runs that ended in this dead letter, oldest first."""
         return await _executions.letter_attempts(self._pool, app_id, dead_letter_id)
 
-    async def executions(  # noqa: PLR0913  # filters are optional keywords
+    async def executions(
         self,
         app_id: str,
         *,
-        status: str | None,
+        where: ExecutionFilter | None = None,
         before: int | None,
         limit: int,
-        script_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
     ) -> tuple[list[ExecutionRecord], int | None]:
-        """Newest first; ``since``/``until`` bound the start time."""
+        """Newest first, filtered by ``where`` (every run when None)."""
         return await _executions.list_executions(
             self._pool,
             app_id,
-            status=status,
+            where=where or ExecutionFilter(),
             before=before,
             limit=limit,
-            script_id=script_id,
-            since=since,
-            until=until,
         )
 
-    async def execution(self, app_id: str, execution_id: str) -> ExecutionRecord | None:
+    async def execution(self, app_id: str, execution_id: str) -> ExecutionDetail | None:
         return await _executions.get_execution(self._pool, app_id, execution_id)
 
     # -- the app's own stream -------------------------------------------------------
@@ -333,14 +252,18 @@ class AdminStore:
 
     async def kv_page(
         self, app_id: str, collection: str, *, prefix: str, after: str, limit: int
-    ) -> list[tuple[str, bytes]]:
-        return await _kv.kv_list(
+    ) -> list[tuple[str, bytes, datetime | None]]:
+        """Live entries with their expiry (None: no TTL)."""
+        return await _kv.kv_list_expiring(
             self._pool, app_id, collection, prefix=prefix, after=after, limit=limit
         )
 
-    async def kv_value(self, app_id: str, collection: str, key: str) -> bytes | None:
+    async def kv_value(
+        self, app_id: str, collection: str, key: str
+    ) -> tuple[bytes, datetime | None] | None:
+        """A live value and its expiry."""
         k = (collection, key)
-        return (await _kv.kv_get_many(self._pool, app_id, [k])).get(k)
+        return (await _kv.kv_get_expiring(self._pool, app_id, [k])).get(k)
 
     async def doc_collections(self, app_id: str) -> list[tuple[str, int]]:
         return await _docs.doc_collections(self._pool, app_id)

@@ -15,15 +15,18 @@ from hypothesis import strategies as st
 from picloud.config import Settings
 from picloud.domain.access import SCRIPT_DEFAULT, Capability
 from picloud.domain.delivery_policy import (
+    check_retry,
+    effective_retry,
     failure_events,
     granted,
     retry_delay_s,
+    retry_of,
     run_execution_id,
     skip_reason,
     trigger_label,
 )
 from picloud.errors import InvalidInput
-from picloud.events.app import RequestRecord
+from picloud.events.app import RequestRecord, RetryPolicy
 from picloud.events.app_state import AppState
 from picloud.events.pending import Delivery
 from picloud.events.triggers import (
@@ -283,3 +286,68 @@ def test_the_default_settings_give_five_attempts_with_half_a_second_to_a_minute(
     [event] = failure_events(d, "x", app_id=APP, settings=defaults, now=NOW)
     assert isinstance(event, RetryScheduled)
     assert event.due_at - NOW <= timedelta(seconds=72)
+
+
+# -- a route's or trigger's own policy -----------------------------------------------
+
+
+def test_a_policy_overrides_the_settings_field_by_field() -> None:
+    mine = RetryPolicy(max_attempts=2, base_ms=100)
+    full = effective_retry(mine, SETTINGS)
+    assert (full.max_attempts, full.base_ms) == (2, 100)
+    assert (full.max_ms, full.jitter) == (8_000, 0.2)  # left out: the settings'
+    exact = RetryPolicy(base_ms=100, jitter=0.0)
+    assert retry_delay_s(2, SETTINGS, policy=exact) == 0.1
+    assert retry_delay_s(4, SETTINGS, policy=exact) == 0.4
+    capped = RetryPolicy(base_ms=100, max_ms=150, jitter=0.0)
+    assert retry_delay_s(9, SETTINGS, policy=capped) == 0.15
+
+
+def test_a_policy_decides_how_many_attempts_there_are() -> None:
+    one = RetryPolicy(max_attempts=1)
+    [event] = failure_events(
+        delivery(), "x", app_id=APP, settings=SETTINGS, now=NOW, policy=one
+    )
+    assert isinstance(event, DeadLettered)
+    many = RetryPolicy(max_attempts=9, base_ms=10, jitter=0.0)
+    [event] = failure_events(
+        delivery(attempt=6), "x", app_id=APP, settings=SETTINGS, now=NOW, policy=many
+    )
+    assert isinstance(event, RetryScheduled)
+    assert event.due_at - NOW == timedelta(milliseconds=320)  # 10 ms · 2^(7-2)
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        (RetryPolicy(max_attempts=0), "max_attempts"),
+        (RetryPolicy(max_attempts=1000), "max_attempts"),
+        (RetryPolicy(base_ms=-1), "base_ms"),
+        (RetryPolicy(max_ms=10**9), "max_ms"),
+        (RetryPolicy(jitter=float("nan")), "jitter"),
+        (RetryPolicy(jitter=-0.1), "jitter"),
+        (RetryPolicy(max_ms=100), "max_ms (100) must not be below retry.base_ms (500)"),
+    ],
+)
+def test_a_policy_that_cannot_be_followed_is_refused(
+    policy: RetryPolicy, fragment: str
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        check_retry(policy, SETTINGS)
+    assert fragment in info.value.message
+
+
+def test_the_policy_in_force_is_the_triggers_or_the_routes() -> None:
+    state = fold_app(
+        [
+            script_saved("s1", "h"),
+            trigger_added("t1", "s1", retry=RetryPolicy(max_attempts=7)),
+            route_added(
+                "r1", "s1", dispatch_mode="async", retry=RetryPolicy(max_attempts=3)
+            ),
+        ]
+    )
+    assert retry_of(delivery(trigger_id="t1"), state) == RetryPolicy(max_attempts=7)
+    routed = delivery(source="route", route_id="r1", trigger_id=None)
+    assert retry_of(routed, state) == RetryPolicy(max_attempts=3)
+    assert retry_of(delivery(trigger_id="gone"), state) is None

@@ -211,6 +211,8 @@ def test_a_slug_near_a_reserved_one_is_taken() -> None:
         ("/orders/{id}", "/orders/{id}"),
         ("/a/{x}/b/{y_2}", "/a/{x}/b/{y_2}"),
         ("/a.b~c!$&'()*+,;=:@-_", "/a.b~c!$&'()*+,;=:@-_"),
+        ("/files/{path*}", "/files/{path*}"),
+        ("/{all*}/", "/{all*}"),
     ],
 )
 def test_paths_are_kept_but_for_a_trailing_slash(path: str, normal: str) -> None:
@@ -236,6 +238,10 @@ def test_paths_are_kept_but_for_a_trailing_slash(path: str, normal: str) -> None
         ("/a/x{id}", "not allowed"),
         ("/a/{" + "x" * 65 + "}", "not allowed"),
         ("/{id}/b/{id}", "repeats a parameter"),
+        ("/{rest*}/b", "must be the last segment"),
+        ("/a/{id}/{id*}", "repeats a parameter"),
+        ("/a/{*}", "not allowed"),
+        ("/a/{x**}", "not allowed"),
     ],
 )
 def test_bad_paths_are_refused_with_the_reason(path: str, why: str) -> None:
@@ -254,6 +260,8 @@ def test_the_shape_of_a_path_forgets_parameter_names() -> None:
     assert path_shape("/users/{id}") == path_shape("/users/{name}")
     assert path_shape("/users/me") != path_shape("/users/{id}")
     assert path_shape("/") == "/"
+    assert path_shape("/files/{path*}") == path_shape("/files/{other*}")
+    assert path_shape("/files/{path*}") != path_shape("/files/{path}")
 
 
 SEGMENT = st.one_of(

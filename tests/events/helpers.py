@@ -7,7 +7,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from picloud.events import Event, EventMeta, RecordedEvent
-from picloud.events.app import RouteAdded, ScriptKind, ScriptSaved
+from picloud.events.app import (
+    DispatchMode,
+    RetryPolicy,
+    RouteAdded,
+    ScriptKind,
+    ScriptSaved,
+)
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.system_state import SystemState, evolve_system
 from picloud.events.triggers import TriggerAdded
@@ -88,7 +94,13 @@ def script_saved(
 
 
 def route_added(
-    route_id: str, script_id: str, *, method: str = "GET", path: str = "/"
+    route_id: str,
+    script_id: str,
+    *,
+    method: str = "GET",
+    path: str = "/",
+    dispatch_mode: DispatchMode = "sync",
+    retry: RetryPolicy | None = None,
 ) -> RouteAdded:
     return RouteAdded(
         at=AT,
@@ -97,6 +109,8 @@ def route_added(
         script_id=script_id,
         method=method,
         path=path,
+        dispatch_mode=dispatch_mode,
+        retry=retry,
     )
 
 
@@ -108,6 +122,8 @@ def trigger_added(
     ops: list[str] | None = None,
     collection: str | None = None,
     capabilities: list[str] | None = None,
+    retry: RetryPolicy | None = None,
+    cron: str | None = None,
 ) -> TriggerAdded:
     return TriggerAdded(
         at=AT,
@@ -118,4 +134,6 @@ def trigger_added(
         ops=[] if ops is None else ops,
         collection=collection,
         capabilities=capabilities,
+        retry=retry,
+        cron=cron,
     )

@@ -30,14 +30,18 @@ from picloud.events import (
 from picloud.events.app import (
     AbandonedExecutionExpired,
     AppQuarantined,
+    CorsPolicy,
+    CorsSet,
     DocCreated,
     DocDeleted,
     DocUpdated,
     ExecutionAbandoned,
+    FetchHostsSet,
     HostKilled,
     InvocationAccepted,
     InvocationRecorded,
     KvDeleted,
+    KvExpired,
     KvSet,
     LogEntry,
     RequestRecord,
@@ -46,6 +50,7 @@ from picloud.events.app import (
     ScriptDeleted,
     ScriptSaved,
 )
+from picloud.events.system import SecretDeleted, SecretSet
 from picloud.events.triggers import (
     DeadLettered,
     DeadLetterExpired,
@@ -54,6 +59,7 @@ from picloud.events.triggers import (
     DeadLetterResolved,
     DeliverySkipped,
     RetryScheduled,
+    ScheduleFired,
     TriggerAdded,
     TriggerRemoved,
 )
@@ -133,6 +139,23 @@ SAMPLES: list[Event] = [
     DocDeleted(at=AT, app_id=APP, collection="c", doc_id="d1", prev_data=RAW),
     HostKilled(at=AT, app_id=APP, host="host-0", execution_id="e3"),
     AppQuarantined(at=AT, app_id=APP, host_kills=3),
+    CorsSet(
+        at=AT,
+        app_id=APP,
+        cors=CorsPolicy(origins=["https://a.example"], methods=["GET"]),
+    ),
+    FetchHostsSet(at=AT, app_id=APP, hosts=["api.example.com", "*.example.org"]),
+    SecretSet(at=AT, app_id=APP, name="TOKEN", ciphertext="c2VhbGVk", key_id="0f"),
+    SecretDeleted(at=AT, app_id=APP, name="TOKEN"),
+    ScheduleFired(at=AT, app_id=APP, trigger_id="t1", scheduled_at=AT),
+    KvExpired(
+        at=AT,
+        app_id=APP,
+        collection="c",
+        key="k",
+        prev=msgspec.Raw(b"1"),
+        expires_at=AT,
+    ),
     trigger_added("t1", "s1", kind="docs", ops=["create"], capabilities=["kv:read"]),
     TriggerRemoved(at=AT, app_id=APP, trigger_id="t1"),
     RetryScheduled(

@@ -43,6 +43,8 @@ APP_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
     "state": (C.EVENTS_READ, None),
     # a dry run of another version of a script
     "what-if": (C.SCRIPT_WRITE, C.SCRIPT_WRITE),
+    "settings": (C.APP_READ, C.APP_WRITE),
+    "secrets": (C.SCRIPT_READ, C.SCRIPT_WRITE),
 }
 # Instance-wide resources under /api/v1/admin/.
 INSTANCE_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
@@ -259,3 +261,13 @@ async def raw_exchange(
     finally:
         writer.close()
     return RawAnswer(int(status_line.split()[1]), headers, body, seconds)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 15.0
+) -> None:
+    """Wait until ``check()`` is true, polling; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)

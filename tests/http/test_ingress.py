@@ -101,7 +101,7 @@ async def test_unknown_app_route_and_method_are_json_errors(api: Api) -> None:
     assert (status, body["error"]["code"]) == (404, "not_found")
     status, body = await api.call("DELETE", "/apps/errs/only-get")
     assert (status, body["error"]["code"]) == (405, "method_not_allowed")
-    assert api.last_headers["Allow"] == "GET"
+    assert api.last_headers["Allow"] == "GET, HEAD"  # HEAD is answered from GET
 
 
 async def test_body_over_the_limit_is_413(api: Api) -> None:

@@ -45,7 +45,11 @@ def test_every_path_parameter_is_declared_once() -> None:
     [
         (f"{APP}/kv/{{collection}}", {"prefix", "cursor", "limit"}, 1000),
         (f"{APP}/docs/{{collection}}", {"cursor", "limit"}, 1000),
-        (f"{APP}/executions", {"status", "cursor", "limit"}, 500),
+        (
+            f"{APP}/executions",
+            {"status", "script", "trigger", "since", "until", "cursor", "limit"},
+            500,
+        ),
         (f"{APP}/dead-letters", {"resolved", "cursor", "limit"}, 500),
     ],
 )

@@ -301,7 +301,7 @@ async def test_sdk_handles_are_read_only(run: Runner, other: Runner) -> None:
     assert value[2] is False
     assert value[3] is False
     assert value[4] is False
-    assert run.sdk.calls[-1] == ("kv.set", ["mine", "k", "v"])
+    assert run.sdk.calls[-1] == ("kv.set", ["mine", "k", "v", {}])  # no options
     await assert_healthy(run, other)
 
 

@@ -483,5 +483,5 @@ async def test_non_json_sdk_answer_is_a_host_error(run: Runner, other: Runner) -
 async def test_memory_sdk_handler_is_not_shared(run: Runner, other: Runner) -> None:
     sdk = MemorySdk()
     await run("kv.collection('c'):set('k', 1)", sdk=sdk)
-    assert sdk.calls == [("kv.set", ["c", "k", 1])]
+    assert sdk.calls == [("kv.set", ["c", "k", 1, {}])]
     assert other.sdk.calls == []

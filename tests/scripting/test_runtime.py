@@ -302,7 +302,7 @@ async def test_apps_cannot_see_each_other(run: Runner, other: Runner) -> None:
         await other.value("return {shared = shared, v = kv.collection('c'):get('k')}")
         == {}
     )
-    assert run.sdk.calls[-1] == ("kv.set", ["c", "k", "a-value"])
+    assert run.sdk.calls[-1] == ("kv.set", ["c", "k", "a-value", {}])
     assert other.sdk.calls == [("kv.get", ["c", "k"])]
     script = run.runtime.compile("mine", "return 1")
     with pytest.raises(ValueError, match="another runtime"):

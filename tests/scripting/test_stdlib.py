@@ -287,6 +287,22 @@ async def test_time(run: Runner) -> None:
     assert value["date"] == "1970"
 
 
+async def test_time_now_and_unix_read_one_clock(run: Runner) -> None:
+    """time.now() is the text of the instant time.unix() is the number of:
+    parsing the one gives the other to the millisecond (SDK reference, Time)."""
+    value = await run.value(
+        """
+        local text, unix = time.now(), time.unix()
+        local ok = pcall(function() return time.now() - unix end)
+        return {parsed = time.parse(text), unix = unix, text = text,
+                formatted = time.format(time.parse(text)), arithmetic = ok}
+        """
+    )
+    assert 0 <= value["unix"] - value["parsed"] < 0.05
+    assert value["formatted"] == value["text"]
+    assert value["arithmetic"] is False  # text is not a number: the docs say so
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
     [

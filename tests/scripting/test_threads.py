@@ -114,3 +114,28 @@ async def test_sdk_calls_work_from_a_worker_thread(threaded: Runner) -> None:
     )
     assert result.value == 42
     assert [op for op, _ in threaded.sdk.calls] == ["kv.set", "kv.get"]
+
+
+async def test_a_run_that_reached_outside_is_never_preempted(threaded: Runner) -> None:
+    """After an effect (http.fetch) a sliced run goes on, on a worker thread,
+    instead of being stopped to run again from the start (which would send
+    the request twice)."""
+    threaded.sdk.answers["http.fetch"] = {"status": 200, "headers": {}, "body": "x"}
+    result = await threaded(
+        'local r = http.fetch("https://example.test/")\n'
+        "local x = 0 for i = 1, 3e6 do x = x + 1 end\n"
+        "return {status = r.status, x = x}",
+        mode=Mode.SLICED,
+        slice_s=0.001,
+    )
+    assert result.value == {"status": 200, "x": 3_000_000}
+    assert [op for op, _ in threaded.sdk.calls] == ["http.fetch"]
+    # Without the effect, the same work is stopped at its slice.
+    with pytest.raises(ScriptPreempted):
+        await threaded(
+            'kv.collection("c"):get("k")\n'
+            "local x = 0 for i = 1, 3e6 do x = x + 1 end return x",
+            mode=Mode.SLICED,
+            slice_s=0.001,
+        )
+    await assert_healthy(threaded)

@@ -44,9 +44,7 @@ async def app_page(request: web.Request) -> tuple[str, dict[str, Any]]:
         scripts = await store.scripts(app.id)
     routes = await store.routes(app.id) if Capability.SCRIPT_READ in can else []
     triggers = await store.triggers(app.id) if Capability.TRIGGERS_READ in can else []
-    executions, _ = await store.executions(
-        app.id, status=None, before=None, limit=_RECENT
-    )
+    executions, _ = await store.executions(app.id, before=None, limit=_RECENT)
     return "app.html", {
         **context,
         "scripts": scripts,

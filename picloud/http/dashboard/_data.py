@@ -59,7 +59,7 @@ async def kv_entries(request: web.Request) -> tuple[str, dict[str, Any]]:
         **await app_context(request, app),
         "collection": collection,
         "prefix": prefix,
-        "entries": [(key, _pretty(value)) for key, value in shown],
+        "entries": [(key, _pretty(value), expires) for key, value, expires in shown],
         "cursor": encode_cursor(shown[-1][0]) if more else None,
     }
 

@@ -15,6 +15,7 @@ from picloud.http.dashboard._app import script_names
 from picloud.http.dashboard._context import app_context
 from picloud.http.dashboard._table import page
 from picloud.http.state import SERVICES
+from picloud.store import ExecutionFilter
 
 __all__: list[str] = []
 
@@ -69,14 +70,14 @@ async def executions_page(request: web.Request) -> tuple[str, dict[str, Any]]:
         where = quote(wanted[:100], safe="")
         raise web.HTTPSeeOther(f"/ui/apps/{app.slug}/executions/{where}")
     shown = Filter(request.query)
-    runs, after = await request.app[SERVICES].store.executions(
-        app.id,
+    chosen = ExecutionFilter(
         status=None if shown.status == "any" else shown.status,
-        before=shown.cursor,
-        limit=_PAGE,
         script_id=shown.script or None,
         since=shown.since,
         until=shown.until,
+    )
+    runs, after = await request.app[SERVICES].store.executions(
+        app.id, where=chosen, before=shown.cursor, limit=_PAGE
     )
     return "executions.html", {
         **await app_context(request, app),
@@ -92,11 +93,12 @@ async def executions_page(request: web.Request) -> tuple[str, dict[str, Any]]:
 async def execution_page(request: web.Request) -> tuple[str, dict[str, Any]]:
     app = await app_or_404(request)
     execution_id = request.match_info["id"]
-    run = await request.app[SERVICES].store.execution(app.id, execution_id)
-    if run is None:
+    found = await request.app[SERVICES].store.execution(app.id, execution_id)
+    if found is None:
         raise NotFound(f"no execution {execution_id[:80]!r} in this app")
     return "execution.html", {
         **await app_context(request, app),
-        "run": run,
+        "found": found,
+        "run": found.execution,
         "names": await script_names(request, app.id),
     }

@@ -282,19 +282,20 @@ local function map(flat, i)
 end
 
 -- ctx from the arguments Python sends: execution_id, app id, slug, name,
--- trigger_depth, has_request, and with a request: method, path, body, then
--- params, query and headers, each as a count followed by keys and values.
+-- trigger_depth, attempt, has_request, and with a request: method, path,
+-- body, then params, query and headers, each as a count followed by keys and
+-- values.
 local function build_ctx(event_shape, event_vals, decode, ...)
   local flat = {...}
   local ctx = {
     execution_id = flat[1], app = {id = flat[2], slug = flat[3], name = flat[4]},
-    trigger_depth = flat[5], request = false, event = false,
+    trigger_depth = flat[5], attempt = flat[6], request = false, event = false,
   }
-  if flat[6] == 1 then
-    local body = flat[9]
-    local req = {method = flat[7], path = flat[8], body = body,
+  if flat[7] == 1 then
+    local body = flat[10]
+    local req = {method = flat[8], path = flat[9], body = body,
                  json = function() return decode(body) end}
-    local i = 10
+    local i = 11
     req.params, i = map(flat, i)
     req.query, i = map(flat, i)
     req.headers = map(flat, i)
@@ -309,6 +310,7 @@ end
 -- The main function of an invocation's coroutine.
 function I.body(fn, env, event_shape, event_vals, ...)
   local ctx = build_ctx(event_shape, event_vals, I.decode_json, ...)
+  ctx.secrets = env.secrets   -- the same read-only proxy (nil without an SDK)
   env.ctx = ctx
   return finish((fn(env, ctx)))
 end

@@ -408,6 +408,10 @@ end
 
 function I.resume(inv, ...) return step(inv, ...) end
 
+-- The invocation may no longer be stopped at its slice (it did something
+-- outside the sandbox: running it again from the start would repeat that).
+function I.unslice(inv) inv.slice = false end
+
 -- End an invocation from outside (timeout while awaiting I/O, cancellation,
 -- or no memory left for an SDK answer).
 function I.abort(inv, reason)

@@ -54,6 +54,8 @@ local function options(v, arg)
         return nil, key .. " must be a boolean"
       elseif kind == "string" and type(o) ~= "string" then
         return nil, key .. " must be a string"
+      elseif kind == "table" and type(o) ~= "table" then
+        return nil, key .. " must be a table"
       end
     end
     out[key] = o
@@ -141,6 +143,21 @@ end
 
 -- The namespaces ----------------------------------------------------------------------
 
+-- A namespace read by field (secrets.NAME): a fresh read-only proxy per
+-- invocation (stdlib.lua's I.LIB_FACTORIES), whose fields call `fn`.
+local function index_factory(namespace, fn)
+  local get = make(fn)
+  local mt = {
+    __index = function(_, key)
+      if type(key) ~= "string" then return nil end
+      return get(key)
+    end,
+    __newindex = function() error(namespace .. " is read-only", 2) end,
+    __metatable = false,
+  }
+  return function() return setmetatable({}, mt) end
+end
+
 local namespaces = {}
 for _, fn in ipairs(SPEC.functions) do
   local ns = namespaces[fn.namespace]
@@ -148,9 +165,15 @@ for _, fn in ipairs(SPEC.functions) do
     ns = {lib = {}, methods = {}}
     namespaces[fn.namespace] = ns
   end
-  if fn.method then ns.methods[fn.name] = make(fn) else ns.lib[fn.name] = make(fn) end
+  if fn.index then
+    I.LIB_FACTORIES[fn.namespace] = index_factory(fn.namespace, fn)
+  elseif fn.method then
+    ns.methods[fn.name] = make(fn)
+  else
+    ns.lib[fn.name] = make(fn)
+  end
 end
 for name, ns in R.next, namespaces do
   if R.next(ns.methods) ~= nil then ns.lib.collection = collection_factory(name, ns.methods) end
-  I.LIBS[name] = ns.lib
+  if not I.LIB_FACTORIES[name] then I.LIBS[name] = ns.lib end
 end

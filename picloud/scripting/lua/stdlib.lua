@@ -18,7 +18,9 @@
 --   regex.find(p, s, init?) -> start, stop | nil   regex.find_all(p, s, max?)
 --   regex.replace(p, s, repl, count?) -> s, n ("\1", "\g<name>")
 --   regex.split(p, s, max?)   -- RE2 syntax, linear time
---   time.now() -> "2024-05-01T12:00:00.123Z"  time.unix() -> seconds
+--   time.now() -> "2024-05-01T12:00:00.123Z" (text: to show or store)
+--   time.unix() -> seconds, a number (for arithmetic); one clock for both:
+--   time.parse(time.now()) is time.unix() to the millisecond
 --   time.format(t?, strftime?) (UTC)  time.parse(iso) -> unix seconds
 --   random.int(m?, n?) random.float() random.uuid() random.bytes(n) -> hex
 --   log.debug/info/warn/error(...)
@@ -84,6 +86,8 @@ end
 
 local LIBS = {}
 I.LIBS = LIBS
+-- Libraries made afresh for each invocation by a function (sdk.lua's proxies).
+I.LIB_FACTORIES = {}
 
 local json = {}
 function json.encode(v) return I.export(v, "json.encode") end
@@ -318,7 +322,7 @@ end
 
 local function require_module(env, name)
   if type(name) ~= "string" then error("require: the module name must be a string", 2) end
-  if LIBS[name] then return env[name] end
+  if LIBS[name] or I.LIB_FACTORIES[name] then return env[name] end
   if #name > 64 or not s_find(name, "^[%a_][%w_]*$") then
     error("require: invalid module name", 2)
   end
@@ -377,6 +381,7 @@ make_all = function(env, mt)
   if LAZY[mt] then
     local index = mt.__index
     for name in next, BUILDERS do index(env, name) end
+    for name in next, I.LIB_FACTORIES do index(env, name) end
   elseif MODULE_MT[mt] then
     local base = mt.__index
     make_all(base, raw_getmetatable(base))
@@ -391,7 +396,7 @@ function I.new_env(inv)
   local env = build_base()
   local made = {}
   local mt = {__index = function(t, k)
-    local build = BUILDERS[k]
+    local build = BUILDERS[k] or I.LIB_FACTORIES[k]
     if build == nil or made[k] then return nil end
     made[k] = true
     local lib = build()

@@ -10,14 +10,18 @@ from picloud.domain.names import path_shape
 from picloud.events import RecordedEvent
 from picloud.events.app import (
     AppQuarantined,
+    CorsSet,
     DataEvent,
     ExecutionAbandoned,
+    FetchHostsSet,
     InvocationRecorded,
     RouteAdded,
     RouteRemoved,
     ScriptDeleted,
     ScriptSaved,
 )
+from picloud.store._fetch_journal import forget_fetches
+from picloud.store._pool import jsonb
 from picloud.store._projections.data import project_data
 from picloud.store._projections.triggers import project_trigger_event
 
@@ -36,8 +40,8 @@ SELECT $1, $2, unnest($3::text[])
 """
 _ADD_ROUTE = """
 INSERT INTO routes (id, app_id, script_id, method, path, path_shape, dispatch_mode,
-                    created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    created_at, capabilities, retry)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 
 
@@ -51,6 +55,9 @@ async def project_app(
     for recorded in records:
         event = recorded.event
         if isinstance(event, InvocationRecorded):
+            if event.fetches and event.delivery_id is not None:
+                run_key = f"{event.delivery_id}#{event.attempt}"
+                await forget_fetches(conn, event.app_id, run_key)
             continue
         if isinstance(event, DataEvent):
             data.append(event)
@@ -78,6 +85,8 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
                 path_shape(event.path),
                 event.dispatch_mode,
                 event.at,
+                event.capabilities,
+                None if event.retry is None else jsonb(event.retry),
             )
         case RouteRemoved():
             await conn.execute("DELETE FROM routes WHERE id = $1", event.route_id)
@@ -96,6 +105,20 @@ async def _apply_control(conn: asyncpg.Connection, recorded: RecordedEvent) -> N
                 " ON CONFLICT DO NOTHING",
                 event.app_id,
                 event.at,
+            )
+        case CorsSet():
+            await conn.execute(
+                "INSERT INTO app_settings (app_id, cors) VALUES ($1, $2)"
+                " ON CONFLICT (app_id) DO UPDATE SET cors = $2",
+                event.app_id,
+                None if event.cors is None else jsonb(event.cors),
+            )
+        case FetchHostsSet():
+            await conn.execute(
+                "INSERT INTO app_settings (app_id, fetch_hosts) VALUES ($1, $2)"
+                " ON CONFLICT (app_id) DO UPDATE SET fetch_hosts = $2",
+                event.app_id,
+                event.hosts,
             )
         case _:
             await project_trigger_event(conn, recorded)

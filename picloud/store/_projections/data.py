@@ -19,6 +19,7 @@ from picloud.events.app import (
     DocDeleted,
     DocUpdated,
     KvDeleted,
+    KvExpired,
     KvSet,
 )
 from picloud.store._docs_sql import write_doc_values
@@ -27,10 +28,12 @@ from picloud.store._keyed import delete_by_keys
 __all__ = ["project_data"]
 
 _UPSERT_KV = """
-INSERT INTO kv_entries (app_id, collection, key, value, updated_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[])
+INSERT INTO kv_entries (app_id, collection, key, value, updated_at, expires_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[],
+                     $5::timestamptz[], $6::timestamptz[])
 ON CONFLICT (app_id, collection, key)
-DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
+DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at,
+              expires_at = EXCLUDED.expires_at
 """
 _DELETE_KV = delete_by_keys("kv_entries", "key", one_row_per_key=True)
 _UPSERT_DOCS = """
@@ -47,7 +50,7 @@ Key = tuple[str, str, str]
 
 async def project_data(conn: asyncpg.Connection, events: Sequence[DataEvent]) -> None:
     """Write the final state of every KV entry and document the events touch."""
-    kv: dict[Key, tuple[bytes, datetime] | None] = {}
+    kv: dict[Key, tuple[bytes, datetime, datetime | None] | None] = {}
     docs: dict[Key, tuple[bytes, datetime, datetime] | None] = {}
     for event in events:
         match event:
@@ -55,8 +58,9 @@ async def project_data(conn: asyncpg.Connection, events: Sequence[DataEvent]) ->
                 kv[event.app_id, event.collection, event.key] = (
                     bytes(event.value),
                     event.at,
+                    event.expires_at,
                 )
-            case KvDeleted():
+            case KvDeleted() | KvExpired():
                 kv[event.app_id, event.collection, event.key] = None
             case DocCreated() | DocUpdated():
                 key = (event.app_id, event.collection, event.doc_id)
@@ -70,12 +74,13 @@ async def project_data(conn: asyncpg.Connection, events: Sequence[DataEvent]) ->
 
 
 async def _write_kv(
-    conn: asyncpg.Connection, kv: dict[Key, tuple[bytes, datetime] | None]
+    conn: asyncpg.Connection,
+    kv: dict[Key, tuple[bytes, datetime, datetime | None] | None],
 ) -> None:
-    upserts = [(*key, v[0], v[1]) for key, v in kv.items() if v is not None]
+    upserts = [(*key, *v) for key, v in kv.items() if v is not None]
     deletes = [key for key, v in kv.items() if v is None]
     if upserts:
-        await conn.execute(_UPSERT_KV, *_columns(upserts, 5))
+        await conn.execute(_UPSERT_KV, *_columns(upserts, 6))
     if deletes:
         await conn.execute(_DELETE_KV, *_columns(deletes, 3))
 

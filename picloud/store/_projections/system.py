@@ -11,6 +11,8 @@ from picloud.events import (
     AppDeleted,
     AppUpdated,
     RecordedEvent,
+    SecretDeleted,
+    SecretSet,
     SystemEvent,
 )
 from picloud.store._projections.identity import project_identity
@@ -50,5 +52,23 @@ async def _apply(conn: asyncpg.Connection, event: SystemEvent) -> None:
         case AppDeleted():
             # Memberships go with the app (ON DELETE CASCADE).
             await conn.execute("DELETE FROM apps WHERE id = $1", event.app_id)
+        case SecretSet():
+            await conn.execute(
+                "INSERT INTO app_secrets (app_id, name, ciphertext, key_id,"
+                " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)"
+                " ON CONFLICT (app_id, name) DO UPDATE"
+                " SET ciphertext = $3, key_id = $4, updated_at = $5",
+                event.app_id,
+                event.name,
+                event.ciphertext,
+                event.key_id,
+                event.at,
+            )
+        case SecretDeleted():
+            await conn.execute(
+                "DELETE FROM app_secrets WHERE app_id = $1 AND name = $2",
+                event.app_id,
+                event.name,
+            )
         case _:
             await project_identity(conn, event)

@@ -12,6 +12,7 @@ from picloud.events.triggers import (
     DeadLetterHandlerFailed,
     DeadLetterReplayed,
     DeadLetterResolved,
+    ScheduleFired,
     TriggerAdded,
     TriggerEvent,
     TriggerRemoved,
@@ -22,8 +23,8 @@ __all__ = ["project_trigger_event"]
 
 _ADD_TRIGGER = """
 INSERT INTO triggers (id, app_id, kind, script_id, ops, collection, capabilities,
-                      created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING
+                      created_at, retry, cron, timezone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING
 """
 _ADD_DEAD_LETTER = """
 INSERT INTO dead_letters (id, app_id, delivery_id, source, script_id, trigger_id,
@@ -65,6 +66,9 @@ async def _apply(conn: asyncpg.Connection, event: TriggerEvent, position: int) -
                 event.collection,
                 event.capabilities,
                 event.at,
+                None if event.retry is None else jsonb(event.retry),
+                event.cron,
+                event.timezone,
             )
         case TriggerRemoved():
             await conn.execute("DELETE FROM triggers WHERE id = $1", event.trigger_id)
@@ -105,6 +109,12 @@ async def _apply(conn: asyncpg.Connection, event: TriggerEvent, position: int) -
         case DeadLetterExpired():
             await conn.execute(
                 "DELETE FROM dead_letters WHERE id = $1", event.dead_letter_id
+            )
+        case ScheduleFired():
+            await conn.execute(
+                "UPDATE triggers SET last_fired_at = $2 WHERE id = $1",
+                event.trigger_id,
+                event.scheduled_at,
             )
         case _:
             pass  # RetryScheduled and DeliverySkipped change only the pending set
