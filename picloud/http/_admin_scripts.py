@@ -8,12 +8,13 @@ very next request sees it.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from picloud.actors.protocol import Done, Failure, unwrap
+from picloud.actors.protocol import Done, Failure, failure_of, unwrap
 from picloud.domain.access import Capability
 from picloud.domain.commands import (
     AddRoute,
@@ -21,9 +22,10 @@ from picloud.domain.commands import (
     DeleteScript,
     RemoveRoute,
     SaveScript,
+    Settle,
 )
 from picloud.domain.records import ExecutionRecord, RouteRecord, ScriptRecord
-from picloud.errors import ActorUnavailable
+from picloud.errors import ActorUnavailable, PiCloudError
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._api import AppOf, endpoint, not_found
@@ -40,7 +42,10 @@ from picloud.http.state import SERVICES, command_meta
 
 __all__ = ["ROUTE_APP", "SCRIPT_APP", "send"]
 
+log = logging.getLogger(__name__)
+
 _ROUTING_WAIT_S = 5.0
+_SETTLE_WAIT_S = 2.0
 _PAGE = 50
 _MAX_PAGE = 500
 
@@ -248,6 +253,20 @@ async def delete_route(request: web.Request) -> None:
 # -- executions ---------------------------------------------------------------------
 
 
+async def _settle(request: web.Request, app_id: str) -> None:
+    """Wait until the app's actor has appended every execution record it
+    holds (read-only runs answer before their record is durable), so the
+    log lists every run that answered before this request. Best effort: a
+    host that cannot say leaves the list as the database has it."""
+    services = request.app[SERVICES]
+    try:
+        reply = await services.hosts.call(app_id, Settle(), _SETTLE_WAIT_S)
+    except PiCloudError as e:
+        reply = failure_of(e)
+    if isinstance(reply, Failure):
+        log.info("execution log of %s read unsettled: %s", app_id, reply.message)
+
+
 @endpoint(
     "GET",
     "/api/v1/admin/apps/{app}/executions",
@@ -263,6 +282,7 @@ async def delete_route(request: web.Request) -> None:
 async def list_app_executions(request: web.Request) -> ExecutionList:
     app = await app_or_404(request)
     query = query_of(request)
+    await _settle(request, app.id)
     items, after = await request.app[SERVICES].store.executions(
         app.id, status=query["status"], before=query["cursor"], limit=query["limit"]
     )
