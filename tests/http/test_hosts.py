@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from picloud.hosting._remote import call_remote
 from picloud.http.ingress import EXECUTION_HEADER
 from picloud.server import Server
 from tests.http.helpers import Api, make_app, make_route
@@ -46,6 +47,14 @@ def host_of(server: Server, app_id: str) -> str:
 async def host_pid(server: Server, app_id: str) -> int:
     assert server.services is not None
     return await server.services.hosts.link_for(app_id).pid()
+
+
+async def host_nice(server: Server, app_id: str) -> int:
+    """The nice value of the thread that runs the app's host's event loop."""
+    assert server.services is not None
+    handle = server.services.hosts.link_for(app_id).handle
+    stats = await call_remote(handle.stats.remote(), what="stats", seconds=10)
+    return int(stats["nice"])
 
 
 async def wait_until_answers(api: Api, path: str, within: float) -> float:
@@ -102,6 +111,8 @@ async def test_killed_host_comes_back_within_5s_and_loses_no_acknowledged_write(
     await asyncio.gather(*clients)
 
     assert await host_pid(server, app["id"]) != pid  # Ray restarted the host
+    # Ray starts workers at nice 15; a host serves requests at the usual 0.
+    assert await host_nice(server, app["id"]) == 0
     assert back_after + 0.2 < 5.0
     failures = [status for _, status, _, _ in outcomes if status != 200]
     assert all(status in (502, 503, 504) for status in failures), failures
