@@ -334,7 +334,7 @@ async def throughput(
             for name, (url, parts) in targets.items():
                 point = await measure(url, c, args.seconds, parts)
                 points.setdefault((name, c), []).append(point)
-    medians = {key: _median(value) for key, value in points.items()}
+    medians = {key: median_point(value) for key, value in points.items()}
     print(
         f"\n1. hello-world sync route vs bare aiohttp: wrk -t1, {args.seconds:g} s"
         f" per point, medians of {args.rounds} rounds (alternating)"
@@ -422,7 +422,7 @@ def print_scans(before: dict[str, int], after: dict[str, int]) -> None:
     )
 
 
-def _median(points: list[Point]) -> Point:
+def median_point(points: list[Point]) -> Point:
     return Point(
         statistics.median(p.rps for p in points),
         statistics.median(p.p50_ms for p in points),
@@ -690,7 +690,7 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
         await server.stop()
 
 
-def _revision() -> str:
+def revision() -> str:
     here = Path(__file__).parent
     head = subprocess.run(
         ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
@@ -721,7 +721,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     print(
         f"machine: {os.cpu_count()} cores, load average"
-        f" {', '.join(f'{x:.2f}' for x in os.getloadavg())}; code {_revision()}"
+        f" {', '.join(f'{x:.2f}' for x in os.getloadavg())}; code {revision()}"
     )
     with embedded_postgres() as (dsn, embedded, home):
         args.postgres = postgres_pids(embedded.pgdata)
