@@ -71,11 +71,11 @@ def perf_split(data: Path, pid: int) -> collections.Counter[str]:
     ).stdout  # fmt: skip
     samples: collections.Counter[str] = collections.Counter()
     for line in out.splitlines():
-        found = re.match(r"\s*(\d+)\s+(\d+):\S+\s+(\S+)\s+\[.\]\s+(.*)", line)
+        found = re.match(r"\s*(\d+)\s+(\d+):(\S+)\s+(\S+)\s+\[.\]\s+(.*)", line)
         if found and int(found.group(2)) in tids:
-            samples[f"{found.group(3)}  {found.group(4).strip()[:70]}"] += int(
-                found.group(1)
-            )
+            thread, dso, symbol = found.group(3), found.group(4), found.group(5)
+            key = f"{thread}  {dso}  {symbol.strip()[:70]}"
+            samples[key] += int(found.group(1))
     return samples
 
 
@@ -83,15 +83,17 @@ def report(name: str, pid: int, us: float, args: argparse.Namespace) -> None:
     print(f"\n{name}: {us:,.0f} µs of CPU per request")
     samples = perf_split(args.out / "perf.data", pid)
     total = sum(samples.values()) or 1
-    by_dso: collections.Counter[str] = collections.Counter()
-    for key, n in samples.items():
-        by_dso[key.split("  ")[0]] += n
-    print(f"  by shared object (perf, {total:,} samples):")
-    for dso, n in by_dso.most_common(8):
-        print(f"  {us * n / total:>7.1f} µs  {100 * n / total:4.1f}%  {dso}")
+    for i, what in ((0, "thread"), (1, "shared object")):
+        split: collections.Counter[str] = collections.Counter()
+        for key, n in samples.items():
+            split[key.split("  ")[i]] += n
+        print(f"  by {what} (perf, {total:,} samples):")
+        for part, n in split.most_common(8):
+            print(f"  {us * n / total:>7.1f} µs  {100 * n / total:4.1f}%  {part}")
     print("  hottest symbols:")
     for key, n in samples.most_common(args.top // 2):
-        print(f"  {us * n / total:>7.1f} µs  {100 * n / total:4.1f}%  {key}")
+        symbol = key.split("  ", 1)[1]
+        print(f"  {us * n / total:>7.1f} µs  {100 * n / total:4.1f}%  {symbol}")
     spied, inclusive = parse_raw(args.out / f"{name.replace(' ', '-')}.txt")
     print(f"  PiCloud's code, inclusive (py-spy, {spied:,} samples):")
     ours = [(f, n) for f, n in inclusive.most_common() if "picloud/" in f]
