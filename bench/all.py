@@ -179,11 +179,15 @@ def children_cpu() -> float:
 
 
 async def measured(
-    url: str, clients: int, seconds: float, parts: dict[str, Pids]
+    url: str,
+    clients: int,
+    seconds: float,
+    parts: dict[str, Pids],
+    script: tuple[Path, str] | None = None,
 ) -> Point:
     """A wrk point with the CPU per request of each part and of wrk (µs)."""
     before = children_cpu()
-    point = await measure(url, clients, seconds, parts)
+    point = await measure(url, clients, seconds, parts, script)
     requests = max(1.0, point.rps * max(1, round(seconds)))
     cpu = dict(point.cpu_us, wrk=(children_cpu() - before) / requests * 1e6)
     return dataclasses.replace(point, cpu_us=cpu)
@@ -238,14 +242,16 @@ async def hello_targets(
 
 
 async def kv_rounds(
-    urls: dict[str, str], script: Path, args: argparse.Namespace
+    targets: dict[str, Target], script: Path, args: argparse.Namespace
 ) -> Rounds:
-    for url in urls.values():
+    for url, _ in targets.values():
         await wrk_post(url, 64, 2, script)
     rounds = Rounds()
     for _ in range(args.rounds):
-        for name, url in urls.items():
-            rounds.add(name, 64, await wrk_post(url, 64, args.seconds, script))
+        for name, (url, parts) in targets.items():
+            salted = (script, uuid.uuid4().hex[:12])  # unique keys per run
+            point = await measured(url, 64, args.seconds, parts, salted)
+            rounds.add(name, 64, point)
     return rounds
 
 
@@ -490,7 +496,7 @@ async def _measure_all(
         }
         targets = await hello_targets(server, pg, peers, (hello, alone))
         hello_points = await hello_rounds(targets, args)
-    kv_points = await _kv(server, headers, args)
+    kv_points = await _kv(server, headers, targets["PiCloud"][1], args)
     print("   event log rounds...", flush=True)
     log_points = await eventlog_rounds(args.log_dsn, args.es_dsn, args)
     print(
@@ -506,8 +512,12 @@ async def _measure_all(
 
 
 async def _kv(
-    server: Server, headers: dict[str, str], args: argparse.Namespace
+    server: Server,
+    headers: dict[str, str],
+    picloud_parts: dict[str, Pids],
+    args: argparse.Namespace,
 ) -> Rounds:
+    pg = picloud_parts["postgres"]
     hands = {
         name: await start_handwritten(args.dsn, loop)
         for name, loop in (
@@ -518,14 +528,19 @@ async def _kv(
     script = args.home / "unique-keys.lua"
     await asyncio.to_thread(script.write_text, WRK_SCRIPT)
     try:
-        urls = {"PiCloud": await setup_route(server, headers)}
-        urls |= {name: url for name, (_, url) in hands.items()}
+        targets = {"PiCloud": (await setup_route(server, headers), picloud_parts)}
+        for name, (proc, url) in hands.items():
+            targets[name] = (url, {"handler": _pid(proc), "postgres": pg})
         print("   kv.set rounds...", flush=True)
-        return await kv_rounds(urls, script, args)
+        return await kv_rounds(targets, script, args)
     finally:
         for proc, _ in hands.values():
             proc.terminate()
             await proc.wait()
+
+
+def _pid(proc: asyncio.subprocess.Process) -> Pids:
+    return lambda: [proc.pid]
 
 
 def _load() -> str:

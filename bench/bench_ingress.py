@@ -310,11 +310,16 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 async def measure(
-    url: str, connections: int, seconds: float, parts: dict[str, Pids]
+    url: str,
+    connections: int,
+    seconds: float,
+    parts: dict[str, Pids],
+    script: tuple[Path, str] | None = None,
 ) -> Point:
-    """A wrk point with the CPU time each part used per request (µs)."""
+    """A wrk point (``script``: wrk's Lua script and its argument) with the
+    CPU time each part used per request (µs)."""
     before = {name: cpu_seconds(pids()) for name, pids in parts.items()}
-    point = await wrk(url, connections, seconds)
+    point = await wrk(url, connections, seconds, *(script or ()))
     requests = max(1.0, point.rps * max(1, round(seconds)))
     used = {
         name: (cpu_seconds(pids()) - before[name]) / requests * 1e6
