@@ -10,7 +10,8 @@ libpython, the kernel, uvloop, lupa, asyncpg…), and over PiCloud's own
 functions, inclusive of what they call (py-spy).
 
 Usage: python bench/profile_path.py [--seconds 10] [--clients 64] [--top 25]
-           [--out DIR]
+           [--route hello|kv] [--out DIR]
+``--route kv``: bench_kv's durable kv.set per request (unique keys) instead.
 Needs wrk, perf (Debian: linux-perf) and py-spy (``pip install py-spy``);
 run as root (both read other processes).
 """
@@ -38,6 +39,7 @@ from bench_ingress import (
     revision,
     wrk,
 )
+from bench_kv import WRK_SCRIPT, setup_route
 from harness import embedded_postgres, local_ray
 
 from picloud import event_loop
@@ -117,8 +119,15 @@ async def run(dsn: str, pg_data: Path, home: Path, args: argparse.Namespace) -> 
         headers = {"Authorization": f"Bearer {await admin_key(server)}"}
         async with aiohttp.ClientSession(headers=headers) as session:
             [(slug, app_id)] = (await make_apps(session, server.url, 1)).items()
-        url = f"{server.apps_url}/apps/{slug}/hello"
-        await wrk(url, 16, 2)  # warm-up
+        url, script = f"{server.apps_url}/apps/{slug}/hello", None
+        if args.route == "kv":
+            url = await setup_route(server, headers)
+            record = await server.services.store.app("kvbench")
+            assert record is not None
+            app_id = record.id
+            script = (home / "unique-keys.lua", uuid.uuid4().hex[:12])
+            await asyncio.to_thread(script[0].write_text, WRK_SCRIPT)
+        await wrk(url, 16, 2, *(script or ()))  # warm-up
         host_pid = await server.services.hosts.link_for(app_id).pid()
         pids = {"front door": os.getpid(), "host": host_pid}
         args.out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +149,7 @@ async def run(dsn: str, pg_data: Path, home: Path, args: argparse.Namespace) -> 
         pg = postgres_pids(pg_data)
         before = {n: cpu_seconds([p]) for n, p in pids.items()}
         before_pg = cpu_seconds(pg())
-        point = await wrk(url, args.clients, args.seconds)
+        point = await wrk(url, args.clients, args.seconds, *(script or ()))
         requests = point.rps * max(1, round(args.seconds))
         used = {
             n: (cpu_seconds([p]) - before[n]) / requests * 1e6 for n, p in pids.items()
@@ -150,9 +159,10 @@ async def run(dsn: str, pg_data: Path, home: Path, args: argparse.Namespace) -> 
             await spy.wait()
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(
-            f"hello at {args.clients} clients for {args.seconds:g} s: {point.rps:,.0f}"
-            f" req/s, p50 {point.p50_ms:.2f} ms, p99 {point.p99_ms:.2f} ms (under"
-            f" the profiler); code {revision()}; load average {load}"
+            f"{args.route} at {args.clients} clients for {args.seconds:g} s:"
+            f" {point.rps:,.0f} req/s, p50 {point.p50_ms:.2f} ms,"
+            f" p99 {point.p99_ms:.2f} ms (under the profiler);"
+            f" code {revision()}; load average {load}"
         )
         print(
             "CPU per request: "
@@ -170,6 +180,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--route", choices=["hello", "kv"], default="hello")
     parser.add_argument("--out", type=Path, default=Path("picloud-profile"))
     args = parser.parse_args()
     for tool in ("wrk", "py-spy", "perf"):
