@@ -107,15 +107,15 @@ class AppContext:
     ) -> Outcome | None:
         """The outcome of ``command`` against ``state`` (None: nothing to
         record, the reply is ``Done()``). Wake is the actor's own."""
+        if isinstance(command, Invoke):  # the hot path first, with its own meta
+            meta = EventMeta(
+                actor=command.actor,
+                idempotency_key=command.idempotency_key,
+                correlation_id=command.correlation_id or command.execution_id,
+            )
+            return await self.invoke(state, command, deadline, meta)
         meta = EventMeta(actor=command.actor, idempotency_key=command.idempotency_key)
         match command:
-            case Invoke():
-                meta = EventMeta(
-                    actor=command.actor,
-                    idempotency_key=command.idempotency_key,
-                    correlation_id=command.correlation_id or command.execution_id,
-                )
-                return await self.invoke(state, command, deadline, meta)
             case Deliver():
                 pending = deliveries.get(command.delivery_id)
                 return None if pending is None else await self.deliver(state, pending)
