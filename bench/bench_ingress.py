@@ -374,9 +374,8 @@ def _print_targets(medians: dict[tuple[str, int], Point]) -> None:
         f" ({'met' if met else 'NOT met'})"
     )
     print(
-        "   every PiCloud request appends its execution record durably before it"
-        "\n   answers (group commit), so the 1-client latency includes a commit"
-        " with its WAL fsync"
+        "   a run that wrote nothing answers once what it could observe is durable;"
+        "\n   its execution record joins the next group commit (nobody waits for it)"
     )
 
 
