@@ -103,6 +103,50 @@ def report(name: str, pid: int, us: float, args: argparse.Namespace) -> None:
         print(f"  {us * n / spied:>7.1f} µs  {100 * n / spied:4.1f}%  {frame[:100]}")
 
 
+async def target(
+    server: Server, home: Path, route: str
+) -> tuple[str, tuple[Path, str] | None, int]:
+    """The URL to load, wrk's script (and its argument) if any, and the pid
+    of the host of the app behind it."""
+    assert server.services is not None
+    headers = {"Authorization": f"Bearer {await admin_key(server)}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        [(slug, app_id)] = (await make_apps(session, server.url, 1)).items()
+    url, script = f"{server.apps_url}/apps/{slug}/hello", None
+    if route == "kv":
+        url = await setup_route(server, headers)
+        record = await server.services.store.app("kvbench")
+        assert record is not None
+        app_id = record.id
+        script = (home / "unique-keys.lua", uuid.uuid4().hex[:12])
+        await asyncio.to_thread(script[0].write_text, WRK_SCRIPT)
+    await wrk(url, 16, 2, *(script or ()))  # warm-up
+    return url, script, await server.services.hosts.link_for(app_id).pid()
+
+
+async def samplers(
+    pids: dict[str, int], args: argparse.Namespace
+) -> list[asyncio.subprocess.Process]:
+    """perf over the machine, py-spy over each of ``pids``, for the load."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    quiet = asyncio.subprocess.DEVNULL
+    perf = await asyncio.create_subprocess_exec(
+        "perf", "record", "-a", "-e", "cpu-clock", "-F", "999",
+        "-o", str(args.out / "perf.data"), "--", "sleep", str(args.seconds - 1),
+        stdout=quiet, stderr=quiet,
+    )  # fmt: skip
+    spies = [
+        await asyncio.create_subprocess_exec(
+            "py-spy", "record", "--nonblocking", "-r", "200",
+            "-d", str(max(1, round(args.seconds) - 1)), "-f", "raw",
+            "-o", str(args.out / f"{name.replace(' ', '-')}.txt"),
+            "--pid", str(pid), stdout=quiet, stderr=quiet,
+        )
+        for name, pid in pids.items()
+    ]  # fmt: skip
+    return [perf, *spies]
+
+
 async def run(dsn: str, pg_data: Path, home: Path, args: argparse.Namespace) -> None:
     settings = Settings(
         http_port=0,
@@ -115,62 +159,31 @@ async def run(dsn: str, pg_data: Path, home: Path, args: argparse.Namespace) -> 
     server = Server(settings, dsn, owns_actors=True)
     await server.start()
     try:
-        assert server.services is not None
-        headers = {"Authorization": f"Bearer {await admin_key(server)}"}
-        async with aiohttp.ClientSession(headers=headers) as session:
-            [(slug, app_id)] = (await make_apps(session, server.url, 1)).items()
-        url, script = f"{server.apps_url}/apps/{slug}/hello", None
-        if args.route == "kv":
-            url = await setup_route(server, headers)
-            record = await server.services.store.app("kvbench")
-            assert record is not None
-            app_id = record.id
-            script = (home / "unique-keys.lua", uuid.uuid4().hex[:12])
-            await asyncio.to_thread(script[0].write_text, WRK_SCRIPT)
-        await wrk(url, 16, 2, *(script or ()))  # warm-up
-        host_pid = await server.services.hosts.link_for(app_id).pid()
+        url, script, host_pid = await target(server, home, args.route)
         pids = {"front door": os.getpid(), "host": host_pid}
-        args.out.mkdir(parents=True, exist_ok=True)
-        perf = await asyncio.create_subprocess_exec(
-            "perf", "record", "-a", "-e", "cpu-clock", "-F", "999",
-            "-o", str(args.out / "perf.data"), "--", "sleep", str(args.seconds - 1),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        spies = {
-            name: await asyncio.create_subprocess_exec(
-                "py-spy", "record", "--nonblocking", "-r", "200",
-                "-d", str(max(1, round(args.seconds) - 1)), "-f", "raw",
-                "-o", str(args.out / f"{name.replace(' ', '-')}.txt"),
-                "--pid", str(pid),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
-            for name, pid in pids.items()
-        }  # fmt: skip
+        sampling = await samplers(pids, args)
         pg = postgres_pids(pg_data)
         before = {n: cpu_seconds([p]) for n, p in pids.items()}
-        before_pg = cpu_seconds(pg())
+        before["postgres"] = cpu_seconds(pg())
         point = await wrk(url, args.clients, args.seconds, *(script or ()))
         requests = point.rps * max(1, round(args.seconds))
-        used = {
-            n: (cpu_seconds([p]) - before[n]) / requests * 1e6 for n, p in pids.items()
-        }
-        pg_us = (cpu_seconds(pg()) - before_pg) / requests * 1e6
-        for spy in [*spies.values(), perf]:
-            await spy.wait()
+        used = {n: cpu_seconds([p]) - before[n] for n, p in pids.items()}
+        used["postgres"] = cpu_seconds(pg()) - before["postgres"]
+        for process in sampling:
+            await process.wait()
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(
             f"{args.route} at {args.clients} clients for {args.seconds:g} s:"
             f" {point.rps:,.0f} req/s, p50 {point.p50_ms:.2f} ms,"
-            f" p99 {point.p99_ms:.2f} ms (under the profiler);"
+            f" p99 {point.p99_ms:.2f} ms (under the profilers);"
             f" code {revision()}; load average {load}"
         )
-        print(
-            "CPU per request: "
-            + ", ".join(f"{n} {us:,.0f} µs" for n, us in used.items())
-            + f", postgres {pg_us:,.0f} µs"
-        )
-        for name, us in used.items():
-            report(name, pids[name], us, args)
+        per_request = {n: s / requests * 1e6 for n, s in used.items()}
+        print("CPU per request: " + ", ".join(
+            f"{n} {us:,.0f} µs" for n, us in per_request.items()
+        ))  # fmt: skip
+        for name, pid in pids.items():
+            report(name, pid, per_request[name], args)
     finally:
         await server.stop()
 

@@ -81,6 +81,26 @@ async def executions(api: Api, slug: str) -> set[str]:
         cursor = page["cursor"]
 
 
+async def check_nothing_acknowledged_lost(
+    api: Api, outcomes: list[tuple[float, int, str, str]], killed_at: float
+) -> None:
+    """Every acknowledged write is stored with its record; a run that wrote
+    nothing answered before its record was durable, so the kill may take the
+    records of the last commit interval, and no older ones."""
+    recorded = await executions(api, "sturdy")
+    acknowledged = [o for o in outcomes if o[1] == 200]
+    lost = [o for o in acknowledged if o[2] not in recorded]
+    lost_writes = [o for o in lost if o[3] == "/write"]
+    assert not lost_writes, f"{len(lost_writes)} acknowledged writes were lost"
+    assert all(t > killed_at - 0.5 for t, _, _, _ in lost), [
+        round(killed_at - t, 3) for t, _, _, _ in lost
+    ]
+    before_kill = [o for o in acknowledged if o[3] == "/write" and o[0] < killed_at]
+    for _, _, execution, _ in before_kill[-20:]:  # the writes themselves too
+        path = f"/api/v1/admin/apps/sturdy/kv/w/{execution}"
+        assert await api.call("GET", path) == (200, 1), execution
+
+
 async def test_killed_host_comes_back_within_5s_and_loses_no_acknowledged_write(
     api: Api, server: Server
 ) -> None:
@@ -117,20 +137,7 @@ async def test_killed_host_comes_back_within_5s_and_loses_no_acknowledged_write(
     failures = [status for _, status, _, _ in outcomes if status != 200]
     assert all(status in (502, 503, 504) for status in failures), failures
     assert any(t > killed_at and status == 200 for t, status, _, _ in outcomes)
-    recorded = await executions(api, "sturdy")
-    acknowledged = [o for o in outcomes if o[1] == 200]
-    lost = [o for o in acknowledged if o[2] not in recorded]
-    lost_writes = [o for o in lost if o[3] == "/write"]
-    assert not lost_writes, f"{len(lost_writes)} acknowledged writes were lost"
-    # A run that wrote nothing answered before its record was durable: the
-    # kill may take the records of the last commit interval, no older ones.
-    assert all(t > killed_at - 0.5 for t, _, _, _ in lost), [
-        round(killed_at - t, 3) for t, _, _, _ in lost
-    ]
-    before_kill = [o for o in acknowledged if o[3] == "/write" and o[0] < killed_at]
-    for _, _, execution, _ in before_kill[-20:]:  # the writes themselves too
-        path = f"/api/v1/admin/apps/sturdy/kv/w/{execution}"
-        assert await api.call("GET", path) == (200, 1), execution
+    await check_nothing_acknowledged_lost(api, outcomes, killed_at)
 
 
 async def test_spinning_in_c_past_the_hard_deadline_kills_the_host_then_quarantines(
