@@ -74,8 +74,8 @@ async def wake_latencies(
             version += 1
 
     async with (
-        relay_commit_signals(writer.signals, dsn),
-        relay_commit_signals(reader.signals, dsn),
+        relay_commit_signals(writer.signals, dsn, settings),
+        relay_commit_signals(reader.signals, dsn, settings),
     ):
         await asyncio.sleep(0.3)
         cursor = await reader.latest_cursor()

@@ -310,11 +310,16 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 async def measure(
-    url: str, connections: int, seconds: float, parts: dict[str, Pids]
+    url: str,
+    connections: int,
+    seconds: float,
+    parts: dict[str, Pids],
+    script: tuple[Path, str] | None = None,
 ) -> Point:
-    """A wrk point with the CPU time each part used per request (µs)."""
+    """A wrk point (``script``: wrk's Lua script and its argument) with the
+    CPU time each part used per request (µs)."""
     before = {name: cpu_seconds(pids()) for name, pids in parts.items()}
-    point = await wrk(url, connections, seconds)
+    point = await wrk(url, connections, seconds, *(script or ()))
     requests = max(1.0, point.rps * max(1, round(seconds)))
     used = {
         name: (cpu_seconds(pids()) - before[name]) / requests * 1e6
@@ -334,7 +339,7 @@ async def throughput(
             for name, (url, parts) in targets.items():
                 point = await measure(url, c, args.seconds, parts)
                 points.setdefault((name, c), []).append(point)
-    medians = {key: _median(value) for key, value in points.items()}
+    medians = {key: median_point(value) for key, value in points.items()}
     print(
         f"\n1. hello-world sync route vs bare aiohttp: wrk -t1, {args.seconds:g} s"
         f" per point, medians of {args.rounds} rounds (alternating)"
@@ -369,9 +374,8 @@ def _print_targets(medians: dict[tuple[str, int], Point]) -> None:
         f" ({'met' if met else 'NOT met'})"
     )
     print(
-        "   every PiCloud request appends its execution record durably before it"
-        "\n   answers (group commit), so the 1-client latency includes a commit"
-        " with its WAL fsync"
+        "   a run that wrote nothing answers once what it could observe is durable;"
+        "\n   its execution record joins the next group commit (nobody waits for it)"
     )
 
 
@@ -422,7 +426,7 @@ def print_scans(before: dict[str, int], after: dict[str, int]) -> None:
     )
 
 
-def _median(points: list[Point]) -> Point:
+def median_point(points: list[Point]) -> Point:
     return Point(
         statistics.median(p.rps for p in points),
         statistics.median(p.p50_ms for p in points),
@@ -690,7 +694,7 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
         await server.stop()
 
 
-def _revision() -> str:
+def revision() -> str:
     here = Path(__file__).parent
     head = subprocess.run(
         ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
@@ -721,7 +725,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     print(
         f"machine: {os.cpu_count()} cores, load average"
-        f" {', '.join(f'{x:.2f}' for x in os.getloadavg())}; code {_revision()}"
+        f" {', '.join(f'{x:.2f}' for x in os.getloadavg())}; code {revision()}"
     )
     with embedded_postgres() as (dsn, embedded, home):
         args.postgres = postgres_pids(embedded.pgdata)

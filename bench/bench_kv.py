@@ -104,8 +104,10 @@ async def wrk_post(url: str, connections: int, seconds: float, script: Path) -> 
     return await wrk(url, connections, seconds, script, salt)
 
 
-async def setup_route(server: Server) -> str:
-    headers = {"Authorization": f"Bearer {await admin_key(server)}"}
+async def setup_route(server: Server, headers: dict[str, str] | None = None) -> str:
+    """The kv.set route's URL; ``headers`` carry an admin's key (else made)."""
+    if headers is None:
+        headers = {"Authorization": f"Bearer {await admin_key(server)}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         for method, path, body in [
             ("POST", "/api/v1/admin/apps", {"slug": "kvbench", "name": "kv"}),

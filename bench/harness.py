@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import checkout  # first: the picloud of this checkout
 import ray
 
 from picloud.actors.app_actor import AppActor
@@ -89,8 +91,16 @@ async def spawn_listener(
 ) -> tuple[asyncio.subprocess.Process, int]:
     """Run ``program`` (Python source, with ``argv``) in a process of its own;
     it prints the loopback port it listens on, which is returned with it."""
+    path = os.pathsep.join(
+        p for p in (checkout.ROOT, os.environ.get("PYTHONPATH")) if p
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", program, *argv, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-c",
+        program,
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": path},  # this checkout's picloud
     )
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), seconds)

@@ -122,8 +122,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     script_threads: Positive = 8
     """Worker threads per host for the scripts that need more than a slice."""
     script_inline_slice_ms: Positive = 10
-    """How long a script may run on a host's event loop; past it, it is stopped
-    and run again on a worker thread (so it cannot stall other apps)."""
+    """How much CPU time a script may use on a host's event loop; past it, it
+    is stopped and run again on a worker thread (so it cannot stall other
+    apps). CPU, not wall time: a loop the OS did not schedule for a while is
+    no sign of a CPU-bound script."""
     app_cpu_budget_ms_per_s: Positive = 500
     """The CPU an app may use in its scripts over time (ms per second); beyond
     it and its burst its requests answer 429 until the budget refills."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -24,18 +26,39 @@ from picloud.actors.invoker import Invoker, Job
 from picloud.actors.protocol import Reply, failure_of
 from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
+from picloud.domain import app as app_decide
 from picloud.domain import delivery_policy as policy
 from picloud.domain.access import SCRIPT_DEFAULT, Capability, script_capabilities
-from picloud.domain.app_settings import parse_host_list
+from picloud.domain.app_settings import (
+    decide_settings,
+    parse_host_list,
+    settings_record,
+)
 from picloud.domain.commands import (
+    AddRoute,
+    AddTrigger,
+    Command,
     DataOp,
+    Deactivate,
+    DeleteScript,
+    Deliver,
     Expire,
     Invoke,
+    MarkAbandoned,
+    RecordHostKill,
+    RemoveRoute,
+    RemoveTrigger,
     ReplayDeadLetter,
     ResolveDeadLetter,
+    SaveScript,
+    SetCors,
+    SetFetchHosts,
+    Settle,
+    Wake,
 )
 from picloud.domain.dead_letters import replay_events, resolve_events
 from picloud.domain.redaction import credential_names, stored_request
+from picloud.domain.triggers import trigger_record
 from picloud.errors import (
     CommandTimeout,
     InvalidInput,
@@ -43,7 +66,7 @@ from picloud.errors import (
     SdkCallError,
     TooManyRequests,
 )
-from picloud.events import Event, EventMeta, utcnow
+from picloud.events import Event, EventMeta, RecordedEvent, utcnow
 from picloud.events.app import (
     AbandonedExecutionExpired,
     InvocationAccepted,
@@ -51,7 +74,7 @@ from picloud.events.app import (
     KvExpired,
 )
 from picloud.events.app_state import AppState, RouteInfo
-from picloud.events.pending import Delivery
+from picloud.events.pending import Deliveries, Delivery
 from picloud.events.triggers import DeadLetterExpired, DeliverySkipped
 from picloud.scripting import AppInfo
 
@@ -80,10 +103,77 @@ class AppContext:
     invoker: Invoker
     data: AppData
     budget: CpuBudget
+    state: Callable[[], AppState]
+    """The actor's state as it is now (speculative writes included)."""
 
     @functools.cached_property
     def secret_headers(self) -> frozenset[str]:
         return credential_names(self.settings.redact_headers)
+
+    async def decide(
+        self,
+        command: Command,
+        deadline: float,
+        *,
+        state: AppState,
+        deliveries: Deliveries,
+    ) -> Outcome | None:
+        """The outcome of ``command`` against ``state`` (None: nothing to
+        record, the reply is ``Done()``). Wake is the actor's own."""
+        if isinstance(command, Invoke):  # the hot path first, with its own meta
+            meta = EventMeta(
+                actor=command.actor,
+                idempotency_key=command.idempotency_key,
+                correlation_id=command.correlation_id or command.execution_id,
+            )
+            return await self.invoke(state, command, deadline, meta)
+        meta = EventMeta(actor=command.actor, idempotency_key=command.idempotency_key)
+        match command:
+            case Deliver():
+                pending = deliveries.get(command.delivery_id)
+                return None if pending is None else await self.deliver(state, pending)
+            case DataOp() | ReplayDeadLetter() | ResolveDeadLetter() | Expire():
+                return await self.data_command(command, meta)
+            case MarkAbandoned():
+                events = self.invoker.abandoned(command.execution_id)
+                return Outcome(events, meta, done)
+            case Deactivate() | Settle() | Wake():
+                return None
+            case SaveScript() | AddRoute() | AddTrigger():
+                events = app_decide.decide_admin(state, command, self.settings)
+                return Outcome(events, meta, self._entity_reply(events))
+            case DeleteScript() | RemoveRoute() | RemoveTrigger() | RecordHostKill():
+                events = app_decide.decide_admin(state, command, self.settings)
+                return Outcome(events, meta, done)
+            case SetCors() | SetFetchHosts():
+                events = decide_settings(state, command)
+                return Outcome(events, meta, self._settings_reply)
+        raise InvalidInput(f"unknown command {type(command).__name__}")
+
+    def _settings_reply(self, recorded: list[RecordedEvent]) -> Reply:
+        """The app's settings as they are once the change is durable."""
+        return done(recorded, settings_record(self.state(), self.default_fetch_hosts))
+
+    def _entity_reply(self, events: list[Event]) -> ReplyFn:
+        """Reply with the script, route or trigger the events made, as it is
+        once they are durable (``self.state()``: the actor's state then)."""
+        event = events[-1]
+
+        def reply(recorded: list[RecordedEvent]) -> Reply:
+            state = self.state()
+            found: Any = None
+            script_id = getattr(event, "script_id", None)
+            route_id = getattr(event, "route_id", None)
+            trigger_id = getattr(event, "trigger_id", None)
+            if trigger_id is not None and trigger_id in state.triggers:
+                found = trigger_record(state, state.triggers[trigger_id], event.at)
+            elif route_id is not None and route_id in state.routes:
+                found = app_decide.route_record(state, state.routes[route_id])
+            elif script_id is not None and script_id in state.scripts:
+                found = app_decide.script_record(state, state.scripts[script_id])
+            return done(recorded, found)
+
+        return reply
 
     @functools.cached_property
     def fetch_limits(self) -> FetchLimits:

@@ -40,6 +40,7 @@ __all__ = [
     "SaveScript",
     "SetCors",
     "SetFetchHosts",
+    "Settle",
     "Wake",
 ]
 
@@ -174,6 +175,13 @@ class Deactivate(_Command, frozen=True, kw_only=True, tag="deactivate"):
     """Passivate the app now (it was deleted or moved to another host)."""
 
 
+class Settle(_Command, frozen=True, kw_only=True, tag="settle"):
+    """Answer once every event the app decided so far is durable, the
+    execution records of read-only runs included (before the execution log
+    is read: it then lists every run that answered). An app that is not
+    active has nothing pending: its host answers at once, activating nothing."""
+
+
 Command = (
     Invoke
     | SaveScript
@@ -195,4 +203,5 @@ Command = (
     | SetCors
     | SetFetchHosts
     | Deactivate
+    | Settle
 )

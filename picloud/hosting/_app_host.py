@@ -30,7 +30,7 @@ from picloud.actors.app_actor import AppActor
 from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Call, Done, Reply, ReplyFrame, failure_of
 from picloud.config import Settings
-from picloud.domain.commands import Deactivate
+from picloud.domain.commands import Deactivate, Settle
 from picloud.errors import NotFound, PiCloudError
 from picloud.hosting._channel import ChannelServerProtocol
 from picloud.scripting import AppInfo, CurrentInvocation, Watchdog
@@ -148,6 +148,11 @@ class AppHost:
             respond(ReplyFrame(call.id, Done()))
             return
         actor = self._actors.get(call.app_id)
+        if isinstance(call.command, Settle) and actor is None:
+            # Not active: nothing pending, unless its last actor is closing
+            # (which appends what it had); activating it would be waste.
+            self._later(self._settled(call.app_id), reply)
+            return
         if actor is not None and (actor.gone or actor.broken is not None):
             self._passivate(call.app_id)
             actor = None
@@ -161,6 +166,12 @@ class AppHost:
         self, work: Awaitable[Reply], reply: Callable[[asyncio.Future[Reply]], None]
     ) -> None:
         asyncio.ensure_future(work).add_done_callback(reply)
+
+    async def _settled(self, app_id: str) -> Reply:
+        closing = self._closing.get(app_id)
+        if closing is not None:
+            await asyncio.shield(closing)
+        return Done()
 
     async def _submit_after_activation(self, call: Call) -> Reply:
         try:

@@ -8,12 +8,13 @@ very next request sees it.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from picloud.actors.protocol import Done, Failure, unwrap
+from picloud.actors.protocol import Done, Failure, failure_of, unwrap
 from picloud.domain.access import Capability
 from picloud.domain.commands import (
     AddRoute,
@@ -21,6 +22,7 @@ from picloud.domain.commands import (
     DeleteScript,
     RemoveRoute,
     SaveScript,
+    Settle,
 )
 from picloud.domain.records import (
     ExecutionDetail,
@@ -28,7 +30,7 @@ from picloud.domain.records import (
     RouteRecord,
     ScriptRecord,
 )
-from picloud.errors import ActorUnavailable
+from picloud.errors import ActorUnavailable, PiCloudError
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._api import AppOf, endpoint, not_found
@@ -46,9 +48,19 @@ from picloud.http._params import (
 from picloud.http.state import SERVICES, command_meta
 from picloud.store import ExecutionFilter
 
-__all__ = ["ROUTE_APP", "SCRIPT_APP", "routing_sees", "script_or_404", "send"]
+__all__ = [
+    "ROUTE_APP",
+    "SCRIPT_APP",
+    "routing_sees",
+    "script_or_404",
+    "send",
+    "settle",
+]
+
+log = logging.getLogger(__name__)
 
 _ROUTING_WAIT_S = 5.0
+_SETTLE_WAIT_S = 2.0
 _PAGE = 50
 _MAX_PAGE = 500
 
@@ -262,6 +274,20 @@ async def delete_route(request: web.Request) -> None:
 # -- executions ---------------------------------------------------------------------
 
 
+async def settle(request: web.Request, app_id: str) -> None:
+    """Wait until the app's actor has appended every execution record it
+    holds (read-only runs answer before their record is durable), so the
+    log lists every run that answered before this request. Best effort: a
+    host that cannot say leaves the list as the database has it."""
+    services = request.app[SERVICES]
+    try:
+        reply = await services.hosts.call(app_id, Settle(), _SETTLE_WAIT_S)
+    except PiCloudError as e:
+        reply = failure_of(e)
+    if isinstance(reply, Failure):
+        log.info("execution log of %s read unsettled: %s", app_id, reply.message)
+
+
 @endpoint(
     "GET",
     "/api/v1/admin/apps/{app}/executions",
@@ -295,6 +321,7 @@ async def list_app_executions(request: web.Request) -> ExecutionList:
         since=query["since"],
         until=query["until"],
     )
+    await settle(request, app.id)
     items, after = await request.app[SERVICES].store.executions(
         app.id, where=where, before=query["cursor"], limit=query["limit"]
     )
@@ -312,6 +339,7 @@ async def list_app_executions(request: web.Request) -> ExecutionList:
 async def get_app_execution(request: web.Request) -> ExecutionDetail:
     app = await app_or_404(request)
     execution_id = request.match_info["id"]
+    await settle(request, app.id)
     found = await request.app[SERVICES].store.execution(app.id, execution_id)
     if found is None:
         raise not_found("execution", execution_id)

@@ -76,7 +76,11 @@ async def _route(
         response.headers["Allow"] = ", ".join(match.allowed)
         return response
     check_request(request, nul=False)  # a script may take a NUL, not bad UTF-8
-    body = await read_within(services.settings, request.read())
+    # No body (a GET): no read, and no timer armed for it (asyncio.timeout
+    # costs ~11 µs here, a tenth of the front door's whole request).
+    body = b""
+    if request.body_exists:
+        body = await read_within(services.settings, request.read())
     execution_id = secrets.token_hex(16)
     command = Invoke(
         execution_id=execution_id,

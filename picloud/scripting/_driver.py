@@ -8,12 +8,13 @@ invocation with an error (core.lua). The whole invocation, awaits included,
 is bounded by ``limits.timeout_ms``.
 
 Where the Lua steps run (:class:`Mode`): on the event loop's own thread
-(cheapest: no hand-off), on it with a *slice* after which the invocation is
-stopped (:class:`~picloud.errors.ScriptPreempted`, for the host to run it
-again elsewhere), or on a worker thread of the runtime's executor, where a
-CPU-bound script cannot stall the loop (lupa releases the GIL while Lua
-runs). A step on a worker thread is always waited for before anything else
-touches the runtime, even when the invocation is cancelled meanwhile.
+(cheapest: no hand-off), on it with a *slice* of its own CPU time after
+which the invocation is stopped (:class:`~picloud.errors.ScriptPreempted`,
+for the host to run it again elsewhere), or on a worker thread of the
+runtime's executor, where a CPU-bound script cannot stall the loop (lupa
+releases the GIL while Lua runs). A step on a worker thread is always
+waited for before anything else touches the runtime, even when the
+invocation is cancelled meanwhile.
 """
 
 from __future__ import annotations
@@ -145,9 +146,9 @@ async def run(  # noqa: PLR0913  # the invocation and where it runs
     inv = Invocation(script, current, now + limits.timeout_ms / 1000, modules)
     inv.threaded = mode is Mode.THREAD
     inv.sliced = mode is Mode.SLICED
-    slice_end = now + slice_s if mode is Mode.SLICED else False
+    cpu_slice = slice_s if mode is Mode.SLICED else False
     try:
-        status = await _start(rt, inv, ctx, slice_end)
+        status = await _start(rt, inv, ctx, cpu_slice)
         if status[0] == SDK_REQUEST:
             status = await _serve(rt, inv, sdk, status)
     except _Stop as stop:
@@ -160,7 +161,7 @@ async def run(  # noqa: PLR0913  # the invocation and where it runs
 
 
 async def _start(
-    rt: AppRuntime, inv: Invocation, ctx: InvocationContext, slice_end: float | bool
+    rt: AppRuntime, inv: Invocation, ctx: InvocationContext, cpu_slice: float | bool
 ) -> tuple[Any, ...]:
     limits = rt.limits
     rt.begin()
@@ -182,7 +183,7 @@ async def _start(
         event_vals = rt.new_table(shaped.vals)
     gen = getattr(inv.modules, "generation", None)
     status = await _call(
-        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, slice_end, gen,
+        rt, inv, rt.sandbox.start, inv.script.fn, inv.deadline, cpu_slice, gen,
         event_shape, event_vals, *args,
     )  # fmt: skip
     if status[0] == SDK_REQUEST:

@@ -169,7 +169,8 @@ class AppRuntime:
         """Run ``script`` once with ``ctx``; SDK calls are awaited on ``sdk``.
 
         ``mode`` says where its Lua steps run (:class:`Mode`): on this thread,
-        on it for at most ``slice_s`` seconds (then ScriptPreempted), or on a
+        on it for at most ``slice_s`` seconds of its own CPU time (then
+        ScriptPreempted), or on a
         worker thread of the runtime's executor. Calls for one runtime must
         not overlap (the app's actor runs one command at a time).
 
@@ -227,7 +228,7 @@ class AppRuntime:
         return used + lua_bytes + _MARGIN <= self._hard
 
     def clock(self) -> float:
-        """The sandbox's clock (deadlines, slices): monotonic time, or the far
+        """The sandbox's clock (deadlines): monotonic time, or the far
         future once the loop asked a step on a worker thread to stop, so the
         hook ends it at its next run."""
         running = self._running

@@ -16,7 +16,7 @@ from picloud.config import Settings
 from picloud.domain.commands import AddRoute, Invoke, SaveScript
 from picloud.domain.system import CreateApp
 from picloud.events import EventMeta
-from picloud.events.app import RequestRecord
+from picloud.events.app import DispatchMode, RequestRecord
 from picloud.scripting import AppInfo
 from picloud.store import AppStore, EventLog
 
@@ -47,13 +47,17 @@ class Lua:
     def __init__(self, actor: AppActor) -> None:
         self.actor = actor
 
-    async def route(self, source: str) -> str:
+    async def route(self, source: str, dispatch_mode: DispatchMode = "sync") -> str:
         name = f"s{next(_ids)}"
         saved = await self.actor.submit(SaveScript(name=name, source=source), 10)
         assert isinstance(saved, Done), saved
-        added = await self.actor.submit(
-            AddRoute(script_id=saved.result.id, method="POST", path=f"/{name}"), 10
+        route = AddRoute(
+            script_id=saved.result.id,
+            method="POST",
+            path=f"/{name}",
+            dispatch_mode=dispatch_mode,
         )
+        added = await self.actor.submit(route, 10)
         assert isinstance(added, Done), added
         return str(added.result.id)
 
@@ -79,6 +83,7 @@ class Lua:
         return await self.last_error()
 
     async def last_error(self) -> str:
+        await self.actor.settled()  # a failed run wrote nothing: it answered first
         rows = await self.actor._log.read_stream(
             app_stream(self.actor.app.id), 0, 100_000
         )

@@ -15,7 +15,7 @@ import pytest
 from picloud.domain.sdk_ops import SDK
 from picloud.errors import ScriptPreempted, ScriptTimeout
 from picloud.scripting import AppRuntime, Mode, ScriptLimits, cpu_ms_of
-from tests.scripting.helpers import Runner, assert_healthy
+from tests.scripting.helpers import MemorySdk, Runner, assert_healthy
 
 PURE_LUA_HOG = "local x = 0 while true do x = x + 1 end"
 C_LEVEL_HOG = (
@@ -71,6 +71,21 @@ async def test_a_sliced_run_is_stopped_at_its_slice_and_can_run_again(
     light = await threaded("return 1 + 1", mode=Mode.SLICED, slice_s=0.01)
     assert light.value == 2
     await assert_healthy(threaded)
+
+
+async def test_a_slice_counts_the_scripts_cpu_not_the_time_it_waits(
+    threaded: Runner,
+) -> None:
+    # The SDK call waits 50 ms (I/O, no CPU), five slices of wall time; then
+    # enough Lua for the hook to look at the slice again.
+    slow = MemorySdk(delay=0.05)
+    source = (
+        'local v = kv.collection("c"):get("k") '
+        "local x = 0 for i = 1, 20000 do x = x + i end return x"
+    )
+    result = await threaded(source, sdk=slow, mode=Mode.SLICED, slice_s=0.01)
+    assert result.value == sum(range(20001))
+    assert [op for op, _ in slow.calls] == ["kv.get"]
 
 
 async def test_a_c_level_hog_is_stopped_after_its_slice_too(threaded: Runner) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 from picloud.domain.access import Capability
 from picloud.errors import InvalidInput, NotFound
 from picloud.http._admin_apps import app_or_404
+from picloud.http._admin_scripts import settle
 from picloud.http.dashboard._app import script_names
 from picloud.http.dashboard._context import app_context
 from picloud.http.dashboard._table import page
@@ -76,6 +77,7 @@ async def executions_page(request: web.Request) -> tuple[str, dict[str, Any]]:
         since=shown.since,
         until=shown.until,
     )
+    await settle(request, app.id)  # every run answered so far is listed
     runs, after = await request.app[SERVICES].store.executions(
         app.id, where=chosen, before=shown.cursor, limit=_PAGE
     )
@@ -93,6 +95,7 @@ async def executions_page(request: web.Request) -> tuple[str, dict[str, Any]]:
 async def execution_page(request: web.Request) -> tuple[str, dict[str, Any]]:
     app = await app_or_404(request)
     execution_id = request.match_info["id"]
+    await settle(request, app.id)
     found = await request.app[SERVICES].store.execution(app.id, execution_id)
     if found is None:
         raise NotFound(f"no execution {execution_id[:80]!r} in this app")

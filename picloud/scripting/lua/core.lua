@@ -20,7 +20,7 @@ local sethook, getinfo, dgetmetatable = debug.sethook, debug.getinfo, debug.getm
 local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
 local co_status, co_close, co_isyieldable = coroutine.status, coroutine.close, coroutine.isyieldable
 local s_sub, s_find, s_match = string.sub, string.find, string.match
-local clock = host.clock
+local clock, cpu_clock = host.clock, host.cpu_clock
 
 local I = {host = host}
 
@@ -98,9 +98,11 @@ local function check(inv)
   if inv.count > L.max_count then kill(inv, "instructions") end
   local now = clock()
   if now > inv.deadline then kill(inv, "time") end
-  -- An invocation running on the host's event loop gets a short slice; past
-  -- it, it is stopped and the host runs it again on a worker thread.
-  if inv.slice and now > inv.slice then kill(inv, "slice") end
+  -- An invocation running on the host's event loop gets a short slice of
+  -- its own CPU time; past it, it is stopped and the host runs it again on
+  -- a worker thread. Not wall time: a loop the OS did not schedule, or an
+  -- SDK call that waited, is no sign of a CPU-bound script.
+  if inv.slice and cpu_clock() > inv.slice then kill(inv, "slice") end
   local kb = gc_kb()
   if kb > inv.mem_kb then
     collectgarbage("collect")
@@ -389,8 +391,8 @@ function I.configure(max_count, mem_bytes, max_depth, max_log, max_value,
 end
 
 -- Start an invocation of compiled script `fn` that must end by `deadline`
--- (the clock's time), and be stopped with the "slice" limit past `slice`
--- (a clock time, or false). The context arrives as arguments (see bridge.lua)
+-- (the clock's time), and be stopped with the "slice" limit once it used
+-- `slice` seconds of CPU (or never: false). The context arrives as arguments (see bridge.lua)
 -- and is built inside the hooked coroutine.
 -- `modules_gen` (an integer or nil) is the module source's generation: while
 -- it stays the same, modules compiled under it need no lookup (stdlib.lua).
