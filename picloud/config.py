@@ -136,6 +136,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     record_body_max_bytes: NonNegative = 16 * KIB
     """A request with a larger body is not kept; a larger response body is
     kept as its size and SHA-256."""
+    what_if_max_invocations: Positive = 200
+    """The most invocations one what-if runs again (a larger range is refused)."""
+    what_if_timeout_ms: Positive = 120_000
+    """How long a what-if may take, its read of the app's history included."""
 
     # -- stores -----------------------------------------------------------------
     kv_max_key_bytes: Positive = 1_024

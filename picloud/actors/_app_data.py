@@ -17,14 +17,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import msgspec
 
+from picloud.domain.records import DeadLetterRecord
 from picloud.events import Event
 from picloud.events.app import JSON_NULL, KvDeleted, KvSet
 from picloud.store import AppStore, DocRow, Transaction
+from picloud.store.docs_query import DocQuery
 
-__all__ = ["AppData", "KvIntent", "Staged", "with_batch_prev"]
+__all__ = ["AppData", "DataSource", "KvIntent", "Staged", "with_batch_prev"]
 
 KvKey = tuple[str, str]
 DocKey = tuple[str, str]
@@ -45,6 +48,40 @@ class Staged:
     events: list[Event | KvIntent] = field(default_factory=list)
     kv: dict[KvKey, bytes | None] = field(default_factory=dict)
     docs: dict[DocKey, DocRow | None] = field(default_factory=dict)
+
+
+class DataSource(Protocol):
+    """What the SDK reads of an app's data (sdk.DataAccess): the live, layered
+    :class:`AppData`, or the data as of a past moment for a dry run."""
+
+    @property
+    def app_id(self) -> str: ...
+
+    async def kv_read(self, collection: str, key: str) -> bytes | None: ...
+
+    async def doc_read(self, collection: str, doc_id: str) -> DocRow | None: ...
+
+    def kv_pending_in(self, collection: str) -> dict[str, bytes | None]: ...
+
+    def docs_pending_in(self, collection: str) -> dict[str, DocRow | None]: ...
+
+    async def kv_page(
+        self, collection: str, *, prefix: str, after: str, limit: int
+    ) -> list[tuple[str, bytes]]: ...
+
+    async def find_docs(
+        self, collection: str, query: DocQuery, *, extra: int
+    ) -> list[DocRow]: ...
+
+    async def docs_page(
+        self, collection: str, *, after: str, limit: int
+    ) -> list[DocRow]: ...
+
+    async def dead_letter(self, dead_letter_id: str) -> DeadLetterRecord | None: ...
+
+    async def dead_letters(
+        self, *, resolved: bool | None, before: int | None, limit: int
+    ) -> tuple[list[DeadLetterRecord], int | None]: ...
 
 
 class AppData:
@@ -79,6 +116,33 @@ class AppData:
         if pending is not None:
             return pending[0]
         return await self.store.doc(collection, doc_id)
+
+    async def kv_page(
+        self, collection: str, *, prefix: str, after: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        return await self.store.kv_page(
+            collection, prefix=prefix, after=after, limit=limit
+        )
+
+    async def find_docs(
+        self, collection: str, query: DocQuery, *, extra: int
+    ) -> list[DocRow]:
+        return await self.store.find_docs(collection, query, extra=extra)
+
+    async def docs_page(
+        self, collection: str, *, after: str, limit: int
+    ) -> list[DocRow]:
+        return await self.store.docs_page(collection, after=after, limit=limit)
+
+    async def dead_letter(self, dead_letter_id: str) -> DeadLetterRecord | None:
+        return await self.store.dead_letter(dead_letter_id)
+
+    async def dead_letters(
+        self, *, resolved: bool | None, before: int | None, limit: int
+    ) -> tuple[list[DeadLetterRecord], int | None]:
+        return await self.store.dead_letters(
+            resolved=resolved, before=before, limit=limit
+        )
 
     def kv_pending_in(self, collection: str) -> dict[str, bytes | None]:
         return {k: v for (c, k), (v, _) in self._kv_pending.items() if c == collection}

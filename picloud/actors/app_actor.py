@@ -19,6 +19,8 @@ Guarantees:
 - Idempotency: a command whose idempotency key this activation has answered
   gets the same reply; a key already in the log from an earlier activation
   gets ``Done(result=None)`` and changes nothing.
+- What-if (actors._what_if): a WhatIf command runs beside the queue, reads
+  only the log, and appends nothing.
 - Triggers (SPEC.md §4): the actor consumes its own committed events. The
   pending deliveries are a fold of the log (events.deliveries), updated in the
   append's transaction together with the app's wake-up time, so a delivery is
@@ -43,6 +45,7 @@ from picloud.actors._app_data import AppData, KvIntent, with_batch_prev
 from picloud.actors._app_handlers import AppContext
 from picloud.actors._cpu_budget import CpuBudget
 from picloud.actors._outcome import Outcome, ReplyFn, done
+from picloud.actors._what_if import WhatIfRunner
 from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Done, Reply, failure_of
 from picloud.config import Settings
@@ -65,6 +68,7 @@ from picloud.domain.commands import (
     ResolveDeadLetter,
     SaveScript,
     Wake,
+    WhatIf,
 )
 from picloud.domain.triggers import trigger_record
 from picloud.errors import (
@@ -80,7 +84,7 @@ from picloud.events.app import InvocationRecorded
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.pending import Deliveries, Delivery, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
-from picloud.scripting import AppInfo, AppRuntime
+from picloud.scripting import AppInfo, AppRuntime, Watchdog
 from picloud.scripting.modules import prepare
 from picloud.store import AppStore, Transaction
 
@@ -126,8 +130,15 @@ class AppActor:
     """Decides, records and applies the commands of one app; see module docstring."""
 
     def __init__(
-        self, app: AppInfo, *, store: AppStore, settings: Settings, invoker: Invoker
+        self,
+        app: AppInfo,
+        *,
+        store: AppStore,
+        settings: Settings,
+        invoker: Invoker,
+        watchdog: Watchdog | None = None,
     ) -> None:
+        """``watchdog``: the host's, which watches what-if runs' runtimes too."""
         self.app = app
         self.stream = app_stream(app.id)
         self._store = store
@@ -140,6 +151,13 @@ class AppActor:
         )
         self._ctx = AppContext(
             app=app, settings=settings, invoker=invoker, data=self._data, budget=budget
+        )
+        self._what_if = WhatIfRunner(
+            app,
+            store=store,
+            settings=settings,
+            executor=invoker.runtime.executor,
+            watchdog=watchdog,
         )
         self._state = AppState(app_id=app.id)
         self._deliveries: Deliveries = pmap()
@@ -247,6 +265,7 @@ class AppActor:
             await self._inbox.worker
         if self._flusher is not None:
             await self._flusher
+        await self._what_if.close()
         self._ctx.invoker.close()
 
     # -- commands -----------------------------------------------------------------
@@ -265,6 +284,8 @@ class AppActor:
                 failure_of(error or ActorUnavailable("the app is being passivated"))
             )
             return future
+        if isinstance(command, WhatIf):  # beside the queue, never remembered
+            return self._what_if.submit(command, timeout_s, self._state)
         if key is not None:
             self._answers[key] = future
             while len(self._answers) > _REMEMBERED_KEYS:

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from picloud.actors._app_data import AppData, KvIntent, Staged
+from picloud.actors._app_data import DataSource, KvIntent, Staged
 from picloud.actors._sdk_dead_letters import DeadLetterOps
 from picloud.config import Settings
 from picloud.domain.access import Capability
@@ -60,7 +60,7 @@ class DataAccess:
     """One invocation's view of its app's data; an :class:`SdkHandler`."""
 
     def __init__(
-        self, data: AppData, *, granted: frozenset[Capability], settings: Settings
+        self, data: DataSource, *, granted: frozenset[Capability], settings: Settings
     ) -> None:
         self._data = data
         self._granted = granted
@@ -155,7 +155,7 @@ class DataAccess:
         overlay = {
             k: v for k, v in overlay.items() if k > after and k.startswith(prefix)
         }
-        rows = await self._data.store.kv_page(
+        rows = await self._data.kv_page(
             collection,
             prefix=prefix,
             after=after,
@@ -267,7 +267,7 @@ class DataAccess:
             max_limit=self._settings.docs_max_limit,
         )
         overlay = self._docs_overlay(collection)
-        rows = await self._data.store.find_docs(collection, query, extra=len(overlay))
+        rows = await self._data.find_docs(collection, query, extra=len(overlay))
         found = [r for r in rows if r.id not in overlay]
         found += [
             r
@@ -290,7 +290,7 @@ class DataAccess:
         opts = options(args, 1, {"cursor", "limit"})
         after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = {i: r for i, r in self._docs_overlay(collection).items() if i > after}
-        rows = await self._data.store.docs_page(
+        rows = await self._data.docs_page(
             collection,
             after=after,
             limit=limit + 1 + len(overlay),

@@ -31,6 +31,7 @@ __all__ = [
     "ResolveDeadLetter",
     "SaveScript",
     "Wake",
+    "WhatIf",
 ]
 
 
@@ -133,6 +134,17 @@ class RecordHostKill(_Command, frozen=True, kw_only=True, tag="record_host_kill"
     execution_id: str
 
 
+class WhatIf(_Command, frozen=True, kw_only=True, tag="what_if"):
+    """Run the invocations of ``script_id`` recorded from position
+    ``from_position`` to ``to_position`` (inclusive) again with ``source``,
+    in a dry run: nothing is appended. Runs beside the actor's queue."""
+
+    script_id: str
+    source: str
+    from_position: int
+    to_position: int
+
+
 class Deactivate(_Command, frozen=True, kw_only=True, tag="deactivate"):
     """Passivate the app now (it was deleted or moved to another host)."""
 
@@ -154,4 +166,5 @@ Command = (
     | Expire
     | RecordHostKill
     | Deactivate
+    | WhatIf
 )

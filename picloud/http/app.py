@@ -13,6 +13,7 @@ from picloud.http import (  # noqa: F401
     _admin_identity,
     _admin_scripts,
     _admin_triggers,
+    _admin_what_if,
     _auth_api,
     _health,
 )

@@ -13,6 +13,7 @@ from picloud.store._errors import translate_errors
 
 __all__ = [
     "ExecutionRecord",
+    "count_runs",
     "get_execution",
     "letter_attempts",
     "list_executions",
@@ -56,6 +57,18 @@ WHERE d.app_id = $2 AND d.id = $3
 ORDER BY e.stream_version
 """
 _decode = msgspec.json.Decoder(InvocationRecorded).decode
+# Runs of one script between two positions of its app's stream (what-if's
+# bound); a refusal of the CPU budget ran nothing and is not counted.
+_RUNS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM events
+    WHERE stream = $1 AND position BETWEEN $2 AND $3
+      AND type = 'invocation.recorded.v1'
+      AND (data ->> 'script_id') = $4
+      AND (data ->> 'trigger') NOT LIKE 'throttled:%'
+    LIMIT $5
+) AS runs
+"""
 
 
 async def list_executions(  # noqa: PLR0913  # filters are optional keywords
@@ -86,6 +99,22 @@ async def list_executions(  # noqa: PLR0913  # filters are optional keywords
         items = await _records(db, app_id, rows[:limit])
     more = len(rows) > limit
     return items, (rows[limit - 1]["stream_version"] if more else None)
+
+
+async def count_runs(  # noqa: PLR0913  # a range and its bound, each named
+    db: asyncpg.Pool,
+    app_id: str,
+    script_id: str,
+    *,
+    first: int,
+    last: int,
+    limit: int,
+) -> int:
+    """How many recorded runs of ``script_id`` lie between positions ``first``
+    and ``last`` (inclusive), counting no further than ``limit``."""
+    with translate_errors("count runs"):
+        found = await db.fetchval(_RUNS, f"app-{app_id}", first, last, script_id, limit)
+    return int(found)
 
 
 async def get_execution(

@@ -118,6 +118,14 @@ class AppStore:
             self._pool, self.app_id, dead_letters=dead_letters, abandoned=abandoned
         )
 
+    async def count_runs(
+        self, script_id: str, *, first: int, last: int, limit: int
+    ) -> int:
+        """Recorded runs of ``script_id`` between two positions (at most ``limit``)."""
+        return await _executions.count_runs(
+            self._pool, self.app_id, script_id, first=first, last=last, limit=limit
+        )
+
     async def snapshot(self, stream: str) -> bytes | None:
         return await _snapshots.load_snapshot(self._pool, stream)
 
