@@ -307,23 +307,8 @@ class WhatIfRunner:
         job, granted, note = _job(case)
         new = None
         if job is not None:
-            access = DataAccess(
-                AsOfData(self._app.id, fold.data),
-                granted=granted,
-                settings=self._settings,
-            )
-            state = evolve_app(fold.state, saved)
-            again, reply = await invoker.run(state, job, access)
-            staged = [
-                i.event if isinstance(i, KvIntent) else i for i in access.staged.events
-            ]
-            new = NewRun(
-                status=again.status,
-                error=again.error,
-                response=response_view(self._recording.response(reply, always=True)),
-                # a failed run writes nothing (SPEC.md §3: atomicity)
-                writes=_views(staged) if again.status == "ok" else [],
-                logs=again.logs,
+            new = await self._dry_run(
+                job, granted, fold, evolve_app(fold.state, saved), invoker
             )
         return WhatIfItem(
             execution_id=run.execution_id,
@@ -334,6 +319,31 @@ class WhatIfRunner:
             new=new,
             changed=new is not None and changed(original, new),
             note=note,
+        )
+
+    async def _dry_run(
+        self,
+        job: Job,
+        granted: frozenset[Capability],
+        fold: _Fold,
+        state: AppState,
+        invoker: Invoker,
+    ) -> NewRun:
+        """``job`` on ``invoker``'s runtime against the data as of ``fold``."""
+        access = DataAccess(
+            AsOfData(self._app.id, fold.data), granted=granted, settings=self._settings
+        )
+        again, reply = await invoker.run(state, job, access)
+        staged = [
+            i.event if isinstance(i, KvIntent) else i for i in access.staged.events
+        ]
+        return NewRun(
+            status=again.status,
+            error=again.error,
+            response=response_view(self._recording.response(reply, always=True)),
+            # a failed run writes nothing (SPEC.md §3: atomicity)
+            writes=_views(staged) if again.status == "ok" else [],
+            logs=again.logs,
         )
 
 

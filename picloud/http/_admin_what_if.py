@@ -2,10 +2,10 @@
 
 ``POST /api/v1/admin/apps/{app}/what-if {script_id, source, from, to}`` runs
 the invocations of the endpoint script ``script_id`` recorded between log
-positions ``from`` and ``to`` (inclusive; by default from the start of
-the log to the app's newest event) again with ``source``, in a dry run on the app's host, and
-answers per invocation what the script did then and what the new source
-does (domain.what_if). Nothing is written: the log, the projections and
+positions ``from`` and ``to`` (inclusive; by default from the start of the
+log to the app's newest event) again with ``source``, in a dry run on the
+app's host, and answers per invocation what the script did then and what
+the new source does (domain.what_if). Nothing is written: the log, the projections and
 the app's actor are as they were.
 
 Access: SCRIPT_WRITE on the app — running a source of one's choice as the

@@ -128,7 +128,7 @@ async def test_the_runs_again_answer_then_and_now_and_read_the_data_as_of_then(
         ]
         # each run read what the original read then (n), not its own dry writes
         assert new["response"]["status"] == 200
-        assert '"seen":%d' % n in new["response"]["body"].replace(" ", "")
+        assert f'"seen":{n}' in new["response"]["body"].replace(" ", "")
         assert new["writes"] == [
             {"op": "kv.set", "collection": "hits", "key": "n", "value": n * 10},
             {"op": "kv.set", "collection": "audit", "key": name, "value": n},
@@ -293,6 +293,31 @@ async def test_documents_are_read_as_of_each_run(api: Api, server: Server) -> No
         {"ns": [0, 1], "zeros": 1},
     ]
     assert await committed(server.dsn, app_id) == before
+
+
+async def test_a_recorded_request_and_response_leave_without_secrets(
+    api: Api,
+) -> None:
+    await make_app(api, "wi-redact")
+    source = 'return {headers = {["Set-Cookie"] = "sid=app-secret"}, body = "ok"}'
+    await make_route(api, "wi-redact", source, "GET", "/r")
+    basic = "Basic Y2FsbGVyOmNhbGxlci1zZWNyZXQ="  # caller:caller-secret
+    status, _ = await api.call(
+        "GET", "/apps/wi-redact/r", headers={"Authorization": basic, "X-Trace": "t1"}
+    )
+    assert status == 200
+    status, page = await api.call(
+        "GET", "/api/v1/admin/events?app=wi-redact&type=invocation.recorded.v1"
+    )
+    assert status == 200, page
+    [event] = page["items"]
+    request, response = event["data"]["request"], event["data"]["response"]
+    assert request["headers"]["x-trace"] == "t1"
+    assert "authorization" not in request["headers"]
+    assert response["status"] == 200
+    assert "Set-Cookie" not in response["headers"]
+    assert basic not in json.dumps(page)
+    assert "app-secret" not in json.dumps(page)
 
 
 async def test_bad_input_is_refused(api: Api) -> None:
