@@ -14,7 +14,7 @@ decoded, so Postgres reads while Python decodes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 
 import asyncpg
 import msgspec
@@ -59,7 +59,7 @@ async def log_pages(
     streams: Sequence[str] | None,
     upto_position: int | None,
     page: int,
-) -> AsyncIterator[list[RecordedEvent]]:
+) -> AsyncGenerator[list[RecordedEvent], None]:
     """The log in the global order (txid, position), in pages, as ``conn``'s
     transaction sees it; without the types ``skip_types`` (filtered in SQL).
 

@@ -34,6 +34,7 @@ Every column of a compared table is a function of the log; none is excluded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import operator
 import re
@@ -189,14 +190,16 @@ class Replay:
                 upto_position=upto,
                 page=self.page,
             )
-            async for page in pages:
-                for run, system in _runs(page):
-                    if not system:
-                        self._fold(run)
-                    if chunk.system != system or len(chunk.events) >= self.chunk:
-                        await chunks.put(chunk)
-                        chunk = _Chunk([], system=system)
-                    chunk.events += run
+            # closed even when the projection fails: its read in flight ends
+            async with contextlib.aclosing(pages):
+                async for page in pages:
+                    for run, system in _runs(page):
+                        if not system:
+                            self._fold(run)
+                        if chunk.system != system or len(chunk.events) >= self.chunk:
+                            await chunks.put(chunk)
+                            chunk = _Chunk([], system=system)
+                        chunk.events += run
             await chunks.put(chunk)
             await chunks.put(None)
 

@@ -14,7 +14,7 @@ from picloud.actors.app_actor import AppActor, app_stream
 from picloud.actors.protocol import Done
 from picloud.config import Settings
 from picloud.domain.commands import DataOp
-from picloud.errors import UnknownEvent
+from picloud.errors import PiCloudError, UnknownEvent
 from picloud.store import EventLog
 from picloud.store.replay import Replay
 from tests.actors.helpers import make_actor, make_app
@@ -119,3 +119,23 @@ async def test_a_payload_this_version_cannot_read_is_named_by_its_position(
         assert raised.value.position == foreign
     finally:
         await run.close(keep=False)
+
+
+async def test_a_projection_that_fails_raises_its_own_error_and_closes_cleanly(
+    database: str, settings: Settings, event_log: EventLog, pool: asyncpg.Pool
+) -> None:
+    await write_history(event_log)
+    run = await rebuilt(database, settings, page=3, chunk=2)
+    await pool.execute(
+        f"ALTER TABLE {run.schema}.kv_entries ADD CONSTRAINT refused CHECK (false)"
+    )
+    try:
+        with pytest.raises(PiCloudError) as raised:
+            await run.rebuild()
+        assert "refused" in str(raised.value.__cause__)
+    finally:
+        await run.close(keep=False)  # the reader is idle again: it can roll back
+    schemas = await pool.fetchval(
+        "SELECT count(*) FROM pg_namespace WHERE nspname = $1", run.schema
+    )
+    assert schemas == 0
