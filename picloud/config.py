@@ -132,6 +132,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     app_cpu_burst_ms: Positive = 2_000
     module_cache_size: Positive = 512
     module_import_depth_max: Positive = 8
+    record_requests: bool = True
+    """Keep each sync route run's request (credentials redacted) and each
+    run's response in its execution record, so what-if can run it again."""
+    record_body_max_bytes: NonNegative = 16 * KIB
+    """A request with a larger body is not kept; a larger response body is
+    kept as its size and SHA-256."""
+    what_if_max_invocations: Positive = 200
+    """The most invocations one what-if runs again (a larger range is refused)."""
+    what_if_timeout_ms: Positive = 120_000
+    """How long a what-if may take, its read of the app's history included."""
 
     # -- stores -----------------------------------------------------------------
     kv_max_key_bytes: Positive = 1_024

@@ -18,14 +18,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
+from picloud.domain.records import DeadLetterRecord
 from picloud.events import Event, utcnow
 from picloud.events.app import JSON_NULL, KvDeleted, KvSet
 from picloud.store import AppStore, DocRow, Transaction
+from picloud.store.docs_query import DocQuery
 
-__all__ = ["AppData", "KvIntent", "Staged", "with_batch_prev"]
+__all__ = ["AppData", "DataSource", "KvIntent", "Staged", "with_batch_prev"]
 
 KvKey = tuple[str, str]
 DocKey = tuple[str, str]
@@ -53,6 +56,42 @@ class Staged:
         """The staged value of ``k``, or None once its TTL ran out."""
         expires = self.kv_expires.get(k)
         return None if expires is not None and expires <= now else self.kv[k]
+
+
+class DataSource(Protocol):
+    """What the SDK reads of an app's data (sdk.DataAccess): the live, layered
+    :class:`AppData`, or the data as of a past moment for a dry run."""
+
+    @property
+    def app_id(self) -> str: ...
+
+    async def kv_read(self, collection: str, key: str) -> bytes | None: ...
+
+    async def doc_read(self, collection: str, doc_id: str) -> DocRow | None: ...
+
+    def kv_pending_in(self, collection: str) -> dict[str, bytes | None]: ...
+
+    def docs_pending_in(self, collection: str) -> dict[str, DocRow | None]: ...
+
+    async def kv_page(
+        self, collection: str, *, prefix: str, after: str, limit: int
+    ) -> list[tuple[str, bytes]]: ...
+
+    async def find_docs(
+        self, collection: str, query: DocQuery, *, extra: int
+    ) -> list[DocRow]: ...
+
+    async def docs_page(
+        self, collection: str, *, after: str, limit: int
+    ) -> list[DocRow]: ...
+
+    async def dead_letter(self, dead_letter_id: str) -> DeadLetterRecord | None: ...
+
+    async def dead_letters(
+        self, *, resolved: bool | None, before: int | None, limit: int
+    ) -> tuple[list[DeadLetterRecord], int | None]: ...
+
+    async def sealed_secrets(self) -> dict[str, tuple[str, str]]: ...
 
 
 class AppData:
@@ -97,6 +136,36 @@ class AppData:
     def kv_pending(self, k: KvKey) -> bool:
         """Whether a write of ``k`` waits for its append."""
         return k in self._kv_pending
+
+    async def kv_page(
+        self, collection: str, *, prefix: str, after: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        return await self.store.kv_page(
+            collection, prefix=prefix, after=after, limit=limit
+        )
+
+    async def find_docs(
+        self, collection: str, query: DocQuery, *, extra: int
+    ) -> list[DocRow]:
+        return await self.store.find_docs(collection, query, extra=extra)
+
+    async def docs_page(
+        self, collection: str, *, after: str, limit: int
+    ) -> list[DocRow]:
+        return await self.store.docs_page(collection, after=after, limit=limit)
+
+    async def dead_letter(self, dead_letter_id: str) -> DeadLetterRecord | None:
+        return await self.store.dead_letter(dead_letter_id)
+
+    async def dead_letters(
+        self, *, resolved: bool | None, before: int | None, limit: int
+    ) -> tuple[list[DeadLetterRecord], int | None]:
+        return await self.store.dead_letters(
+            resolved=resolved, before=before, limit=limit
+        )
+
+    async def sealed_secrets(self) -> dict[str, tuple[str, str]]:
+        return await self.store.sealed_secrets()
 
     def kv_pending_in(self, collection: str) -> dict[str, bytes | None]:
         now, expiring = utcnow(), self._kv_pending_expires

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from picloud.actors._app_data import AppData, Staged
+from picloud.actors._app_data import DataSource, Staged
 from picloud.domain.dead_letters import dead_letter_view, replay_events, resolve_events
 from picloud.domain.records import DeadLetterRecord
 from picloud.domain.sdk_args import limit_of, options
@@ -17,7 +17,7 @@ __all__ = ["DeadLetterOps"]
 class DeadLetterOps:
     """``dead_letters.list/replay/resolve`` of one invocation (SPEC.md §4)."""
 
-    def __init__(self, data: AppData, staged: Staged) -> None:
+    def __init__(self, data: DataSource, staged: Staged) -> None:
         self._data = data
         self.staged = staged
 
@@ -29,7 +29,7 @@ class DeadLetterOps:
         cursor = opts.get("cursor")
         if cursor is not None and not (isinstance(cursor, str) and cursor.isdigit()):
             raise SdkCallError("cursor must be the string a previous list returned")
-        letters, after = await self._data.store.dead_letters(
+        letters, after = await self._data.dead_letters(
             resolved=resolved,
             before=None if cursor is None else int(cursor),
             limit=limit_of(opts.get("limit")),
@@ -43,7 +43,7 @@ class DeadLetterOps:
         letter_id = args[0] if args else None
         if not isinstance(letter_id, str) or not letter_id:
             raise SdkCallError("a dead letter id must be a non-empty string")
-        letter = await self._data.store.dead_letter(letter_id)
+        letter = await self._data.dead_letter(letter_id)
         if letter is None:
             raise SdkCallError(f"no dead letter {letter_id[:80]!r} in this app")
         return letter

@@ -30,6 +30,8 @@ Guarantees:
   gets ``Done(result=None)`` and changes nothing.
 - Close (passivation): the queued commands run and every pending event,
   read-only runs' records included, is appended before the runtime is freed.
+- What-if (actors._what_if): a WhatIf command runs beside the queue, reads
+  only the log, and appends nothing.
 - Triggers (SPEC.md §4): the actor consumes its own committed events. The
   pending deliveries are a fold of the log (events.deliveries), updated in the
   append's transaction together with the app's wake-up time, so a delivery is
@@ -62,6 +64,7 @@ from picloud.actors._group_commit import (
 )
 from picloud.actors._outcome import Outcome, done
 from picloud.actors._timed import TimedWork
+from picloud.actors._what_if import WhatIfRunner
 from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Done, Reply, failure_of
 from picloud.config import Settings
@@ -75,6 +78,7 @@ from picloud.domain.commands import (
     SaveScript,
     Settle,
     Wake,
+    WhatIf,
 )
 from picloud.domain.schedules import decide_firings
 from picloud.errors import ActorUnavailable, NotFound, PiCloudError
@@ -82,7 +86,7 @@ from picloud.events import EventMeta, utcnow
 from picloud.events.app_state import AppState, evolve_app
 from picloud.events.pending import Deliveries, evolve_deliveries
 from picloud.events.snapshot import decode_snapshot, encode_snapshot
-from picloud.scripting import AppInfo, AppRuntime
+from picloud.scripting import AppInfo, AppRuntime, Watchdog
 from picloud.scripting.modules import prepare
 from picloud.store import AppStore
 
@@ -120,8 +124,15 @@ class AppActor:
     """Decides, records and applies the commands of one app; see module docstring."""
 
     def __init__(
-        self, app: AppInfo, *, store: AppStore, settings: Settings, invoker: Invoker
+        self,
+        app: AppInfo,
+        *,
+        store: AppStore,
+        settings: Settings,
+        invoker: Invoker,
+        watchdog: Watchdog | None = None,
     ) -> None:
+        """``watchdog``: the host's, which watches what-if runs' runtimes too."""
         self.app = app
         self.stream = app_stream(app.id)
         self._store = store
@@ -139,6 +150,13 @@ class AppActor:
             data=self._data,
             budget=budget,
             state=lambda: self._state,
+        )
+        self._what_if = WhatIfRunner(
+            app,
+            store=store,
+            settings=settings,
+            executor=invoker.runtime.executor,
+            watchdog=watchdog,
         )
         self._state = AppState(app_id=app.id)
         self.deliveries: Deliveries = pmap()
@@ -243,6 +261,7 @@ class AppActor:
         if self._inbox.worker is not None:
             await self._inbox.worker
         await self._commits.settled()
+        await self._what_if.close()
         self._ctx.invoker.close()
 
     async def settled(self) -> None:
@@ -266,6 +285,8 @@ class AppActor:
                 failure_of(error or ActorUnavailable("the app is being passivated"))
             )
             return future
+        if isinstance(command, WhatIf):  # beside the queue, never remembered
+            return self._what_if.submit(command, timeout_s, self._state)
         if key is not None:
             self._answers[key] = future
             while len(self._answers) > _REMEMBERED_KEYS:

@@ -16,6 +16,7 @@ serves the other apps of its host.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from concurrent.futures import Executor
@@ -29,7 +30,12 @@ from picloud.actors.protocol import HttpReply
 from picloud.actors.sdk import DataAccess
 from picloud.config import Settings
 from picloud.domain.commands import Invoke
-from picloud.domain.redaction import scrub_secrets
+from picloud.domain.redaction import (
+    REDACTED,
+    credential_names,
+    scrub_secrets,
+    stored_request,
+)
 from picloud.domain.sdk_ops import SDK
 from picloud.domain.values import without_nul
 from picloud.errors import ScriptError, ScriptPreempted
@@ -39,6 +45,7 @@ from picloud.events.app import (
     InvocationRecorded,
     LogEntry,
     RequestRecord,
+    ResponseRecord,
 )
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
 from picloud.scripting import (
@@ -57,7 +64,7 @@ from picloud.scripting import (
 )
 from picloud.scripting.modules import prepare
 
-__all__ = ["AppModules", "Invoker", "Job"]
+__all__ = ["AppModules", "Invoker", "Job", "Recording", "response_record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,8 @@ class Job:
     depth: int = 0
     attempt: int = 1
     """Of a delivery (1-based); ``ctx.attempt``."""
+    record: RequestRecord | None = None
+    """The request as its record keeps it (redacted), if it is kept."""
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -127,6 +136,7 @@ class Invoker:
         self._checked_at: dict[str, int] = {}  # script id -> generation checked
         self._scripts: object = None
         self._generation = 0
+        self._recording = Recording(settings)
 
     def close(self) -> None:
         self._compiled.clear()
@@ -193,6 +203,7 @@ class Invoker:
             execution_id=command.execution_id,
             trigger=f"route:{route.method} {route.path}",
             request=command.request,
+            record=self._recording.request(command.request),
         )
         recorded, response = await self.run(state, job, sdk)
         if response is None:
@@ -245,6 +256,8 @@ class Invoker:
             logs=[_log_entry(line, secrets) for line in logs],
             cpu_ms=round(cpu_ms + self._preempted_ms, 3),
             fetches=sdk.fetches,
+            request=job.record,
+            response=self._recording.response(response),
         )
         self._preempted_ms = 0.0
         return recorded, response
@@ -281,6 +294,60 @@ class Invoker:
             trigger_depth=job.depth,
             attempt=job.attempt,
         )
+
+
+class Recording:
+    """What a run's record keeps of its request and response (for what-if):
+    the request redacted as a stored one is (domain.redaction), response
+    headers with cookies redacted too, bodies within ``record_body_max_bytes``
+    (a larger request is not kept; a larger response keeps its digest)."""
+
+    __slots__ = ("_max", "_on", "_request_secrets", "_response_secrets")
+
+    def __init__(self, settings: Settings) -> None:
+        self._on = settings.record_requests
+        self._max = settings.record_body_max_bytes
+        self._request_secrets = credential_names(settings.redact_headers)
+        # A response's cookies are the app's secrets as a request's are the caller's.
+        self._response_secrets = self._request_secrets | {"set-cookie"}
+
+    def request(self, request: RequestRecord) -> RequestRecord | None:
+        if not self._on or len(request.body) > self._max:
+            return None
+        return stored_request(request, self._request_secrets)
+
+    def response(
+        self, reply: HttpReply | None, *, always: bool = False
+    ) -> ResponseRecord | None:
+        """``reply`` as the record keeps it; ``always``, even with recording
+        off (a what-if shows the new run's answer whatever the setting)."""
+        if reply is None or not (self._on or always):
+            return None
+        return response_record(reply, self._max, self._response_secrets)
+
+
+def response_record(
+    reply: HttpReply, max_bytes: int, secrets: frozenset[str]
+) -> ResponseRecord:
+    """``reply`` as a record keeps it: the headers named in ``secrets``
+    (lower-case) redacted, the body if within ``max_bytes``, else its size
+    and SHA-256."""
+    headers = reply.headers
+    if not secrets.isdisjoint(k.lower() for k in headers):
+        headers = {
+            k: REDACTED if k.lower() in secrets else v for k, v in headers.items()
+        }
+    body = reply.body
+    if len(body) <= max_bytes:
+        return ResponseRecord(
+            status=reply.status, headers=headers, body=body, size=len(body)
+        )
+    return ResponseRecord(
+        status=reply.status,
+        headers=headers,
+        size=len(body),
+        sha256=hashlib.sha256(body).hexdigest(),
+    )
 
 
 def _request_data(request: RequestRecord | None) -> RequestData | None:

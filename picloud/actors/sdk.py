@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from picloud.actors._app_data import AppData, KvIntent, Staged
+from picloud.actors._app_data import DataSource, KvIntent, Staged
 from picloud.actors._outbound import FetchRun
 from picloud.actors._sdk_dead_letters import DeadLetterOps
 from picloud.config import Settings
@@ -66,7 +66,7 @@ class DataAccess:
 
     def __init__(
         self,
-        data: AppData,
+        data: DataSource,
         *,
         granted: frozenset[Capability],
         settings: Settings,
@@ -194,7 +194,7 @@ class DataAccess:
         overlay = {
             k: v for k, v in overlay.items() if k > after and k.startswith(prefix)
         }
-        rows = await self._data.store.kv_page(
+        rows = await self._data.kv_page(
             collection,
             prefix=prefix,
             after=after,
@@ -306,7 +306,7 @@ class DataAccess:
             max_limit=self._settings.docs_max_limit,
         )
         overlay = self._docs_overlay(collection)
-        rows = await self._data.store.find_docs(collection, query, extra=len(overlay))
+        rows = await self._data.find_docs(collection, query, extra=len(overlay))
         found = [r for r in rows if r.id not in overlay]
         found += [
             r
@@ -329,7 +329,7 @@ class DataAccess:
         opts = options(args, 1, {"cursor", "limit"})
         after, limit = decode_cursor(opts.get("cursor")), limit_of(opts.get("limit"))
         overlay = {i: r for i, r in self._docs_overlay(collection).items() if i > after}
-        rows = await self._data.store.docs_page(
+        rows = await self._data.docs_page(
             collection,
             after=after,
             limit=limit + 1 + len(overlay),
@@ -371,7 +371,7 @@ class DataAccess:
         if not isinstance(name, str):
             raise SdkCallError("a secret's name must be a string")
         if self._sealed is None:
-            self._sealed = await self._data.store.sealed_secrets()
+            self._sealed = await self._data.sealed_secrets()
         sealed = self._sealed.get(name)
         if sealed is None:
             return None

@@ -42,6 +42,7 @@ __all__ = [
     "SetFetchHosts",
     "Settle",
     "Wake",
+    "WhatIf",
 ]
 
 
@@ -171,6 +172,17 @@ class SetFetchHosts(_Command, frozen=True, kw_only=True, tag="set_fetch_hosts"):
     hosts: list[str] | None = None
 
 
+class WhatIf(_Command, frozen=True, kw_only=True, tag="what_if"):
+    """Run the invocations of ``script_id`` recorded from position
+    ``from_position`` to ``to_position`` (inclusive) again with ``source``,
+    in a dry run: nothing is appended. Runs beside the actor's queue."""
+
+    script_id: str
+    source: str
+    from_position: int
+    to_position: int
+
+
 class Deactivate(_Command, frozen=True, kw_only=True, tag="deactivate"):
     """Passivate the app now (it was deleted or moved to another host)."""
 
@@ -204,4 +216,5 @@ Command = (
     | SetFetchHosts
     | Deactivate
     | Settle
+    | WhatIf
 )

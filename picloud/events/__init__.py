@@ -6,6 +6,7 @@ from picloud.events._base import Event, EventMeta, RecordedEvent, rfc3339, utcno
 from picloud.events.codec import (
     AnyEvent,
     decode_event,
+    decode_events,
     decode_meta,
     encode,
     event_types,
@@ -49,6 +50,7 @@ __all__ = [
     "UserDeleted",
     "UserPasswordChanged",
     "decode_event",
+    "decode_events",
     "decode_meta",
     "encode",
     "event_types",

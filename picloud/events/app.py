@@ -32,6 +32,7 @@ __all__ = [
     "KvSet",
     "LogEntry",
     "RequestRecord",
+    "ResponseRecord",
     "RetryPolicy",
     "RouteAdded",
     "RouteRemoved",
@@ -120,6 +121,20 @@ class LogEntry(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+class ResponseRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a run's script answered, as its record keeps it: the body itself
+    when small, else only its size and SHA-256 (enough to tell whether
+    another run answered the same)."""
+
+    status: int
+    headers: dict[str, str] = {}
+    body: bytes | None = None
+    """None: larger than ``record_body_max_bytes``; see ``sha256``."""
+    size: int = 0
+    sha256: str | None = None
+    """Hex SHA-256 of a body not kept (None when ``body`` is kept)."""
+
+
 class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
     """One finished (or abandoned) invocation: the execution log's entry."""
 
@@ -140,6 +155,12 @@ class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
     """CPU time of the script's own Lua (what counts against the app's budget)."""
     fetches: int = 0
     """``http.fetch`` calls the run made (a delivery's are journaled until now)."""
+    request: RequestRecord | None = None
+    """A sync route's request as stored (credentials redacted), so the run can
+    be re-run (what-if); None for deliveries (their input is in the log
+    already), with ``record_requests`` off, or a body over the bound."""
+    response: ResponseRecord | None = None
+    """What the script answered (None: it failed, or not recorded)."""
 
 
 class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):

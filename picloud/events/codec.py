@@ -11,13 +11,23 @@ from picloud.events.app import AppEvent
 from picloud.events.system import SystemEvent
 from picloud.events.triggers import TriggerEvent
 
-__all__ = ["AnyEvent", "decode_event", "decode_meta", "encode", "event_types"]
+__all__ = [
+    "AnyEvent",
+    "decode_event",
+    "decode_events",
+    "decode_meta",
+    "encode",
+    "event_types",
+]
 
 AnyEvent = SystemEvent | AppEvent | TriggerEvent
 
 _encoder = msgspec.json.Encoder()
 _event_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 _meta_decoder: msgspec.json.Decoder[EventMeta] = msgspec.json.Decoder(EventMeta)
+_events_decoder: msgspec.json.Decoder[list[AnyEvent]] = msgspec.json.Decoder(
+    list[AnyEvent]
+)
 
 
 def encode(value: Event | EventMeta) -> bytes:
@@ -27,6 +37,16 @@ def encode(value: Event | EventMeta) -> bytes:
 def decode_event(data: bytes | str) -> Event:
     """Decode a stored payload; raises ``msgspec.DecodeError`` on a foreign tag."""
     return _event_decoder.decode(data)
+
+
+def decode_events(joined: str | bytes) -> list[AnyEvent]:
+    """Decode many stored payloads joined by commas (as SQL's ``string_agg``
+    gives them) in one pass, as one JSON array: a bulk reader pays msgspec's
+    call once, not per event. Raises ``msgspec.DecodeError`` if any is
+    foreign; :func:`decode_event` then tells which."""
+    if isinstance(joined, str):
+        return _events_decoder.decode(f"[{joined}]")
+    return _events_decoder.decode(b"[%s]" % joined)
 
 
 def decode_meta(data: bytes | str) -> EventMeta:

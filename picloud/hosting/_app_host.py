@@ -203,7 +203,13 @@ class AppHost:
             raise NotFound(f"no app {app_id!r}")
         app = AppInfo(id=record.id, slug=record.slug, name=record.name)
         invoker = Invoker(app, self._settings, executor=self._scripts)
-        actor = AppActor(app, store=store, settings=self._settings, invoker=invoker)
+        actor = AppActor(
+            app,
+            store=store,
+            settings=self._settings,
+            invoker=invoker,
+            watchdog=self._watchdog,
+        )
         try:
             await actor.activate()
         except BaseException:

@@ -36,6 +36,7 @@ from picloud.domain.event_query import (
 from picloud.domain.records import EventRecord
 from picloud.errors import InvalidInput, NotFound
 from picloud.events import event_types
+from picloud.http._admin_scripts import settle
 from picloud.http._api import AppOf, endpoint
 from picloud.http.state import SERVICES
 
@@ -114,6 +115,8 @@ def _limit(request: web.Request) -> int:
 )
 async def list_events(request: web.Request) -> EventList:
     query = await _query(request)
+    if query.streams is not None and (app_id := app_stream_id(query.streams[0])):
+        await settle(request, app_id)  # the records of runs that answered
     after = decode_after(request.query.get("after"))
     page = await request.app[SERVICES].db.events.page(query, after, _limit(request))
     return EventList(items=page.events, next=encode_after(page.after))

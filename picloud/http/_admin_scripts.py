@@ -100,16 +100,23 @@ class ExecutionList(msgspec.Struct, frozen=True):
     cursor: str | None
 
 
-async def send(request: web.Request, app_id: str, command: Command) -> Done:
-    """Send an admin command to the app's actor; raise its error, return Done."""
+async def send(
+    request: web.Request,
+    app_id: str,
+    command: Command,
+    *,
+    timeout_s: float | None = None,
+) -> Done:
+    """Send an admin command to the app's actor; raise its error, return Done.
+    It may take ``timeout_s`` (default: ``sync_timeout_ms``)."""
     services = request.app[SERVICES]
     meta = command_meta(request)
     command = msgspec.structs.replace(
         command, idempotency_key=meta.idempotency_key, actor=meta.actor
     )
-    reply = await services.hosts.call(
-        app_id, command, services.settings.sync_timeout_ms / 1000
-    )
+    if timeout_s is None:
+        timeout_s = services.settings.sync_timeout_ms / 1000
+    reply = await services.hosts.call(app_id, command, timeout_s)
     if isinstance(reply, Failure):
         unwrap(reply)
     if not isinstance(reply, Done):

@@ -16,6 +16,7 @@ from picloud.http import (  # noqa: F401
     _admin_settings,
     _admin_triggers,
     _admin_versions,
+    _admin_what_if,
     _auth_api,
     _health,
 )

@@ -10,6 +10,7 @@ from picloud.events import Event, EventMeta, RecordedEvent
 from picloud.store import (
     _apps,
     _docs,
+    _executions,
     _fetch_journal,
     _kv,
     _kv_append,
@@ -94,6 +95,14 @@ class AppStore:
         """Which of these dead letters and abandoned executions still exist."""
         return await _triggers.present(
             self._pool, self.app_id, dead_letters=dead_letters, abandoned=abandoned
+        )
+
+    async def count_runs(
+        self, script_id: str, *, first: int, last: int, limit: int
+    ) -> int:
+        """Recorded runs of ``script_id`` between two positions (at most ``limit``)."""
+        return await _executions.count_runs(
+            self._pool, self.app_id, script_id, first=first, last=last, limit=limit
         )
 
     async def sealed_secrets(self) -> dict[str, tuple[str, str]]:

@@ -13,7 +13,13 @@ from picloud.events.app import InvocationAccepted, InvocationRecorded
 from picloud.store._errors import translate_errors
 from picloud.store._triggers import dead_letter_of_delivery
 
-__all__ = ["ExecutionFilter", "get_execution", "letter_attempts", "list_executions"]
+__all__ = [
+    "ExecutionFilter",
+    "count_runs",
+    "get_execution",
+    "letter_attempts",
+    "list_executions",
+]
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,34 @@ JOIN events e ON e.stream = $1 AND e.type = 'invocation.recorded.v1'
 WHERE d.app_id = $2 AND d.id = $3
 ORDER BY e.stream_version
 """
+# Runs of one script between two positions of its app's stream (what-if's
+# bound); a refusal of the CPU budget ran nothing and is not counted.
+_RUNS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM events
+    WHERE stream = $1 AND position BETWEEN $2 AND $3
+      AND type = 'invocation.recorded.v1'
+      AND (data ->> 'script_id') = $4
+      AND (data ->> 'trigger') NOT LIKE 'throttled:%'
+    LIMIT $5
+) AS runs
+"""
+
+
+async def count_runs(  # noqa: PLR0913  # a range and its bound, each named
+    db: asyncpg.Pool,
+    app_id: str,
+    script_id: str,
+    *,
+    first: int,
+    last: int,
+    limit: int,
+) -> int:
+    """How many recorded runs of ``script_id`` lie between positions ``first``
+    and ``last`` (inclusive), counting no further than ``limit``."""
+    with translate_errors("count runs"):
+        found = await db.fetchval(_RUNS, f"app-{app_id}", first, last, script_id, limit)
+    return int(found)
 
 
 async def letter_attempts(

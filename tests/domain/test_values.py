@@ -154,3 +154,29 @@ def test_a_stored_request_keeps_no_credential_and_no_nul() -> None:
     assert stored.path == "/p\ufffd"
     assert stored.params == {"id": "1\ufffd"}
     assert stored.query == {"q\ufffd": "v"}
+
+
+def test_a_clean_request_is_stored_as_it_is_and_a_credential_costs_its_headers() -> (
+    None
+):
+    names = credential_names("")
+    clean = RequestRecord(
+        method="GET", path="/p", params={"a": "1"}, headers={"accept": "*/*"}
+    )
+    assert stored_request(clean, names) is clean
+    with_key = RequestRecord(
+        method="GET",
+        path="/p",
+        headers={"accept": "*/*", "cookie": "s=1", "authorization": "Basic x"},
+    )
+    stored = stored_request(with_key, names)
+    assert stored.headers == {
+        "accept": "*/*",
+        "cookie": REDACTED,
+        "authorization": REDACTED,
+    }
+    assert stored.path == "/p"
+    assert with_key.headers["cookie"] == "s=1"  # the script's own copy is untouched
+    # a NUL in a header name alone still takes the full cleaning
+    odd = RequestRecord(method="GET", path="/p", headers={"x-\x00": "v"})
+    assert stored_request(odd, names).headers == {"x-\ufffd": "v"}

@@ -22,6 +22,7 @@ from picloud.events import (
     UserDeleted,
     UserPasswordChanged,
     decode_event,
+    decode_events,
     decode_meta,
     encode,
     event_types,
@@ -280,3 +281,17 @@ def test_every_time_is_written_as_rfc3339_utc_with_z() -> None:
     assert rfc3339(datetime(2026, 1, 2, 5, 4, 5, 7, tzinfo=east)) == (
         "2026-01-02T03:04:05.000007Z"
     )
+
+
+def test_many_payloads_decode_in_bulk_as_each_alone() -> None:
+    payloads = [encode(event) for event in SAMPLES]
+    joined = b",".join(payloads)
+    assert decode_events(joined) == [decode_event(p) for p in payloads]
+    assert decode_events(joined.decode()) == SAMPLES
+    assert decode_events("") == []
+
+
+def test_a_bulk_decode_with_one_foreign_payload_raises_decode_error() -> None:
+    joined = encode(SAMPLES[0]) + b',{"type":"from.the.future.v9"}'
+    with pytest.raises(msgspec.DecodeError):
+        decode_events(joined)

@@ -25,7 +25,10 @@ _programs = itertools.count()
 
 names = st.sampled_from(["a", "b"])
 keys = st.sampled_from(["k0", "k1", "k2", "k3"])
-values = st.one_of(st.integers(-5, 5), st.text(max_size=3), st.just({"x": [1, 2]}))
+# Text without NUL: the API refuses a NUL in a value (400), which is not the
+# program this test means to run.
+texts = st.text(st.characters(exclude_characters="\x00"), max_size=3)
+values = st.one_of(st.integers(-5, 5), texts, st.just({"x": [1, 2]}))
 commands = st.one_of(
     st.tuples(st.just("kv_put"), names, keys, values),
     st.tuples(st.just("kv_delete"), names, keys),
