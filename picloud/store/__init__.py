@@ -14,6 +14,7 @@ from picloud.store.api import AdminStore, AppStore, Database, SchedulerStore
 from picloud.store.commit_signals import CommitSignals, relay_commit_signals
 from picloud.store.embedded import EmbeddedPostgres
 from picloud.store.eventlog import START, Cursor, EventLog, Transaction
+from picloud.store.hosts import HostRegistry, HostRow
 from picloud.store.migrations import (
     MigrationState,
     migrate,
@@ -31,6 +32,8 @@ __all__ = [
     "DocRow",
     "EmbeddedPostgres",
     "EventLog",
+    "HostRegistry",
+    "HostRow",
     "LoginUser",
     "MigrationState",
     "RouteRow",

@@ -54,6 +54,7 @@ from picloud.store._routing import RoutingSnapshot, routing_snapshot
 from picloud.store.commit_signals import CommitSignals
 from picloud.store.docs_query import DocQuery
 from picloud.store.eventlog import EventLog
+from picloud.store.hosts import HostRegistry
 
 __all__ = ["AdminStore", "AppStore", "Database", "SchedulerStore"]
 
@@ -324,6 +325,7 @@ class Database:
         self.log = log
         self.admin = AdminStore(pool)
         self.scheduler = SchedulerStore(pool)
+        self.hosts = HostRegistry(pool)
         self._recycler: asyncio.Task[None] | None = None
 
     @classmethod
