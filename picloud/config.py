@@ -79,8 +79,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Backstop poll of log subscribers; LISTEN/NOTIFY wakes them sooner."""
 
     # -- actors -----------------------------------------------------------------
-    app_hosts: Positive = 2
-    """Number of AppHost Ray actors that share the apps."""
+    app_hosts: NonNegative = 2
+    """AppHost Ray actors that each PiCloud node runs (pinned to it); the apps
+    are placed over the hosts of every node. 0: a front door that hosts no
+    apps (only when joining a cluster)."""
+    host_heartbeat_interval_ms: Positive = 500
+    """How often a host records that it is alive, and front doors re-read
+    which hosts are."""
+    host_heartbeat_timeout_ms: Positive = 2_000
+    """A host silent this long is gone (its node stopped or died): its apps are
+    placed on the other hosts and activate there from the log."""
     app_idle_timeout_s: Positive = 600
     app_host_max_active: Positive = 2_000
     """Active apps per host before the least recently used is passivated."""

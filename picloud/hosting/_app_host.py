@@ -7,6 +7,9 @@ Guarantees:
   when idle longer than ``app_idle_timeout_s`` or when more than
   ``app_host_max_active`` are active (least recently used first). A new
   activation of an app waits until its previous actor finished passivating.
+- A shared host (one with a node) records itself alive in the registry every
+  heartbeat interval and lets go of (passivates) the apps that placement
+  now puts on another live host, so a node that joins takes its share.
 - Second sandbox layer: a watchdog thread kills this process when a script
   overruns its hard deadline, after recording the offending app in
   ``<data_dir>/hosts/<name>.offender``; the restarted process reports it to
@@ -33,8 +36,10 @@ from picloud.config import Settings
 from picloud.domain.commands import Deactivate
 from picloud.errors import NotFound, PiCloudError
 from picloud.hosting._channel import ChannelServerProtocol
+from picloud.hosting._heartbeat import Heartbeat
+from picloud.hosting._membership import rendezvous
 from picloud.scripting import AppInfo, CurrentInvocation, Watchdog
-from picloud.store import CommitSignals, Database, relay_commit_signals
+from picloud.store import CommitSignals, Database, HostRow, relay_commit_signals
 
 __all__ = ["AppHost", "Offender", "read_offender"]
 
@@ -70,8 +75,15 @@ def read_offender(settings: Settings, host_name: str) -> Offender | None:
 class AppHost:
     """Hosts apps in this process; see the module docstring."""
 
-    def __init__(self, name: str, settings: Settings, dsn: str) -> None:
+    def __init__(
+        self, name: str, settings: Settings, dsn: str, *, node_id: str | None = None
+    ) -> None:
+        """``node_id``: the node of a shared host (placement is over those);
+        None for a host of its own (quarantine), which is placed by name."""
         self.name = name
+        self._node_id = node_id
+        self._heartbeat: Heartbeat | None = None
+        self._unchecked: set[str] = set()  # activated since the last beat
         self._settings = settings
         self._dsn = dsn
         # The scripts that outrun their slice on the event loop (see Invoker).
@@ -106,6 +118,11 @@ class AppHost:
         port = self._server.sockets[0].getsockname()[1]
         self.address = (bind_host, port)
         self._watchdog.start()
+        if self._node_id is not None:
+            me = HostRow(self.name, self._node_id, bind_host, port)
+            self._heartbeat = Heartbeat(self._db.hosts, me, self._settings, self._beat)
+            await self._heartbeat.beat()  # known at once, not one interval later
+            self._tasks.append(asyncio.create_task(self._heartbeat.run()))
         log.info(
             "app host %s serving on %s:%d (pid %d)",
             self.name,
@@ -114,6 +131,12 @@ class AppHost:
             os.getpid(),
         )
         return self.address
+
+    async def leave(self) -> None:
+        """Leave the registry: front doors place this host's apps elsewhere
+        from their next refresh on, while this host still answers."""
+        if self._heartbeat is not None:
+            await self._heartbeat.leave()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -200,6 +223,7 @@ class AppHost:
             raise
         self._watchdog.watch(actor.runtime)
         self._actors[app_id] = actor
+        self._unchecked.add(app_id)
         while len(self._actors) > self._settings.app_host_max_active:
             self._passivate(next(iter(self._actors)))
         return actor
@@ -214,6 +238,24 @@ class AppHost:
         task = asyncio.create_task(actor.close())
         self._closing[app_id] = task
         task.add_done_callback(lambda _t: self._closing.pop(app_id, None))
+
+    def _beat(self, names: list[str], changed: bool) -> None:
+        """After each heartbeat: let go of the apps placed elsewhere now (all
+        of them if the members changed, else those activated since the last
+        beat, which a front door that had not yet seen the change sent)."""
+        candidates = list(self._actors) if changed else list(self._unchecked)
+        self._unchecked.clear()
+        if self.name not in names:
+            return
+        moved = [
+            app_id
+            for app_id in candidates
+            if app_id in self._actors and rendezvous(app_id, names) != self.name
+        ]
+        for app_id in moved:
+            self._passivate(app_id)
+        if moved:
+            log.info("%s: %d apps now placed on other hosts", self.name, len(moved))
 
     async def _sweep_idle(self) -> None:
         timeout = self._settings.app_idle_timeout_s
