@@ -80,13 +80,21 @@ _RemoteControlPlane: Any = ray.remote(num_cpus=0, max_restarts=-1, max_task_retr
 )
 
 
+# Ray gives its head node this resource. The head holds the cluster's GCS:
+# when it goes the cluster goes, so the plane there outlives every other
+# node, and a worker's loss never takes admin writes away (Ray would only
+# restart the plane once its own, slower, health check saw the node dead).
+_ON_THE_HEAD = {"node:__internal_head__": 0.001}
+
+
 def start_control_plane(settings: Settings, dsn: str) -> Any:
-    """Create the control-plane actor, or join the running one of the namespace."""
+    """Create the control-plane actor on the head node, or join the running one."""
     return _RemoteControlPlane.options(
         name=CONTROL_PLANE_NAME,
         namespace=settings.ray_namespace,
         lifetime="detached",
         get_if_exists=True,
+        resources=_ON_THE_HEAD,
     ).remote(settings, dsn)
 
 
