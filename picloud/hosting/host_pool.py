@@ -27,16 +27,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import ray
-
 from picloud.actors.protocol import Failure, Reply
 from picloud.config import Settings
 from picloud.domain.commands import Command, Deactivate, Invoke
+from picloud.domain.records import HostRecord
 from picloud.errors import ActorUnavailable, CommandTimeout, PiCloudError
 from picloud.hosting._channel import ChannelClient, open_channel
 from picloud.hosting._host_actor import quarantine_host_name, start_app_host
 from picloud.hosting._membership import Membership, rendezvous
-from picloud.hosting._remote import call_remote
+from picloud.hosting._remote import call_remote, find_actor
 from picloud.store import HostRegistry
 
 __all__ = ["HostLink", "HostPool", "rendezvous"]
@@ -53,14 +52,22 @@ Locate = Callable[[float], Awaitable[tuple[str, int]]]
 class HostLink:
     """One host: where it listens (``locate``) and the channel to it."""
 
-    def __init__(self, name: str, secret: str, locate: Locate, namespace: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        secret: str,
+        locate: Locate,
+        namespace: str,
+        *,
+        handle: Any = None,
+    ) -> None:
         self.name = name
         self._secret = secret
         self._locate = locate
         self._namespace = namespace
         self._channel: ChannelClient | None = None
         self._connecting = asyncio.Lock()
-        self._handle: Any = None
+        self._handle = handle
 
     async def _open(self, deadline: float) -> ChannelClient:
         """(Re)open the channel; the caller found none usable, but another
@@ -89,19 +96,28 @@ class HostLink:
         remaining = deadline - asyncio.get_running_loop().time()
         return await channel.call(app_id, command, remaining)
 
-    @property
-    def handle(self) -> Any:
-        """The host's Ray actor (raises ValueError if Ray knows none). Looked up
-        once, by name: only tests and benches ask (for its pid)."""
+    async def actor(self, seconds: float) -> Any:
+        """The host's Ray actor, looked up once by name (tests, benches and
+        the hosts endpoint ask; requests never do)."""
         if self._handle is None:
-            self._handle = ray.get_actor(self.name, namespace=self._namespace)
+            self._handle = await find_actor(
+                self.name, namespace=self._namespace, seconds=seconds
+            )
         return self._handle
 
     async def pid(self, seconds: float = 30.0) -> int:
+        actor = await self.actor(seconds)
         pid: int = await call_remote(
-            self.handle.pid.remote(), what=f"{self.name} pid", seconds=seconds
+            actor.pid.remote(), what=f"{self.name} pid", seconds=seconds
         )
         return pid
+
+    async def active_apps(self, seconds: float) -> int:
+        actor = await self.actor(seconds)
+        stats: dict[str, Any] = await call_remote(
+            actor.stats.remote(), what=f"{self.name} stats", seconds=seconds
+        )
+        return len(stats["active_apps"])
 
     def close(self) -> None:
         if self._channel is not None:
@@ -213,7 +229,8 @@ class HostPool:
                 )
                 return address
 
-            link = HostLink(name, self._secret, locate, self._settings.ray_namespace)
+            namespace = self._settings.ray_namespace
+            link = HostLink(name, self._secret, locate, namespace, handle=handle)
             entry = self._own[name] = (link, handle)
         return entry[0]
 
@@ -266,6 +283,27 @@ class HostPool:
     async def deactivate(self, app_id: str) -> None:
         """Passivate the app on its host now (it was deleted); best effort."""
         await self.call(app_id, Deactivate(), 10.0)
+
+    async def describe(self, seconds: float = 2.0) -> list[HostRecord]:
+        """The live shared hosts, each with its count of active apps."""
+
+        async def count(link: HostLink) -> int | None:
+            try:
+                return await link.active_apps(seconds)
+            except PiCloudError:
+                return None
+
+        rows = [self.membership.rows[name] for name in self.membership.names]
+        counts = await asyncio.gather(*(count(self._shared[r.name]) for r in rows))
+        return [
+            HostRecord(
+                name=row.name,
+                node_id=row.node_id,
+                address=f"{row.host}:{row.port}",
+                active_apps=active,
+            )
+            for row, active in zip(rows, counts, strict=True)
+        ]
 
     def quarantine_handles(self) -> list[Any]:
         return [handle for _, handle in self._own.values()]

@@ -8,6 +8,7 @@ from aiohttp import web
 from picloud.http import (  # noqa: F401
     _admin_apps,
     _admin_data,
+    _admin_hosts,
     _admin_identity,
     _admin_scripts,
     _admin_triggers,
