@@ -176,3 +176,23 @@ def test_a_busy_port_or_an_unusable_data_dir_is_one_line_before_anything_starts(
     last = unusable.stderr.strip().splitlines()[-1]
     assert last.startswith(f"picloud: cannot use the data directory {blocked}/data")
     assert "PICLOUD_DATA_DIR" in last
+
+
+def test_joining_a_cluster_without_its_database_or_secret_is_one_line(
+    tmp_path: Path,
+) -> None:
+    env = picloud_env(tmp_path / "data")
+    cases = {
+        ("serve", "--join", "10.0.0.1:6379"): "PICLOUD_DATABASE_URL",
+        ("host",): "give --join ADDRESS or set PICLOUD_RAY_ADDRESS",
+        ("serve", "--no-front-door"): "give --join ADDRESS",
+    }
+    for args, named in cases.items():
+        done = _picloud(env, *args)
+        assert done.returncode != 0, args
+        assert named in done.stderr.strip().splitlines()[-1], (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    with_db = {**env, "PICLOUD_DATABASE_URL": "postgresql://db.example/picloud"}
+    done = _picloud(with_db, "host", "--join", "10.0.0.1:6379")
+    assert "PICLOUD_CLUSTER_SECRET, the same on every node" in done.stderr
+    assert not (tmp_path / "data" / "postgres").exists(), "Postgres was started"
