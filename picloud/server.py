@@ -155,9 +155,14 @@ class Server:
             handle, timeout=self.settings.sync_timeout_ms / 1000
         )
         deadline = asyncio.get_running_loop().time() + _ACTOR_START_TIMEOUT
+        renewed = False
         while True:
             try:
                 await control.ping(seconds=10.0)
+                if not renewed:
+                    renewed = True
+                    if await control.renew_if_older():
+                        continue
             except (ActorUnavailable, CommandTimeout):
                 if asyncio.get_running_loop().time() > deadline:
                     raise

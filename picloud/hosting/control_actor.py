@@ -9,11 +9,14 @@ the actor (``max_restarts=-1``); it reloads the system stream on first use.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import os
 from typing import Any, TypeVar
 
 import ray
 
+import picloud
 from picloud.actors.control_plane import ControlPlane
 from picloud.actors.protocol import Failure, guarded
 from picloud.config import Settings
@@ -26,6 +29,7 @@ from picloud.store import CommitSignals, Database, relay_commit_signals
 __all__ = ["CONTROL_PLANE_NAME", "ControlPlaneClient", "start_control_plane"]
 
 CONTROL_PLANE_NAME = "picloud-control-plane"
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -73,6 +77,10 @@ class _ControlPlaneActor:
     async def ping(self) -> int:
         await self._ready()
         return os.getpid()
+
+    async def version(self) -> str:
+        """The PiCloud version this process runs (its node's installed one)."""
+        return picloud.__version__
 
 
 _RemoteControlPlane: Any = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)(
@@ -131,3 +139,32 @@ class ControlPlaneClient:
             self.handle.ping.remote(), what="control plane ping", seconds=seconds
         )
         return pid
+
+    async def renew_if_older(self, seconds: float = 10.0) -> bool:
+        """Restart the plane if it runs an older PiCloud than this process (a
+        rolling upgrade: the plane outlives the front door that made it).
+        Ray restarts it in a new process, which imports the head's installed
+        PiCloud. Never for a newer one, or old and new would take turns."""
+        theirs: str = await call_remote(
+            self.handle.version.remote(), what="control plane version", seconds=seconds
+        )
+        if _release(theirs) >= _release(picloud.__version__):
+            return False
+        log.warning(
+            "the control plane runs PiCloud %s, this is %s: restarting it",
+            theirs,
+            picloud.__version__,
+        )
+        ray.kill(self.handle, no_restart=False)
+        return True
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``1.2.3`` as (1, 2, 3); anything after the numbers is ignored."""
+    numbers = []
+    for part in version.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
