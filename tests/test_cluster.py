@@ -224,7 +224,10 @@ async def start(cluster: Cluster, dsn: str) -> Setup:
             door_env(on_a, cluster.root / "d2", PICLOUD_APP_HOSTS="0"),
         ),
     ]
-    cluster.run("hosts-b.log", ["host", *join], door_env(on_b, cluster.root / "hb"))
+    # `--join auto`, as cluster.yaml has it: the node this machine started
+    # (here: the one of PICLOUD_RAY_TEMP_DIR) knows its cluster's address.
+    hosts = ["host", "--join", "auto"]
+    cluster.run("hosts-b.log", hosts, door_env(on_b, cluster.root / "hb"))
     admin_cli(base, "create-user", "root", "--admin", stdin="a long password\n")
     key = admin_cli(base, "create-key", "--user", "root", "--name", "t", "--all")
     async with aiohttp.ClientSession() as session:
@@ -334,7 +337,7 @@ async def join_node_c(setup: Setup, api: Api) -> int:
     env = door_env(
         {**setup.base_env, "PICLOUD_RAY_TEMP_DIR": str(root / "c")}, root / "hc"
     )
-    hosts_c = setup.cluster.run("hosts-c.log", ["host", "--join", setup.head], env)
+    hosts_c = setup.cluster.run("hosts-c.log", ["host", "--join", "auto"], env)
     node_c = await node_of(hosts_c)
     await wait_for(lambda: _count_is(live_hosts(setup.dsn), 4), 30, "node C's hosts")
     await asyncio.sleep(1.0)  # two refreshes of the front doors' membership
