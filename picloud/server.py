@@ -100,11 +100,7 @@ class Server:
         if self.settings.app_hosts:
             self.node_hosts = NodeHosts(self.settings, self.dsn)
         routing = Routing()
-        # The front door follows the log for its routing table only: it listens
-        # to the commits that change routes, not to every invocation's.
-        signals = CommitSignals(ROUTING_CHANNEL)
-        db = await Database.open(self.dsn, self.settings, signals=signals)
-        self._stack.push_async_callback(db.close)
+        db = await self._open_database()
         hosts = HostPool(
             self.settings,
             self.dsn,
@@ -113,9 +109,6 @@ class Server:
         )
         self._stack.callback(hosts.close)
         self._stack.callback(lambda: self._actors.extend(hosts.quarantine_handles()))
-        await self._stack.enter_async_context(
-            relay_commit_signals(signals, self.dsn, self.settings)
-        )
         await routing.load(db)
         control, _ = await asyncio.gather(
             self._control_plane(handle), self._node_ready()
@@ -131,14 +124,31 @@ class Server:
             routing=routing,
             tasks=tasks,
         )
-        routing.on_quarantine = lambda app_id: tasks.spawn(_move_out(hosts, app_id))
-        poll = self.settings.event_poll_interval_ms / 1000
-        tasks.spawn(routing.follow(db.log, poll))
-        tasks.spawn(hosts.follow())
-        tasks.spawn(wake_due_apps(db.scheduler, hosts, self.settings))
-        tasks.spawn(sweep_retention(db.scheduler, hosts, self.settings))
+        self._follow(self.services)
         await self._serve_http(self.services)
         freeze_heap()
+
+    async def _open_database(self) -> Database:
+        # The front door follows the log for its routing table only: it listens
+        # to the commits that change routes, not to every invocation's.
+        signals = CommitSignals(ROUTING_CHANNEL)
+        db = await Database.open(self.dsn, self.settings, signals=signals)
+        self._stack.push_async_callback(db.close)
+        await self._stack.enter_async_context(
+            relay_commit_signals(signals, self.dsn, self.settings)
+        )
+        return db
+
+    def _follow(self, services: Services) -> None:
+        """The background work of a front door: the routing table and the live
+        hosts kept current, due wake-ups, retention."""
+        hosts, routing, tasks = services.hosts, services.routing, services.tasks
+        routing.on_quarantine = lambda app_id: tasks.spawn(_move_out(hosts, app_id))
+        poll = self.settings.event_poll_interval_ms / 1000
+        tasks.spawn(routing.follow(services.db.log, poll))
+        tasks.spawn(hosts.follow())
+        tasks.spawn(wake_due_apps(services.db.scheduler, hosts, self.settings))
+        tasks.spawn(sweep_retention(services.db.scheduler, hosts, self.settings))
 
     async def _node_ready(self) -> None:
         if self.node_hosts is not None:
