@@ -27,7 +27,12 @@ from picloud.domain.commands import Deactivate
 from picloud.errors import ActorUnavailable, CommandTimeout, PiCloudError
 from picloud.event_loop import freeze_heap
 from picloud.hosting.cluster_secret import with_cluster_secret
-from picloud.hosting.control_actor import ControlPlaneClient, start_control_plane
+from picloud.hosting.control_actor import (
+    ControlPlaneClient,
+    LocalControlPlane,
+    RemoteControlPlane,
+    start_control_plane,
+)
 from picloud.hosting.host_pool import HostPool
 from picloud.hosting.node_hosts import NodeHosts
 from picloud.hosting.scheduler import sweep_retention, wake_due_apps
@@ -94,9 +99,12 @@ class Server:
     async def _start(self) -> None:
         await self._migrate()
         # The actors' processes start (a second or so each) while the front
-        # door opens its database and loads its routing table.
-        handle = start_control_plane(self.settings, self.dsn)
-        self._actors.append(handle)
+        # door opens its database and loads its routing table. Alone on a
+        # machine, the front door runs the control plane itself.
+        handle = None
+        if self.settings.ray_address is not None:
+            handle = start_control_plane(self.settings, self.dsn)
+            self._actors.append(handle)
         if self.settings.app_hosts:
             self.node_hosts = NodeHosts(self.settings, self.dsn)
         routing = Routing()
@@ -111,7 +119,7 @@ class Server:
         self._stack.callback(lambda: self._actors.extend(hosts.quarantine_handles()))
         await routing.load(db)
         control, _ = await asyncio.gather(
-            self._control_plane(handle), self._node_ready()
+            self._control_plane(handle, db), self._node_ready()
         )
         await hosts.ready(_ACTOR_START_TIMEOUT)
         tasks = BackgroundTasks()
@@ -159,9 +167,14 @@ class Server:
         if applied:
             log.info("applied migrations %s", applied)
 
-    async def _control_plane(self, handle: Any) -> ControlPlaneClient:
-        """The control plane's client, once the actor answers."""
-        control = ControlPlaneClient(
+    async def _control_plane(self, handle: Any, db: Database) -> ControlPlaneClient:
+        """The control plane's client, once it answers: this process's own
+        plane without ``handle``, else the actor's."""
+        if handle is None:
+            local = LocalControlPlane(db.log)
+            await local.start()
+            return local
+        control = RemoteControlPlane(
             handle, timeout=self.settings.sync_timeout_ms / 1000
         )
         deadline = asyncio.get_running_loop().time() + _ACTOR_START_TIMEOUT

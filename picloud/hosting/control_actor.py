@@ -1,4 +1,11 @@
-"""The ControlPlane hosted as a named, detached Ray actor.
+"""The ControlPlane hosted as a named, detached Ray actor on the head node,
+or — alone on a machine — in the front door's own process.
+
+A cluster has one plane for every front door. A single machine has one
+front door, so there it runs the plane itself (:class:`LocalControlPlane`):
+one process and one Ray actor fewer (~57 MB), and one hop less per admin
+command. Both write the ``system`` stream the same way (see
+:mod:`picloud.actors.control_plane`), which also takes the CLI's writes.
 
 Delivery: at most once per call; the caller retries with the same idempotency
 key, and the plane answers a repeated key with its first result. Ordering: one
@@ -24,9 +31,15 @@ from picloud.domain.system import Answer, SystemCommand, answer
 from picloud.errors import ActorError
 from picloud.events import EventMeta
 from picloud.hosting._remote import call_remote
-from picloud.store import CommitSignals, Database, relay_commit_signals
+from picloud.store import CommitSignals, Database, EventLog, relay_commit_signals
 
-__all__ = ["CONTROL_PLANE_NAME", "ControlPlaneClient", "start_control_plane"]
+__all__ = [
+    "CONTROL_PLANE_NAME",
+    "ControlPlaneClient",
+    "LocalControlPlane",
+    "RemoteControlPlane",
+    "start_control_plane",
+]
 
 CONTROL_PLANE_NAME = "picloud-control-plane"
 log = logging.getLogger(__name__)
@@ -107,20 +120,12 @@ def start_control_plane(settings: Settings, dsn: str) -> Any:
 
 
 class ControlPlaneClient:
-    """The front door's handle on the control plane, with Ray's errors translated."""
-
-    def __init__(self, handle: Any, *, timeout: float = 30.0) -> None:
-        self.handle = handle
-        self._timeout = timeout
+    """How a front door runs system commands: :class:`RemoteControlPlane`
+    (the cluster's actor) or :class:`LocalControlPlane` (in this process)."""
 
     async def execute(self, command: SystemCommand, meta: EventMeta) -> Answer:
         """Run ``command``; the answer is the changed thing now (None for deletes)."""
-        result: Answer = await call_remote(
-            self.handle.execute.remote(command, meta),
-            what=f"control plane {type(command).__name__}",
-            seconds=self._timeout,
-        )
-        return result
+        raise NotImplementedError
 
     async def execute_as(
         self, kind: type[T], command: SystemCommand, meta: EventMeta
@@ -132,6 +137,43 @@ class ControlPlaneClient:
                 f"control plane answered {type(result).__name__} to "
                 f"{type(command).__name__}, not {kind.__name__}"
             )
+        return result
+
+    async def ping(self, seconds: float = 5.0) -> int:
+        """The plane's process id, once it answers."""
+        raise NotImplementedError
+
+
+class LocalControlPlane(ControlPlaneClient):
+    """The plane in this process (a single machine's one front door)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._plane = ControlPlane(log)
+
+    async def start(self) -> None:
+        await self._plane.catch_up()
+
+    async def execute(self, command: SystemCommand, meta: EventMeta) -> Answer:
+        recorded = await self._plane.execute(command, meta)
+        return answer(self._plane.state, command, recorded)
+
+    async def ping(self, seconds: float = 5.0) -> int:
+        return os.getpid()
+
+
+class RemoteControlPlane(ControlPlaneClient):
+    """The cluster's plane actor, with Ray's errors translated."""
+
+    def __init__(self, handle: Any, *, timeout: float = 30.0) -> None:
+        self.handle = handle
+        self._timeout = timeout
+
+    async def execute(self, command: SystemCommand, meta: EventMeta) -> Answer:
+        result: Answer = await call_remote(
+            self.handle.execute.remote(command, meta),
+            what=f"control plane {type(command).__name__}",
+            seconds=self._timeout,
+        )
         return result
 
     async def ping(self, seconds: float = 5.0) -> int:
