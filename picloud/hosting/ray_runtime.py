@@ -17,7 +17,7 @@ start`` also uses) with these left out — each measured on a 2-core machine
 - the autoscaler's monitor (~44 MB): nothing to scale on one machine;
 - the log monitor (~42 MB): it copies every worker's output to the driver,
   so the app hosts' log lines stay in Ray's session logs
-  (``<ray temp dir>/session_latest/logs/worker-*``), which serve names at start;
+  (``<ray temp dir>/session_latest/logs/worker-*``), which serve names at start.
 
 Prestarted workers stay (one per CPU): alone they slow Ray's own start-up,
 but serve starts Ray while the embedded Postgres starts, and the workers
