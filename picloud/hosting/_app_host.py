@@ -7,6 +7,8 @@ Guarantees:
   when idle longer than ``app_idle_timeout_s`` or when more than
   ``app_host_max_active`` are active (least recently used first). A new
   activation of an app waits until its previous actor finished passivating.
+  The memory of passivated apps goes back to the system at the next idle
+  sweep (every ``min(30, app_idle_timeout_s / 2)`` seconds).
 - A shared host (one with a node) records itself alive in the registry every
   heartbeat interval and lets go of (passivates) the apps that placement
   now puts on another live host, so a node that joins takes its share.
@@ -35,6 +37,7 @@ from picloud.actors.protocol import Call, Done, Reply, ReplyFrame, failure_of
 from picloud.config import Settings
 from picloud.domain.commands import Deactivate
 from picloud.errors import NotFound, PiCloudError
+from picloud.event_loop import release_memory
 from picloud.hosting._channel import ChannelServerProtocol
 from picloud.hosting._heartbeat import Heartbeat
 from picloud.hosting._membership import rendezvous
@@ -84,6 +87,7 @@ class AppHost:
         self._node_id = node_id
         self._heartbeat: Heartbeat | None = None
         self._unchecked: set[str] = set()  # activated since the last beat
+        self._passivated = 0  # since the last sweep
         self._settings = settings
         self._dsn = dsn
         # The scripts that outrun their slice on the event loop (see Invoker).
@@ -235,6 +239,7 @@ class AppHost:
         if actor is None:
             return
         self._watchdog.unwatch(actor.runtime)
+        self._passivated += 1
         task = asyncio.create_task(actor.close())
         self._closing[app_id] = task
         task.add_done_callback(lambda _t: self._closing.pop(app_id, None))
@@ -258,6 +263,10 @@ class AppHost:
             log.info("%s: %d apps now placed on other hosts", self.name, len(moved))
 
     async def _sweep_idle(self) -> None:
+        """Passivate the apps idle too long; then, if any app was passivated
+        since the last sweep (idle, LRU, moved, deleted), give its memory back
+        to the system (see release_memory: otherwise a host keeps the peak
+        of its active apps for good)."""
         timeout = self._settings.app_idle_timeout_s
         while True:
             await asyncio.sleep(min(30.0, timeout / 2))
@@ -265,6 +274,10 @@ class AppHost:
             for app_id, actor in list(self._actors.items()):
                 if actor.last_used < idle_since:
                     self._passivate(app_id)
+            if self._passivated:
+                self._passivated = 0
+                await asyncio.gather(*self._closing.values(), return_exceptions=True)
+                release_memory()
 
     # -- the second sandbox layer -----------------------------------------------------
 
