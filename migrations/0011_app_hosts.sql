@@ -1,7 +1,7 @@
 -- The app hosts alive now: each shared AppHost writes its row every
--- PICLOUD_HOST_HEARTBEAT_INTERVAL_MS; a row older than
--- PICLOUD_HOST_HEARTBEAT_TIMEOUT_MS is a host that is gone (its node stopped
--- or died). Front doors place apps by rendezvous over the live rows, and
+-- PICLOUD_HOST_HEARTBEAT_INTERVAL_MS; when no host of a node has written for
+-- PICLOUD_HOST_HEARTBEAT_TIMEOUT_MS, the node stopped or died and its hosts
+-- are gone. Front doors place apps by rendezvous over the live rows, and
 -- connect to the address written here. Operational state, not history: rows
 -- are updated in place and deleted by a host that leaves, never events.
 -- Times are the database's clock (now()), so the nodes' clocks never matter.

@@ -36,7 +36,7 @@ from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Call, Done, Reply, ReplyFrame, failure_of
 from picloud.config import Settings
 from picloud.domain.commands import Deactivate
-from picloud.errors import NotFound, PiCloudError
+from picloud.errors import NotFound, NotPlacedHere, PiCloudError
 from picloud.event_loop import release_memory
 from picloud.hosting._channel import ChannelServerProtocol
 from picloud.hosting._heartbeat import Heartbeat
@@ -88,6 +88,8 @@ class AppHost:
         self._heartbeat: Heartbeat | None = None
         self._unchecked: set[str] = set()  # activated since the last beat
         self._passivated = 0  # since the last sweep
+        self._moved: dict[str, float] = {}  # app -> refused until (monotonic)
+        self._leaving = False
         self._settings = settings
         self._dsn = dsn
         # The scripts that outrun their slice on the event loop (see Invoker).
@@ -137,8 +139,11 @@ class AppHost:
         return self.address
 
     async def leave(self) -> None:
-        """Leave the registry: front doors place this host's apps elsewhere
-        from their next refresh on, while this host still answers."""
+        """Leave the registry and run no more calls: each is refused as not
+        run, and the front door sends it again to the app's next host once
+        its next refresh shows this one gone. The calls already queued here
+        finish."""
+        self._leaving = True
         if self._heartbeat is not None:
             await self._heartbeat.leave()
 
@@ -174,6 +179,10 @@ class AppHost:
             self._passivate(call.app_id)
             respond(ReplyFrame(call.id, Done()))
             return
+        refusal = self._refusal(call.app_id)
+        if refusal is not None:
+            respond(ReplyFrame(call.id, failure_of(refusal)))
+            return
         actor = self._actors.get(call.app_id)
         if actor is not None and (actor.gone or actor.broken is not None):
             self._passivate(call.app_id)
@@ -183,6 +192,26 @@ class AppHost:
             actor.submit(call.command, call.timeout_ms / 1000).add_done_callback(reply)
             return
         self._later(self._submit_after_activation(call), reply)
+
+    def _refusal(self, app_id: str) -> NotPlacedHere | None:
+        """Why this host will not run the app's call, if it will not.
+
+        Once leaving, it runs no call; and for one heartbeat timeout after it
+        let an app go to another host, it runs none of that app's: a front
+        door that has not yet seen the change sends it again (to the new host,
+        once it has), instead of this host activating a second writer.
+        """
+        if self._leaving:
+            return NotPlacedHere(f"{self.name} is leaving")
+        until = self._moved.get(app_id)
+        if until is None:
+            return None
+        names = self._heartbeat.membership.names if self._heartbeat else []
+        elsewhere = bool(names) and rendezvous(app_id, names) != self.name
+        if elsewhere and time.monotonic() < until:
+            return NotPlacedHere(f"app {app_id} moved to another host")
+        del self._moved[app_id]  # expired, or placed here again
+        return None
 
     def _later(
         self, work: Awaitable[Reply], reply: Callable[[asyncio.Future[Reply]], None]
@@ -257,8 +286,13 @@ class AppHost:
             for app_id in candidates
             if app_id in self._actors and rendezvous(app_id, names) != self.name
         ]
+        now = time.monotonic()
+        if self._moved:
+            self._moved = {a: t for a, t in self._moved.items() if t > now}
+        until = now + self._settings.host_heartbeat_timeout_ms / 1000
         for app_id in moved:
             self._passivate(app_id)
+            self._moved[app_id] = until
         if moved:
             log.info("%s: %d apps now placed on other hosts", self.name, len(moved))
 

@@ -11,9 +11,11 @@ Each host is reached over one channel, opened to the address the host wrote
 in the registry (or, for a host of its own, that Ray reports), and reopened
 when it breaks.
 
-Retries: a call that could not be sent is placed again and retried until its
-deadline (a host restarting, or a node gone that the registry has not yet
-shown as gone); a call lost after sending is retried once only if it is not
+Retries: a call that could not be sent, or that a host refused without
+running it (the app moved away from it, or the host is leaving), is placed
+again and retried until its deadline (a host restarting, a node gone that
+the registry has not yet shown as gone, a change this front door has not
+yet read); a call lost after sending is retried once only if it is not
 an invocation (admin commands carry idempotency keys, so the retry is safe;
 an invocation may have run, and the caller gets 503 instead).
 """
@@ -31,7 +33,12 @@ from picloud.actors.protocol import Failure, Reply
 from picloud.config import Settings
 from picloud.domain.commands import Command, Deactivate, Invoke
 from picloud.domain.records import HostRecord
-from picloud.errors import ActorUnavailable, CommandTimeout, PiCloudError
+from picloud.errors import (
+    ActorUnavailable,
+    CommandTimeout,
+    NotPlacedHere,
+    PiCloudError,
+)
 from picloud.hosting._channel import ChannelClient, open_channel
 from picloud.hosting._host_actor import quarantine_host_name, start_app_host
 from picloud.hosting._membership import Membership, rendezvous
@@ -275,6 +282,9 @@ class HostPool:
                     ) from e
                 await asyncio.sleep(_RECONNECT_PAUSE_S)
                 continue
+            if _refused(reply) and loop.time() + _RECONNECT_PAUSE_S < deadline:
+                await asyncio.sleep(_RECONNECT_PAUSE_S)  # placed again, then sent
+                continue
             if _lost(reply) and not isinstance(command, Invoke) and not resent:
                 resent = True
                 continue
@@ -315,3 +325,8 @@ class HostPool:
 
 def _lost(reply: Reply) -> bool:
     return isinstance(reply, Failure) and reply.kind == "ActorUnavailable"
+
+
+def _refused(reply: Reply) -> bool:
+    """A host said the call did not run: the app is placed elsewhere now."""
+    return isinstance(reply, Failure) and reply.kind == NotPlacedHere.__name__

@@ -1,8 +1,8 @@
 """The registry of live app hosts (table ``app_hosts``, migration 0011).
 
 Each shared AppHost writes its row (name, node, channel address) every
-heartbeat interval; front doors read the rows younger than the heartbeat
-timeout to know which hosts are alive now. Every time is the database's own
+heartbeat interval; a host is alive while some host of its node has beaten
+within the heartbeat timeout (see ``_BEAT``). Every time is the database's own
 ``now()``, so the clocks of the nodes never matter. Rows are operational
 state, not history: updated in place, deleted by a host that leaves.
 """
@@ -16,6 +16,11 @@ from picloud.store._errors import translate_errors
 
 __all__ = ["HostRegistry", "HostRow"]
 
+# A host is alive while its node is: while some host of its node beats. So a
+# host process that died on a live node keeps its apps while Ray restarts it
+# (under the same name, on the same node), and only a node that falls silent
+# as a whole loses its hosts. Nodes get a new id at every start.
+#
 # The upsert and the read share a statement (one round trip); the read cannot
 # see the upsert's row, so that one comes from its RETURNING.
 _BEAT = """
@@ -25,13 +30,17 @@ WITH me AS (
     SET node_id = $2, host = $3, port = $4, beat_at = now()
     RETURNING name, node_id, host, port
 )
-SELECT name, node_id, host, port FROM app_hosts
-WHERE beat_at > now() - make_interval(secs => $5) AND name <> $1
+SELECT name, node_id, host, port FROM app_hosts h
+WHERE name <> $1 AND (node_id = $2 OR EXISTS (
+    SELECT 1 FROM app_hosts n
+    WHERE n.node_id = h.node_id AND n.beat_at > now() - make_interval(secs => $5)))
 UNION ALL SELECT name, node_id, host, port FROM me
 """
 _ALIVE = """
-SELECT name, node_id, host, port FROM app_hosts
-WHERE beat_at > now() - make_interval(secs => $1)
+SELECT name, node_id, host, port FROM app_hosts h
+WHERE EXISTS (
+    SELECT 1 FROM app_hosts n
+    WHERE n.node_id = h.node_id AND n.beat_at > now() - make_interval(secs => $1))
 """
 
 
@@ -63,7 +72,7 @@ class HostRegistry:
         return _rows(records)
 
     async def alive(self, *, timeout_s: float) -> list[HostRow]:
-        """The hosts whose last heartbeat is younger than ``timeout_s``."""
+        """The hosts of the nodes some host of which beat within ``timeout_s``."""
         with translate_errors("live hosts"):
             records = await self._pool.fetch(_ALIVE, timeout_s)
         return _rows(records)
