@@ -33,10 +33,11 @@ def rendezvous(key: str, names: list[str]) -> str:
 class Membership:
     """The live shared hosts as last read from the registry.
 
-    A host leaves when its row is older than the heartbeat timeout. Rows go
-    stale for another reason when the database itself was out (nobody could
-    beat), so for one timeout after a failed read — and after the first
-    read — hosts are added but none removed. A read that finds no host at
+    A host leaves when the registry stops listing it (no host of its node
+    beat within the heartbeat timeout, or it left). Rows go stale for another
+    reason when the database itself was out (nobody could beat), so for one
+    timeout after a failed read — and after the first read — hosts are added
+    but none removed. A read that finds no host at
     all keeps the last members: there is nothing better to place apps on.
     """
 
