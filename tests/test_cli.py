@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -38,6 +39,19 @@ def gone(pid: int) -> bool:
         return True
 
 
+def listening_addresses(pid: int) -> set[str]:
+    """The addresses the process and all it started listen on (TCP): alone
+    on a machine, PiCloud, its app hosts and its Ray serve loopback only."""
+    root = psutil.Process(pid)
+    found = set()
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    found.add(c.laddr.ip.removeprefix("::ffff:"))
+    return found
+
+
 @pytest.mark.timeout(240)
 def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
     data_home: Path,
@@ -66,6 +80,7 @@ def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
         status, body = health
         assert status == 200
         assert body["status"] == "ok"
+        assert listening_addresses(process.pid) == {"127.0.0.1"}
         assert (data_dir / "postgres" / "PG_VERSION").exists()
         postmaster = data_dir / "postgres" / "postmaster.pid"
         postgres_pid = int(postmaster.read_text().split()[0])
