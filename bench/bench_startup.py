@@ -6,6 +6,10 @@ times on the same data directory; prints each time to a healthy /healthz,
 their median, and the idle memory (USS, and RSS) of every process it runs —
 its own tree and the embedded Postgres — after ``--idle`` seconds.
 
+With each time it prints the CPU time all those processes had used by then
+(user + system, finished children included): on a shared machine the wall
+time follows the others' load, the CPU time much less so.
+
     python bench/bench_startup.py [--warm 3] [--idle 10]
 """
 
@@ -93,6 +97,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def cpu_seconds(process: subprocess.Popen[bytes], data: Path) -> float:
+    total = 0.0
+    for p in processes(process, data):
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--warm", type=int, default=3)
@@ -101,11 +116,14 @@ def main() -> None:
     print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
-        times = []
+        times, cpus = [], []
         for n in range(args.warm + 1):
             process, _, seconds = start(data)
+            cpu = cpu_seconds(process, data)
             times.append(seconds)
-            print(f"{'first' if n == 0 else 'warm'} start: {seconds:5.2f} s")
+            cpus.append(cpu)
+            kind = "first" if n == 0 else "warm"
+            print(f"{kind} start: {seconds:5.2f} s (CPU {cpu:5.2f} s)")
             if n == args.warm:
                 time.sleep(args.idle)
                 procs = processes(process, data)
@@ -119,7 +137,10 @@ def main() -> None:
                     print(f"  {memory([p])[0]:6.1f} MB  {name}")
             stop(process)
         if args.warm:
-            print(f"median warm start: {statistics.median(times[1:]):.2f} s")
+            print(
+                f"median warm start: {statistics.median(times[1:]):.2f} s"
+                f" (CPU {statistics.median(cpus[1:]):.2f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from picloud.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings", "quiet_ray"]
+__all__ = ["ENV_PREFIX", "Settings", "load_settings", "prepare_ray_environment"]
 
 ENV_PREFIX = "PICLOUD_"
 
@@ -39,8 +39,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: str | None = None
     """Postgres to use; unset means the embedded server under ``data_dir``."""
     ray_address: str | None = None
-    """Ray cluster to join; unset means a local Ray started by ``serve``."""
+    """Ray cluster to join (``serve --join`` sets it); unset means a local Ray
+    started by ``serve``, bound to 127.0.0.1."""
     ray_namespace: str = "picloud"
+    """Every PiCloud process of one cluster must use the same namespace."""
+    ray_temp_dir: str | None = None
+    """When joining: the ``--temp-dir`` of this machine's Ray node, which picks
+    the node to attach to when several share a machine; unset: Ray's default."""
     data_dir: str = ".picloud"
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
@@ -86,8 +91,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     proxies keep the connection and a gone client is noticed."""
 
     # -- actors -----------------------------------------------------------------
-    app_hosts: Positive = 2
-    """Number of AppHost Ray actors that share the apps."""
+    app_hosts: NonNegative = 2
+    """AppHost Ray actors that each PiCloud node runs (pinned to it); the apps
+    are placed over the hosts of every node. 0: a front door that hosts no
+    apps (only when joining a cluster)."""
+    host_heartbeat_interval_ms: Positive = 500
+    """How often a host records that it is alive, and front doors re-read
+    which hosts are."""
+    host_heartbeat_timeout_ms: Positive = 2_000
+    """A host silent this long is gone (its node stopped or died): its apps are
+    placed on the other hosts and activate there from the log."""
     app_idle_timeout_s: Positive = 600
     app_host_max_active: Positive = 2_000
     """Active apps per host before the least recently used is passivated."""
@@ -227,7 +240,20 @@ def _explain(message: str, raw: Mapping[str, str]) -> str:
     return f"{ENV_PREFIX}{field.upper()}={raw.get(field, '')!r}: {text}"
 
 
-def quiet_ray() -> None:
-    """Environment defaults for the Ray that ``picloud serve`` starts: no
-    usage statistics sent home (a self-hosted server must not phone out)."""
+def prepare_ray_environment(*, local: bool, token: str) -> None:
+    """Environment for the Ray that ``picloud serve`` starts or joins; set
+    before Ray is imported (Ray reads some of it at import), inherited by
+    every Ray process started from here. A variable the operator set wins.
+
+    - No usage statistics sent home: a self-hosted server must not phone out.
+    - Local: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes Ray take 127.0.0.1
+      as the node's address, so its servers listen on loopback only (without
+      it Ray 2.60 resolves even an explicit 127.0.0.1 to the machine's
+      address and listens on every interface); and token authentication with
+      ``token``, a secret of this process that is never written to disk.
+    """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if local:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ.setdefault("RAY_AUTH_TOKEN", token)

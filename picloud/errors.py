@@ -21,6 +21,7 @@
     │   └── SdkCallError                 an SDK operation refused; fails the Lua call
     ├── ActorError                       hosting, placement, commands
     │   ├── ActorUnavailable             the host did not answer
+    │   │   └── NotPlacedHere            the app is placed elsewhere now: not run
     │   └── CommandTimeout               the caller's deadline passed
     ├── AuthError                        identity and access
     │   ├── Unauthenticated              no or bad credentials (401)
@@ -58,6 +59,7 @@ __all__ = [
     "ModuleError",
     "ModuleShapeError",
     "NotFound",
+    "NotPlacedHere",
     "PayloadTooLarge",
     "PiCloudError",
     "RequestError",
@@ -234,6 +236,12 @@ class ActorError(PiCloudError):
 
 class ActorUnavailable(ActorError):
     code = "unavailable"
+
+
+class NotPlacedHere(ActorUnavailable):
+    """A host refused a call for an app that placement moved away from it (or
+    for any app, once the host is leaving): the call did not run, so it may
+    be sent again, to the app's new host."""
 
 
 class CommandTimeout(ActorError, TimeoutError):

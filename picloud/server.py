@@ -3,6 +3,11 @@
 ``picloud serve`` runs it until a signal; tests start it in-process on a free
 loopback port. Ray must already be initialised (the CLI or a test fixture
 owns that choice); the database is the given DSN.
+
+On each node the process starts (or finds again) the node's own app hosts
+(:class:`~picloud.hosting.node_hosts.NodeHosts`); the front door places apps
+over the hosts of every node. :class:`HostsOnly` is a node that hosts apps
+and serves no HTTP (``picloud host``).
 """
 
 from __future__ import annotations
@@ -19,21 +24,32 @@ from aiohttp import web
 
 from picloud.config import Settings
 from picloud.domain.commands import Deactivate
-from picloud.errors import ActorUnavailable, CommandTimeout
+from picloud.errors import ActorUnavailable, CommandTimeout, PiCloudError
 from picloud.event_loop import freeze_heap
 from picloud.hosting.cluster_secret import with_cluster_secret
-from picloud.hosting.control_actor import ControlPlaneClient, start_control_plane
+from picloud.hosting.control_actor import (
+    ControlPlaneClient,
+    LocalControlPlane,
+    RemoteControlPlane,
+    start_control_plane,
+)
 from picloud.hosting.host_pool import HostPool
+from picloud.hosting.node_hosts import NodeHosts
 from picloud.hosting.scheduler import sweep_retention, wake_due_apps
 from picloud.hosting.secret_key import with_secret_key
 from picloud.http.app import answer_protocol_errors_as_json, make_app
 from picloud.http.ingress import apps_handler
 from picloud.http.routing import Routing
 from picloud.http.state import BackgroundTasks, Services
-from picloud.store import CommitSignals, Database, migrate, relay_commit_signals
+from picloud.store import (
+    CommitSignals,
+    Database,
+    migrate,
+    relay_commit_signals,
+)
 from picloud.store.commit_signals import ROUTING_CHANNEL
 
-__all__ = ["Server"]
+__all__ = ["HostsOnly", "Server"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +60,9 @@ class Server:
     """Start and stop PiCloud against ``dsn``.
 
     ``owns_actors``: stop the named actors on :meth:`stop` (a test's private
-    namespace, or a local Ray); leave them running when joining a cluster.
+    namespace, or a local Ray). When joining a cluster, :meth:`stop` leaves
+    the control plane and the quarantine hosts running and drains this
+    node's hosts (their apps move to the other nodes without an error).
     """
 
     def __init__(self, settings: Settings, dsn: str, *, owns_actors: bool) -> None:
@@ -61,6 +79,7 @@ class Server:
         self._stack = AsyncExitStack()
         self._actors: list[Any] = []
         self.services: Services | None = None
+        self.node_hosts: NodeHosts | None = None
 
     @property
     def url(self) -> str:
@@ -83,25 +102,29 @@ class Server:
     async def _start(self) -> None:
         await self._migrate()
         # The actors' processes start (a second or so each) while the front
-        # door opens its database and loads its routing table.
-        handle = start_control_plane(self.settings, self.dsn)
-        self._actors.append(handle)
+        # door opens its database and loads its routing table. Alone on a
+        # machine, the front door runs the control plane itself.
+        handle = None
+        if self.settings.ray_address is not None:
+            handle = start_control_plane(self.settings, self.dsn)
+            self._actors.append(handle)
+        if self.settings.app_hosts:
+            self.node_hosts = NodeHosts(self.settings, self.dsn)
         routing = Routing()
-        hosts = HostPool(self.settings, self.dsn, quarantined=routing.is_quarantined)
-        self._stack.callback(hosts.close)
-        self._stack.callback(lambda: self._actors.extend(hosts.handles()))
-        # The front door follows the log for its routing table only: it listens
-        # to the commits that change routes, not to every invocation's.
-        signals = CommitSignals(ROUTING_CHANNEL)
-        db = await Database.open(self.dsn, self.settings, signals=signals)
-        self._stack.push_async_callback(db.close)
-        await self._stack.enter_async_context(
-            relay_commit_signals(signals, self.dsn, self.settings)
+        db = await self._open_database()
+        hosts = HostPool(
+            self.settings,
+            self.dsn,
+            registry=db.hosts,
+            quarantined=routing.is_quarantined,
         )
+        self._stack.callback(hosts.close)
+        self._stack.callback(lambda: self._actors.extend(hosts.quarantine_handles()))
         await routing.load(db)
         control, _ = await asyncio.gather(
-            self._control_plane(handle), hosts.ready(_ACTOR_START_TIMEOUT)
+            self._control_plane(handle, db), self._node_ready()
         )
+        await hosts.ready(_ACTOR_START_TIMEOUT)
         tasks = BackgroundTasks()
         self._stack.push_async_callback(tasks.close)
         self.services = Services(
@@ -112,28 +135,60 @@ class Server:
             routing=routing,
             tasks=tasks,
         )
-        routing.on_quarantine = lambda app_id: tasks.spawn(_move_out(hosts, app_id))
-        poll = self.settings.event_poll_interval_ms / 1000
-        tasks.spawn(routing.follow(db.log, poll))
-        tasks.spawn(wake_due_apps(db.scheduler, hosts, self.settings))
-        tasks.spawn(sweep_retention(db.scheduler, hosts, self.settings))
+        self._follow(self.services)
         await self._serve_http(self.services)
         freeze_heap()
+
+    async def _open_database(self) -> Database:
+        # The front door follows the log for its routing table only: it listens
+        # to the commits that change routes, not to every invocation's.
+        signals = CommitSignals(ROUTING_CHANNEL)
+        db = await Database.open(self.dsn, self.settings, signals=signals)
+        self._stack.push_async_callback(db.close)
+        await self._stack.enter_async_context(
+            relay_commit_signals(signals, self.dsn, self.settings)
+        )
+        return db
+
+    def _follow(self, services: Services) -> None:
+        """The background work of a front door: the routing table and the live
+        hosts kept current, due wake-ups, retention."""
+        hosts, routing, tasks = services.hosts, services.routing, services.tasks
+        routing.on_quarantine = lambda app_id: tasks.spawn(_move_out(hosts, app_id))
+        poll = self.settings.event_poll_interval_ms / 1000
+        tasks.spawn(routing.follow(services.db.log, poll))
+        tasks.spawn(hosts.follow())
+        tasks.spawn(wake_due_apps(services.db.scheduler, hosts, self.settings))
+        tasks.spawn(sweep_retention(services.db.scheduler, hosts, self.settings))
+
+    async def _node_ready(self) -> None:
+        if self.node_hosts is not None:
+            await self.node_hosts.ready(_ACTOR_START_TIMEOUT)
 
     async def _migrate(self) -> None:
         applied = await migrate(self.dsn, self.settings)
         if applied:
             log.info("applied migrations %s", applied)
 
-    async def _control_plane(self, handle: Any) -> ControlPlaneClient:
-        """The control plane's client, once the actor answers."""
-        control = ControlPlaneClient(
+    async def _control_plane(self, handle: Any, db: Database) -> ControlPlaneClient:
+        """The control plane's client, once it answers: this process's own
+        plane without ``handle``, else the actor's."""
+        if handle is None:
+            local = LocalControlPlane(db.log)
+            await local.start()
+            return local
+        control = RemoteControlPlane(
             handle, timeout=self.settings.sync_timeout_ms / 1000
         )
         deadline = asyncio.get_running_loop().time() + _ACTOR_START_TIMEOUT
+        renewed = False
         while True:
             try:
                 await control.ping(seconds=10.0)
+                if not renewed:
+                    renewed = True
+                    if await control.renew_if_older():
+                        continue
             except (ActorUnavailable, CommandTimeout):
                 if asyncio.get_running_loop().time() > deadline:
                     raise
@@ -184,11 +239,44 @@ class Server:
             for handle in self._actors:
                 with contextlib.suppress(Exception):
                     ray.kill(handle, no_restart=True)
+            if self.node_hosts is not None:
+                self.node_hosts.kill()
+        elif self.node_hosts is not None:
+            await self.node_hosts.drain()
         self._actors.clear()
+        self.node_hosts = None
+
+
+class HostsOnly:
+    """A node that hosts apps and serves no HTTP: its hosts, until stopped
+    (then drained, as :meth:`Server.stop` does when joining)."""
+
+    def __init__(self, settings: Settings, dsn: str) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self.node_hosts: NodeHosts | None = None
+
+    async def start(self) -> None:
+        applied = await migrate(self.dsn, self.settings)
+        if applied:
+            log.info("applied migrations %s", applied)
+        self.node_hosts = NodeHosts(self.settings, self.dsn)
+        await self.node_hosts.ready(_ACTOR_START_TIMEOUT)
+        log.info(
+            "hosting apps on node %s: %s",
+            self.node_hosts.node_id,
+            ", ".join(self.node_hosts.names),
+        )
+
+    async def stop(self) -> None:
+        if self.node_hosts is not None:
+            await self.node_hosts.drain()
+            self.node_hosts = None
 
 
 async def _move_out(hosts: HostPool, app_id: str) -> None:
     """A quarantined app leaves its shared host (it activates on its own one)."""
-    await hosts.shared_link_for(app_id).call(
-        app_id, Deactivate(), asyncio.get_running_loop().time() + 10.0
-    )
+    try:
+        await hosts.call(app_id, Deactivate(), 10.0, shared=True)
+    except PiCloudError as e:
+        log.warning("could not move quarantined app %s out: %s", app_id, e)

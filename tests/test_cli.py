@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -38,6 +39,19 @@ def gone(pid: int) -> bool:
         return True
 
 
+def listening_addresses(pid: int) -> set[str]:
+    """The addresses the process and all it started listen on (TCP): alone
+    on a machine, PiCloud, its app hosts and its Ray serve loopback only."""
+    root = psutil.Process(pid)
+    found = set()
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    found.add(c.laddr.ip.removeprefix("::ffff:"))
+    return found
+
+
 @pytest.mark.timeout(240)
 def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
     data_home: Path,
@@ -66,6 +80,7 @@ def test_serve_starts_from_nothing_answers_healthz_and_stops_cleanly(
         status, body = health
         assert status == 200
         assert body["status"] == "ok"
+        assert listening_addresses(process.pid) == {"127.0.0.1"}
         assert (data_dir / "postgres" / "PG_VERSION").exists()
         postmaster = data_dir / "postgres" / "postmaster.pid"
         postgres_pid = int(postmaster.read_text().split()[0])
@@ -176,3 +191,23 @@ def test_a_busy_port_or_an_unusable_data_dir_is_one_line_before_anything_starts(
     last = unusable.stderr.strip().splitlines()[-1]
     assert last.startswith(f"picloud: cannot use the data directory {blocked}/data")
     assert "PICLOUD_DATA_DIR" in last
+
+
+def test_joining_a_cluster_without_its_database_or_secret_is_one_line(
+    tmp_path: Path,
+) -> None:
+    env = picloud_env(tmp_path / "data")
+    cases = {
+        ("serve", "--join", "10.0.0.1:6379"): "PICLOUD_DATABASE_URL",
+        ("host",): "give --join ADDRESS or set PICLOUD_RAY_ADDRESS",
+        ("serve", "--no-front-door"): "give --join ADDRESS",
+    }
+    for args, named in cases.items():
+        done = _picloud(env, *args)
+        assert done.returncode != 0, args
+        assert named in done.stderr.strip().splitlines()[-1], (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    with_db = {**env, "PICLOUD_DATABASE_URL": "postgresql://db.example/picloud"}
+    done = _picloud(with_db, "host", "--join", "10.0.0.1:6379")
+    assert "PICLOUD_CLUSTER_SECRET, the same on every node" in done.stderr
+    assert not (tmp_path / "data" / "postgres").exists(), "Postgres was started"

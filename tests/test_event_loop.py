@@ -1,11 +1,17 @@
-"""Deadlines and the frozen heap (picloud.event_loop), on the loop tests run on."""
+"""Deadlines, the frozen heap and the memory given back (picloud.event_loop),
+on the loop tests run on."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 
-from picloud.event_loop import Deadlines, deadlines, freeze_heap
+import psutil
+
+from picloud.actors.invoker import Invoker
+from picloud.config import Settings
+from picloud.event_loop import Deadlines, deadlines, freeze_heap, release_memory
+from picloud.scripting import AppInfo
 
 
 async def test_a_deadline_fires_once_after_its_time_within_a_tick() -> None:
@@ -65,3 +71,23 @@ def test_freeze_heap_moves_what_lives_now_out_of_the_collectors_reach() -> None:
         assert gc.get_freeze_count() >= before + len(kept)
     finally:
         gc.unfreeze()
+
+
+def test_the_memory_of_closed_sandboxes_goes_back_to_the_system() -> None:
+    def uss() -> float:
+        return float(psutil.Process().memory_full_info().uss) / 2**20
+
+    settings = Settings()
+    release_memory()
+    before = uss()
+    invokers = [
+        Invoker(AppInfo(id=f"a{n}", slug=f"a{n}", name="a"), settings)
+        for n in range(150)
+    ]
+    grown = uss() - before
+    assert grown > 20, grown  # ~250 KB a sandbox
+    for invoker in invokers:
+        invoker.close()
+    del invokers, invoker
+    release_memory()
+    assert uss() - before < grown * 0.4, (before, grown, uss())

@@ -7,10 +7,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import secrets
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
+
+import msgspec
 
 import picloud
 from picloud import event_loop
@@ -19,12 +22,12 @@ from picloud.cli._events import add_events_command, run_events
 from picloud.cli._preflight import check_can_serve
 from picloud.cli._replay import add_replay_command, run_replay
 from picloud.cli._secrets import add_secret_commands, run_secrets
-from picloud.config import Settings, load_settings, quiet_ray
+from picloud.config import Settings, load_settings, prepare_ray_environment
 from picloud.errors import PiCloudError
 from picloud.store import EmbeddedPostgres, migrate, migration_status
 
 if TYPE_CHECKING:
-    from picloud.server import Server
+    from picloud.server import HostsOnly, Server
 
 __all__ = ["main"]
 
@@ -57,18 +60,25 @@ def database(settings: Settings) -> Iterator[str]:
         yield dsn
 
 
-def _serve(settings: Settings) -> None:
-    check_can_serve(settings)  # before anything starts
+def _serve(settings: Settings, *, front_door: bool) -> None:
+    check_can_serve(settings, front_door=front_door)  # before anything starts
     log.info("data directory: %s", settings.data_path)
     with _postgres_and_ray(settings) as (dsn, embedded):
-        from picloud.server import Server  # noqa: PLC0415  # Ray's import is slow
+        # Ray's import is slow, and must follow prepare_ray_environment.
+        from picloud.server import HostsOnly, Server  # noqa: PLC0415
 
-        server = Server(settings, dsn, owns_actors=settings.ray_address is None)
-        event_loop.run(_run_until_signal(server, embedded))
+        part: Server | HostsOnly = (
+            Server(settings, dsn, owns_actors=settings.ray_address is None)
+            if front_door
+            else HostsOnly(settings, dsn)
+        )
+        event_loop.run(_run_until_signal(part, embedded))
     log.info("PiCloud stopped")
 
 
-async def _run_until_signal(server: Server, embedded: EmbeddedPostgres | None) -> None:
+async def _run_until_signal(
+    server: Server | HostsOnly, embedded: EmbeddedPostgres | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,8 +91,9 @@ async def _run_until_signal(server: Server, embedded: EmbeddedPostgres | None) -
             supervisor = tasks.create_task(embedded.supervise(), name="postgres")
         try:
             await server.start()
-            if server.services is not None:
-                await warn_if_no_admin(server.services.store, log.warning)
+            services = getattr(server, "services", None)  # a front door's
+            if services is not None:
+                await warn_if_no_admin(services.store, log.warning)
             await stop.wait()
             log.info("stopping")
         finally:
@@ -102,30 +113,18 @@ def _postgres_and_ray(
         contextlib.ExitStack() as stack,
     ):
         postgres = pool.submit(stack.enter_context, _postgres(settings))
-        _start_ray(settings)
-        stack.callback(_stop_ray)
+        stack.callback(_start_ray(settings))
         yield postgres.result()
 
 
-def _start_ray(settings: Settings) -> None:
-    import ray  # noqa: PLC0415  # Ray's import is slow; only `serve` needs it
-
-    quiet_ray()
-    local = settings.ray_address is None
-    ray.init(
-        address=settings.ray_address or "local",
-        namespace=settings.ray_namespace,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        # Alone on this machine: Ray's processes talk over loopback.
-        _node_ip_address="127.0.0.1" if local else None,
+def _start_ray(settings: Settings) -> Callable[[], None]:
+    """Start or join Ray; the function that stops it."""
+    prepare_ray_environment(
+        local=settings.ray_address is None, token=secrets.token_urlsafe(32)
     )
+    from picloud.hosting.ray_runtime import start_ray  # noqa: PLC0415  # slow
 
-
-def _stop_ray() -> None:
-    import ray  # noqa: PLC0415
-
-    ray.shutdown()
+    return start_ray(settings)
 
 
 def _migrate(settings: Settings, *, status: bool) -> None:
@@ -145,9 +144,19 @@ def _parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"picloud {picloud.__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    serve = commands.add_parser(
         "serve", help="run PiCloud (embedded Postgres and local Ray by default)"
     )
+    _add_join(serve)
+    serve.add_argument(
+        "--no-front-door",
+        action="store_true",
+        help="only host apps on this node (with --join): no HTTP listeners",
+    )
+    host = commands.add_parser(
+        "host", help="host apps on this node of a cluster (serve --no-front-door)"
+    )
+    _add_join(host)
     migrate_command = commands.add_parser(
         "migrate", help="apply pending database migrations and exit"
     )
@@ -159,6 +168,20 @@ def _parser() -> argparse.ArgumentParser:
     add_replay_command(commands)
     add_secret_commands(commands)
     return parser
+
+
+def _add_join(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--join",
+        metavar="ADDRESS",
+        help="the Ray cluster to join, host:port of its head (PICLOUD_RAY_ADDRESS)",
+    )
+
+
+def _with_join(settings: Settings, args: argparse.Namespace) -> Settings:
+    if getattr(args, "join", None):
+        return msgspec.structs.replace(settings, ray_address=args.join)
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -174,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The embedded server's library narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
-        if args.command == "serve":
-            _serve(settings)
+        if args.command in ("serve", "host"):
+            front_door = args.command == "serve" and not args.no_front_door
+            _serve(_with_join(settings, args), front_door=front_door)
         elif args.command == "migrate":
             _migrate(settings, status=args.status)
         elif args.command == "admin":

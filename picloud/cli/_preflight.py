@@ -14,9 +14,12 @@ from picloud.errors import ConfigError
 __all__ = ["check_can_serve"]
 
 
-def check_can_serve(settings: Settings) -> None:
+def check_can_serve(settings: Settings, *, front_door: bool = True) -> None:
     """Raises ConfigError naming the variable to change."""
     _check_data_dir(settings)
+    _check_cluster(settings, front_door=front_door)
+    if not front_door:
+        return
     apps_host = settings.apps_host or settings.http_host
     _check_port(settings.http_host, settings.http_port, "PICLOUD_HTTP_PORT")
     _check_port(apps_host, settings.apps_port, "PICLOUD_APPS_PORT")
@@ -56,3 +59,28 @@ def _check_data_dir(settings: Settings) -> None:
             f"cannot use the data directory {path} (PICLOUD_DATA_DIR):"
             f" {e.strerror or e}"
         ) from None
+
+
+def _check_cluster(settings: Settings, *, front_door: bool) -> None:
+    """What joining a cluster needs: one database and one secret for all."""
+    if settings.ray_address is None:
+        if not front_door:
+            raise ConfigError(
+                "hosting apps only makes sense on a node of a cluster:"
+                " give --join ADDRESS or set PICLOUD_RAY_ADDRESS"
+            )
+        if settings.app_hosts == 0:
+            raise ConfigError("PICLOUD_APP_HOSTS=0: alone, PiCloud needs a host")
+        return
+    if not settings.database_url:
+        raise ConfigError(
+            "joining a cluster needs PICLOUD_DATABASE_URL: every node uses the"
+            " same Postgres (the embedded one serves a single machine)"
+        )
+    if not settings.cluster_secret:
+        raise ConfigError(
+            "joining a cluster needs PICLOUD_CLUSTER_SECRET, the same on every"
+            " node: front doors prove it to the app hosts"
+        )
+    if not front_door and settings.app_hosts == 0:
+        raise ConfigError("PICLOUD_APP_HOSTS=0: this node would host nothing")

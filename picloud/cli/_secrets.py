@@ -23,7 +23,6 @@ from picloud.domain.secret_box import SecretBox
 from picloud.domain.secrets import MAX_SECRET_BYTES, DeleteSecret, SetSecret
 from picloud.errors import InvalidInput, NotFound
 from picloud.events import EventMeta
-from picloud.hosting.secret_key import with_secret_key
 from picloud.store import Database, migrate, notify_readers
 
 __all__ = ["add_secret_commands", "run_secrets"]
@@ -78,6 +77,10 @@ def _read_value() -> str:
 
 
 async def _set(dsn: str, settings: Settings, app: str, name: str, value: str) -> None:
+    # Here, not at the top: the hosting package imports Ray, and `picloud
+    # serve` must set Ray's environment before anything imports it.
+    from picloud.hosting.secret_key import with_secret_key  # noqa: PLC0415
+
     box = SecretBox(with_secret_key(settings).secret_key)
     db = await Database.open(dsn, settings, init_size=1, max_size=2)
     try:

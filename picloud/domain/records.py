@@ -25,6 +25,7 @@ __all__ = [
     "EventRecord",
     "ExecutionDetail",
     "ExecutionRecord",
+    "HostRecord",
     "KeyRecord",
     "MemberRecord",
     "RouteRecord",
@@ -42,6 +43,17 @@ class AppRecord(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     created_at: datetime
     updated_at: datetime
+
+
+class HostRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A live shared app host, as a front door sees it."""
+
+    name: str
+    node_id: str
+    address: str
+    """Where its channel listens (host:port)."""
+    active_apps: int | None
+    """Apps active on it now; None if it did not answer in time."""
 
 
 class UserRecord(msgspec.Struct, frozen=True, kw_only=True):

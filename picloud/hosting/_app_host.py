@@ -7,6 +7,11 @@ Guarantees:
   when idle longer than ``app_idle_timeout_s`` or when more than
   ``app_host_max_active`` are active (least recently used first). A new
   activation of an app waits until its previous actor finished passivating.
+  The memory of passivated apps goes back to the system at the next idle
+  sweep (every ``min(30, app_idle_timeout_s / 2)`` seconds).
+- A shared host (one with a node) records itself alive in the registry every
+  heartbeat interval and lets go of (passivates) the apps that placement
+  now puts on another live host, so a node that joins takes its share.
 - Second sandbox layer: a watchdog thread kills this process when a script
   overruns its hard deadline, after recording the offending app in
   ``<data_dir>/hosts/<name>.offender``; the restarted process reports it to
@@ -31,10 +36,13 @@ from picloud.actors.invoker import Invoker
 from picloud.actors.protocol import Call, Done, Reply, ReplyFrame, failure_of
 from picloud.config import Settings
 from picloud.domain.commands import Deactivate, Settle
-from picloud.errors import NotFound, PiCloudError
+from picloud.errors import NotFound, NotPlacedHere, PiCloudError
+from picloud.event_loop import release_memory
 from picloud.hosting._channel import ChannelServerProtocol
+from picloud.hosting._heartbeat import Heartbeat
+from picloud.hosting._membership import rendezvous
 from picloud.scripting import AppInfo, CurrentInvocation, Watchdog
-from picloud.store import CommitSignals, Database, relay_commit_signals
+from picloud.store import CommitSignals, Database, HostRow, relay_commit_signals
 
 __all__ = ["AppHost", "Offender", "read_offender"]
 
@@ -70,8 +78,18 @@ def read_offender(settings: Settings, host_name: str) -> Offender | None:
 class AppHost:
     """Hosts apps in this process; see the module docstring."""
 
-    def __init__(self, name: str, settings: Settings, dsn: str) -> None:
+    def __init__(
+        self, name: str, settings: Settings, dsn: str, *, node_id: str | None = None
+    ) -> None:
+        """``node_id``: the node of a shared host (placement is over those);
+        None for a host of its own (quarantine), which is placed by name."""
         self.name = name
+        self._node_id = node_id
+        self._heartbeat: Heartbeat | None = None
+        self._unchecked: set[str] = set()  # activated since the last beat
+        self._passivated = 0  # since the last sweep
+        self._moved: dict[str, float] = {}  # app -> refused until (monotonic)
+        self._leaving = False
         self._settings = settings
         self._dsn = dsn
         # The scripts that outrun their slice on the event loop (see Invoker).
@@ -106,6 +124,11 @@ class AppHost:
         port = self._server.sockets[0].getsockname()[1]
         self.address = (bind_host, port)
         self._watchdog.start()
+        if self._node_id is not None:
+            me = HostRow(self.name, self._node_id, bind_host, port)
+            self._heartbeat = Heartbeat(self._db.hosts, me, self._settings, self._beat)
+            await self._heartbeat.beat()  # known at once, not one interval later
+            self._tasks.append(asyncio.create_task(self._heartbeat.run()))
         log.info(
             "app host %s serving on %s:%d (pid %d)",
             self.name,
@@ -114,6 +137,15 @@ class AppHost:
             os.getpid(),
         )
         return self.address
+
+    async def leave(self) -> None:
+        """Leave the registry and run no more calls: each is refused as not
+        run, and the front door sends it again to the app's next host once
+        its next refresh shows this one gone. The calls already queued here
+        finish."""
+        self._leaving = True
+        if self._heartbeat is not None:
+            await self._heartbeat.leave()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -147,6 +179,10 @@ class AppHost:
             self._passivate(call.app_id)
             respond(ReplyFrame(call.id, Done()))
             return
+        refusal = self._refusal(call.app_id)
+        if refusal is not None:
+            respond(ReplyFrame(call.id, failure_of(refusal)))
+            return
         actor = self._actors.get(call.app_id)
         if isinstance(call.command, Settle) and actor is None:
             # Not active: nothing pending, unless its last actor is closing
@@ -161,6 +197,26 @@ class AppHost:
             actor.submit(call.command, call.timeout_ms / 1000).add_done_callback(reply)
             return
         self._later(self._submit_after_activation(call), reply)
+
+    def _refusal(self, app_id: str) -> NotPlacedHere | None:
+        """Why this host will not run the app's call, if it will not.
+
+        Once leaving, it runs no call; and for one heartbeat timeout after it
+        let an app go to another host, it runs none of that app's: a front
+        door that has not yet seen the change sends it again (to the new host,
+        once it has), instead of this host activating a second writer.
+        """
+        if self._leaving:
+            return NotPlacedHere(f"{self.name} is leaving")
+        until = self._moved.get(app_id)
+        if until is None:
+            return None
+        names = self._heartbeat.membership.names if self._heartbeat else []
+        elsewhere = bool(names) and rendezvous(app_id, names) != self.name
+        if elsewhere and time.monotonic() < until:
+            return NotPlacedHere(f"app {app_id} moved to another host")
+        del self._moved[app_id]  # expired, or placed here again
+        return None
 
     def _later(
         self, work: Awaitable[Reply], reply: Callable[[asyncio.Future[Reply]], None]
@@ -217,6 +273,7 @@ class AppHost:
             raise
         self._watchdog.watch(actor.runtime)
         self._actors[app_id] = actor
+        self._unchecked.add(app_id)
         while len(self._actors) > self._settings.app_host_max_active:
             self._passivate(next(iter(self._actors)))
         return actor
@@ -228,11 +285,39 @@ class AppHost:
         if actor is None:
             return
         self._watchdog.unwatch(actor.runtime)
+        self._passivated += 1
         task = asyncio.create_task(actor.close())
         self._closing[app_id] = task
         task.add_done_callback(lambda _t: self._closing.pop(app_id, None))
 
+    def _beat(self, names: list[str], changed: bool) -> None:
+        """After each heartbeat: let go of the apps placed elsewhere now (all
+        of them if the members changed, else those activated since the last
+        beat, which a front door that had not yet seen the change sent)."""
+        candidates = list(self._actors) if changed else list(self._unchecked)
+        self._unchecked.clear()
+        if self.name not in names:
+            return
+        moved = [
+            app_id
+            for app_id in candidates
+            if app_id in self._actors and rendezvous(app_id, names) != self.name
+        ]
+        now = time.monotonic()
+        if self._moved:
+            self._moved = {a: t for a, t in self._moved.items() if t > now}
+        until = now + self._settings.host_heartbeat_timeout_ms / 1000
+        for app_id in moved:
+            self._passivate(app_id)
+            self._moved[app_id] = until
+        if moved:
+            log.info("%s: %d apps now placed on other hosts", self.name, len(moved))
+
     async def _sweep_idle(self) -> None:
+        """Passivate the apps idle too long; then, if any app was passivated
+        since the last sweep (idle, LRU, moved, deleted), give its memory back
+        to the system (see release_memory: otherwise a host keeps the peak
+        of its active apps for good)."""
         timeout = self._settings.app_idle_timeout_s
         while True:
             await asyncio.sleep(min(30.0, timeout / 2))
@@ -240,6 +325,10 @@ class AppHost:
             for app_id, actor in list(self._actors.items()):
                 if actor.last_used < idle_since:
                     self._passivate(app_id)
+            if self._passivated:
+                self._passivated = 0
+                await asyncio.gather(*self._closing.values(), return_exceptions=True)
+                release_memory()
 
     # -- the second sandbox layer -----------------------------------------------------
 

@@ -9,11 +9,13 @@ restarted host reports the app whose script got its predecessor killed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from picloud.config import Settings
 from picloud.domain.commands import RecordHostKill
@@ -21,15 +23,17 @@ from picloud.errors import PiCloudError
 from picloud.event_loop import freeze_heap
 from picloud.hosting._app_host import AppHost, read_offender
 
-__all__ = ["host_names", "quarantine_host_name", "start_app_host"]
+__all__ = ["node_host_names", "quarantine_host_name", "start_app_host"]
 
 log = logging.getLogger(__name__)
 
 _REPORT_TIMEOUT_S = 30.0
+_NODE_CHARS = 12  # of the node id's 56 hex digits: readable, and unique enough
 
 
-def host_names(settings: Settings) -> list[str]:
-    return [f"picloud-host-{i}" for i in range(settings.app_hosts)]
+def node_host_names(node_id: str, count: int) -> list[str]:
+    """The shared hosts of one node: each node runs its own, pinned to it."""
+    return [f"picloud-host-{node_id[:_NODE_CHARS]}-{i}" for i in range(count)]
 
 
 def quarantine_host_name(app_id: str) -> str:
@@ -37,11 +41,21 @@ def quarantine_host_name(app_id: str) -> str:
 
 
 class _AppHostActor:
-    def __init__(self, name: str, settings: Settings, dsn: str, bind_host: str) -> None:
+    def __init__(
+        self, name: str, settings: Settings, dsn: str, node_id: str | None
+    ) -> None:
         self._settings = settings
-        self._bind_host = bind_host
-        self._host = AppHost(name, settings, dsn)
+        # Alone on a machine, hosts serve only its loopback; clustered, the
+        # front doors of the other nodes reach them on the node's address.
+        local = settings.ray_address is None
+        self._bind_host = "127.0.0.1" if local else _node_ip()
+        self._host = AppHost(name, settings, dsn, node_id=node_id)
         self._booted: asyncio.Task[None] | None = None
+        # Boot now, not on the first call: nobody calls a host that Ray has
+        # restarted (front doors find it in the registry, once it beats).
+        # Ray runs an async actor's __init__ on the actor's event loop.
+        with contextlib.suppress(RuntimeError):  # no loop: on first call
+            self._booted = asyncio.get_running_loop().create_task(self._boot())
 
     async def _ready(self) -> AppHost:
         if self._booted is None:
@@ -79,6 +93,10 @@ class _AppHostActor:
         stats["nice"] = os.getpriority(os.PRIO_PROCESS, 0)  # the loop's thread
         return stats
 
+    async def leave(self) -> None:
+        """Leave the registry (see AppHost.leave); the host still answers."""
+        await (await self._ready()).leave()
+
     async def shutdown(self) -> None:
         if self._booted is not None:
             await self._host.stop()
@@ -105,15 +123,27 @@ _RemoteAppHost: Any = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0
 )
 
 
-def start_app_host(name: str, settings: Settings, dsn: str) -> Any:
-    """Create the named host actor, or join the running one of the namespace."""
-    bind_host = "127.0.0.1" if settings.ray_address is None else _node_ip()
-    return _RemoteAppHost.options(
-        name=name,
-        namespace=settings.ray_namespace,
-        lifetime="detached",
-        get_if_exists=True,
-    ).remote(name, settings, dsn, bind_host)
+def start_app_host(
+    name: str, settings: Settings, dsn: str, *, node_id: str | None = None
+) -> Any:
+    """Create the named host actor, or join the running one of the namespace.
+
+    With ``node_id`` the host is a shared one pinned to that node (it dies
+    with the node, and never runs elsewhere: placement moves its apps);
+    without, Ray may run it anywhere, and restarts it elsewhere if its node
+    dies (a quarantined app's host of its own).
+    """
+    options: dict[str, Any] = {
+        "name": name,
+        "namespace": settings.ray_namespace,
+        "lifetime": "detached",
+        "get_if_exists": True,
+    }
+    if node_id is not None:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+            node_id, soft=False
+        )
+    return _RemoteAppHost.options(**options).remote(name, settings, dsn, node_id)
 
 
 def _node_ip() -> str:

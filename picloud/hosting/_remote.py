@@ -14,12 +14,13 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+import ray
 from ray import exceptions as ray_errors
 
 from picloud.actors.protocol import unwrap
 from picloud.errors import ActorUnavailable, CommandTimeout
 
-__all__ = ["call_remote"]
+__all__ = ["call_remote", "find_actor"]
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +36,17 @@ async def call_remote(ref: Awaitable[Any], *, what: str, seconds: float) -> Any:
         log.warning("%s failed in Ray: %s", what, e)
         raise ActorUnavailable(f"{what}: actor unavailable ({type(e).__name__})") from e
     return unwrap(result)
+
+
+async def find_actor(name: str, *, namespace: str, seconds: float) -> Any:
+    """The named actor's handle; ActorUnavailable if Ray knows none.
+
+    Ray's lookup blocks on the GCS, so it runs on a thread.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            return await asyncio.to_thread(ray.get_actor, name, namespace=namespace)
+    except TimeoutError as e:
+        raise CommandTimeout(f"{name}: Ray did not answer within {seconds:g}s") from e
+    except (ValueError, ray_errors.RayError) as e:  # ValueError: no such actor
+        raise ActorUnavailable(f"{name}: no such actor") from e

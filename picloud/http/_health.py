@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from picloud.errors import PiCloudError, StoreUnavailable
+from picloud.errors import ActorUnavailable, PiCloudError, StoreUnavailable
 from picloud.http._api import ENDPOINTS, endpoint, json_response
 from picloud.http._openapi import openapi_document
 from picloud.http.state import SERVICES
@@ -41,8 +41,12 @@ async def _postgres(request: web.Request) -> dict[str, Any]:
 
 
 async def _ray(request: web.Request) -> dict[str, Any]:
-    pid = await request.app[SERVICES].control.ping(seconds=_CHECK_TIMEOUT)
-    return {"control_plane_pid": pid}
+    services = request.app[SERVICES]
+    pid = await services.control.ping(seconds=_CHECK_TIMEOUT)
+    hosts = len(services.hosts.membership.names)
+    if not hosts:
+        raise ActorUnavailable("no app host is alive")
+    return {"control_plane_pid": pid, "app_hosts": hosts}
 
 
 @endpoint("GET", "/healthz", needs=None, summary="Postgres and Ray status", tag="ops")

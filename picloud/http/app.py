@@ -10,6 +10,7 @@ from picloud.http import (  # noqa: F401
     _admin_data,
     _admin_events,
     _admin_history,
+    _admin_hosts,
     _admin_identity,
     _admin_scripts,
     _admin_secrets,

@@ -15,6 +15,7 @@ from picloud.store.api import AdminStore, AppStore, Database, SchedulerStore
 from picloud.store.commit_signals import CommitSignals, relay_commit_signals
 from picloud.store.embedded import EmbeddedPostgres
 from picloud.store.eventlog import START, Cursor, EventLog, Transaction
+from picloud.store.hosts import HostRegistry, HostRow
 from picloud.store.migrations import (
     MigrationState,
     migrate,
@@ -33,6 +34,8 @@ __all__ = [
     "EmbeddedPostgres",
     "EventLog",
     "ExecutionFilter",
+    "HostRegistry",
+    "HostRow",
     "LoginUser",
     "MigrationState",
     "RouteRow",

@@ -60,6 +60,7 @@ from picloud.store.commit_signals import CommitSignals
 from picloud.store.docs_query import DocQuery
 from picloud.store.event_pages import EventReader
 from picloud.store.eventlog import EventLog
+from picloud.store.hosts import HostRegistry
 
 __all__ = ["AdminStore", "AppStore", "Database", "SchedulerStore"]
 
@@ -322,6 +323,7 @@ class Database:
         """The global order as it leaves PiCloud (redacted pages)."""
         self.admin = AdminStore(pool, log)
         self.scheduler = SchedulerStore(pool)
+        self.hosts = HostRegistry(pool)
         self._recycler: asyncio.Task[None] | None = None
 
     @classmethod

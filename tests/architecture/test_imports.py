@@ -1,5 +1,7 @@
-"""What importing a layer costs: the plain-Python actors load no Ray, and the
-pure layers load no database driver, Ray or web framework."""
+"""What importing a layer costs: the plain-Python actors load no Ray, the
+pure layers load no database driver, Ray or web framework, and the CLI loads
+no Ray (``picloud serve`` sets Ray's environment, token included, before
+Ray is imported: Ray reads it at import)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
         ("picloud.actors", ["ray", "aiohttp"]),
         ("picloud.domain.names", ["ray", "asyncpg", "aiohttp", "lupa"]),
         ("picloud.events.pending", ["ray", "asyncpg", "aiohttp", "lupa"]),
+        ("picloud.cli._main", ["ray"]),
     ],
 )
 def test_importing_a_layer_loads_nothing_above_it(

@@ -51,6 +51,7 @@ INSTANCE_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
     "users": (C.USERS_MANAGE, C.USERS_MANAGE),
     "keys": (C.USERS_MANAGE, C.USERS_MANAGE),
     "events": (C.EVENTS_READ, None),
+    "hosts": (C.EVENTS_READ, None),
 }
 # One's own account under /api/v1/auth/.
 AUTH_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {

@@ -52,7 +52,7 @@ async def host_pid(server: Server, app_id: str) -> int:
 async def host_nice(server: Server, app_id: str) -> int:
     """The nice value of the thread that runs the app's host's event loop."""
     assert server.services is not None
-    handle = server.services.hosts.link_for(app_id).handle
+    handle = await server.services.hosts.link_for(app_id).actor(10)
     stats = await call_remote(handle.stats.remote(), what="stats", seconds=10)
     return int(stats["nice"])
 
@@ -179,3 +179,23 @@ async def test_spinning_in_c_past_the_hard_deadline_kills_the_host_then_quaranti
     assert status in (500, 502, 503)
     assert await api.call("GET", neighbour_path) == (200, "fine")
     assert await host_pid(server, neighbour["id"]) == neighbour_pid  # untouched
+
+
+async def test_the_hosts_endpoint_lists_the_live_hosts_and_their_apps(
+    api: Api, server: Server
+) -> None:
+    await make_app(api, "listed")
+    await make_route(api, "listed", 'return "here"', path="/")
+    assert await api.call("GET", "/apps/listed/") == (200, "here")
+    status, hosts = await api.call("GET", "/api/v1/admin/hosts")
+    assert status == 200, hosts
+    items = hosts["items"]
+    assert len(items) == 2
+    assert len({h["node_id"] for h in items}) == 1  # one node, its two hosts
+    assert all(h["name"].startswith("picloud-host-") for h in items)
+    assert all(h["address"].startswith("127.0.0.1:") for h in items)  # loopback
+    assert sum(h["active_apps"] for h in items) == 1
+    status, _ = await api.call(
+        "GET", "/api/v1/admin/hosts", headers={"Authorization": "Bearer nope"}
+    )
+    assert status == 401
