@@ -42,6 +42,7 @@ from picloud.domain.commands import (
     Deactivate,
     DeleteScript,
     Deliver,
+    Deploy,
     Expire,
     Invoke,
     MarkAbandoned,
@@ -57,6 +58,7 @@ from picloud.domain.commands import (
     Wake,
 )
 from picloud.domain.dead_letters import replay_events, resolve_events
+from picloud.domain.deploy import decide_deploy
 from picloud.domain.redaction import credential_names, stored_request
 from picloud.domain.triggers import trigger_record
 from picloud.errors import (
@@ -148,6 +150,10 @@ class AppContext:
             case SetCors() | SetFetchHosts():
                 events = decide_settings(state, command)
                 return Outcome(events, meta, self._settings_reply)
+            case Deploy():
+                events, changes = decide_deploy(state, command.desired, self.settings)
+                kept = [] if command.dry_run else events
+                return Outcome(kept, meta, result(changes))
         raise InvalidInput(f"unknown command {type(command).__name__}")
 
     def _settings_reply(self, recorded: list[RecordedEvent]) -> Reply:

@@ -72,6 +72,7 @@ from picloud.domain.commands import (
     AddTrigger,
     Command,
     DeleteScript,
+    Deploy,
     ExpireKeys,
     FireSchedules,
     RemoveTrigger,
@@ -105,7 +106,7 @@ _READ_BATCH = 1_000
 # so each committed event is matched against the triggers in force before it.
 # Wake waits too, so the wake-up time it rewrites is not raced by an append;
 # Settle is that wait.
-_DRAIN_FIRST = (AddTrigger, RemoveTrigger, DeleteScript, Wake, Settle)
+_DRAIN_FIRST = (AddTrigger, RemoveTrigger, DeleteScript, Deploy, Wake, Settle)
 
 
 def app_stream(app_id: str) -> str:
@@ -302,8 +303,8 @@ class AppActor:
         try:
             while not queue.empty():
                 command, deadline, future = queue.get_nowait()
-                if isinstance(command, SaveScript):  # parse off the event loop
-                    await prepare(command.source)
+                for source in _sources(command):  # parse off the event loop
+                    await prepare(source)
                 if (
                     isinstance(command, _DRAIN_FIRST)
                     or len(self._commits.pending) > _MAX_PENDING
@@ -424,3 +425,12 @@ class AppActor:
             log.warning("snapshot of %s failed: %s", self.stream, e)
             return
         self._snapshot_version = mark.durable
+
+
+def _sources(command: Command) -> list[str]:
+    """The Lua sources a command saves (parsed in a thread before it runs)."""
+    if isinstance(command, SaveScript):
+        return [command.source]
+    if isinstance(command, Deploy):
+        return [script.source for script in command.desired.scripts]
+    return []

@@ -7,7 +7,7 @@ app; :mod:`picloud.actors.protocol` carries them over the wire.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -20,6 +20,7 @@ from picloud.events.app import (
 )
 
 __all__ = [
+    "MAX_DEPLOY_ITEMS",
     "AddRoute",
     "AddTrigger",
     "Command",
@@ -27,6 +28,11 @@ __all__ = [
     "Deactivate",
     "DeleteScript",
     "Deliver",
+    "Deploy",
+    "DesiredApp",
+    "DesiredRoute",
+    "DesiredScript",
+    "DesiredTrigger",
     "Expire",
     "ExpireKeys",
     "FireSchedules",
@@ -194,6 +200,63 @@ class Settle(_Command, frozen=True, kw_only=True, tag="settle"):
     active has nothing pending: its host answers at once, activating nothing."""
 
 
+# -- deploying a folder: the app as it should be (domain.deploy) -------------------
+
+MAX_DEPLOY_ITEMS = 500
+_Many = msgspec.Meta(max_length=MAX_DEPLOY_ITEMS)
+
+
+class _Desired(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class DesiredScript(_Desired, frozen=True, kw_only=True):
+    name: str
+    kind: ScriptKind = "endpoint"
+    source: str
+
+
+class DesiredRoute(_Desired, frozen=True, kw_only=True):
+    method: str
+    path: str
+    script: str
+    """The script's name."""
+    dispatch_mode: DispatchMode = "sync"
+    capabilities: list[str] | None = None
+    retry: RetryPolicy | None = None
+    """Of an async route's deliveries."""
+
+
+class DesiredTrigger(_Desired, frozen=True, kw_only=True):
+    kind: str
+    script: str
+    ops: list[str] = []
+    collection: str | None = None
+    capabilities: list[str] | None = None
+    retry: RetryPolicy | None = None
+    cron: str | None = None
+    """Of a schedule trigger, with its ``timezone``."""
+    timezone: str | None = None
+
+
+class DesiredApp(_Desired, frozen=True, kw_only=True):
+    scripts: Annotated[list[DesiredScript], _Many] = []
+    routes: Annotated[list[DesiredRoute], _Many] = []
+    triggers: Annotated[list[DesiredTrigger], _Many] = []
+    cors: CorsPolicy | msgspec.UnsetType | None = msgspec.UNSET
+    """The app's CORS policy (None: none); left out: left as it is."""
+    prune: bool = True
+    """Remove what the app has and the folder does not."""
+
+
+class Deploy(_Command, frozen=True, kw_only=True, tag="deploy"):
+    """Make the app's scripts, routes and triggers ``desired``, in one batch
+    (with ``dry_run``: only say what that would change)."""
+
+    desired: DesiredApp
+    dry_run: bool = False
+
+
 Command = (
     Invoke
     | SaveScript
@@ -217,4 +280,5 @@ Command = (
     | Deactivate
     | Settle
     | WhatIf
+    | Deploy
 )

@@ -54,6 +54,7 @@ __all__ = [
     "install_auth",
     "principal_of",
     "readable_apps",
+    "require",
 ]
 
 SESSION_COOKIE = "picloud_session"
@@ -64,6 +65,7 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _FORMS = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _MISSING_APP = "\0missing"  # matches no app id, membership or key binding
 _PRINCIPAL = web.RequestKey("principal", Principal)
+_HELD = web.RequestKey("held", frozenset)
 
 
 class Auth:
@@ -84,6 +86,7 @@ class Auth:
         if endpoint.needs not in held:
             where = " on this app" if endpoint.app_scoped else ""
             raise Forbidden(f"not allowed: this needs {endpoint.needs.value}{where}")
+        request[_HELD] = held
 
     async def authenticate(self, request: web.Request) -> Principal:
         """The caller, from a bearer key or the session cookie; else 401."""
@@ -167,6 +170,14 @@ async def _check_csrf(request: web.Request, session_token: str) -> None:
             "(the csrf_token of the login answer)",
             code="csrf_failed",
         )
+
+
+def require(request: web.Request, needed: Capability, why: str) -> None:
+    """Forbidden unless the caller holds ``needed`` where the request acts
+    (for an endpoint whose action needs more than its ``needs``)."""
+    held: frozenset[Capability] = request.get(_HELD, frozenset())
+    if needed not in held:
+        raise Forbidden(f"not allowed: {why} needs {needed.value}")
 
 
 def principal_of(request: web.Request) -> Principal:

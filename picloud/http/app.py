@@ -8,6 +8,7 @@ from aiohttp import web
 from picloud.http import (  # noqa: F401
     _admin_apps,
     _admin_data,
+    _admin_deploy,
     _admin_events,
     _admin_history,
     _admin_hosts,

@@ -45,6 +45,9 @@ APP_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
     "what-if": (C.SCRIPT_WRITE, C.SCRIPT_WRITE),
     "settings": (C.APP_READ, C.APP_WRITE),
     "secrets": (C.SCRIPT_READ, C.SCRIPT_WRITE),
+    # a folder's scripts, routes and triggers as one change set (triggers and
+    # CORS need their own capabilities too, checked by the handler)
+    "deploy": (C.SCRIPT_WRITE, C.SCRIPT_WRITE),
 }
 # Instance-wide resources under /api/v1/admin/.
 INSTANCE_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {

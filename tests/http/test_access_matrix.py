@@ -242,6 +242,8 @@ def _body(e: Endpoint, caller: Caller) -> Any:
             "source": "return {}",
         },
         ("PUT", "/api/v1/admin/scripts/{id}"): {"source": "return {ok = true}"},
+        # a dry run: the matrix's app keeps what the other endpoints made
+        ("POST", "/api/v1/admin/apps/{app}/deploy"): {"dry_run": True, "prune": False},
         ("POST", "/api/v1/admin/scripts/{id}/routes"): {
             "method": "GET",
             "path": f"/made{n}",

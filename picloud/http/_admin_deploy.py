@@ -1,0 +1,60 @@
+"""Admin API: deploy a folder — an app's scripts, routes, triggers and CORS
+policy made what a manifest says, as one change set (domain.deploy): every
+change in one batch of events, all or nothing. ``picloud deploy`` and
+``picloud pull`` are its clients."""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from picloud.domain.access import Capability
+from picloud.domain.commands import Deploy, DesiredApp
+from picloud.domain.deploy import Change
+from picloud.http._admin_apps import app_or_404
+from picloud.http._admin_scripts import routing_sees, send
+from picloud.http._api import endpoint
+from picloud.http._auth import require
+
+__all__ = ["DeployAnswer", "DeployBody"]
+
+
+class DeployBody(DesiredApp, frozen=True, kw_only=True):
+    dry_run: bool = False
+    """Only say what would change."""
+
+
+class DeployAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    changes: list[Change]
+    """In the order they are applied."""
+    applied: bool
+    """False for a dry run (and for a deploy that changes nothing)."""
+
+
+@endpoint(
+    "POST",
+    "/api/v1/admin/apps/{app}/deploy",
+    needs=Capability.SCRIPT_WRITE,
+    summary="Make the app's scripts, routes, triggers and CORS policy those "
+    "given, as one atomic change set (dry_run: only list the changes)",
+    answer=DeployAnswer,
+)
+async def deploy_app(request: web.Request, body: DeployBody) -> DeployAnswer:
+    app = await app_or_404(request)
+    if body.triggers or body.prune:
+        require(request, Capability.TRIGGERS_MANAGE, "deploying triggers")
+    if body.cors is not msgspec.UNSET:
+        require(request, Capability.APP_WRITE, "setting the CORS policy")
+    desired = DesiredApp(
+        scripts=body.scripts,
+        routes=body.routes,
+        triggers=body.triggers,
+        cors=body.cors,
+        prune=body.prune,
+    )
+    done = await send(request, app.id, Deploy(desired=desired, dry_run=body.dry_run))
+    changes = msgspec.convert(done.result or [], list[Change])
+    applied = bool(changes) and not body.dry_run
+    if applied:
+        await routing_sees(request, done)
+    return DeployAnswer(changes=changes, applied=applied)
