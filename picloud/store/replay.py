@@ -73,6 +73,8 @@ PROJECTIONS: dict[str, str | None] = {
     "kv_entries": "app_id",
     "docs": "app_id",
     "doc_values": "app_id",
+    "app_settings": "app_id",
+    "app_secrets": "app_id",
 }
 """Each projection and its column naming the app (None: not an app's; it is
 rebuilt from the whole system stream even for one app)."""
@@ -84,6 +86,9 @@ NOT_FROM_THE_LOG = {
     "sessions": "dashboard sessions (never events)",
     "api_key_usage": "last use of each key (never events)",
     "login_throttle": "failed sign-ins (never events)",
+    "fetch_journal": "what http.fetch answered a delivery's attempt, until its"
+    " record is durable (so a retried commit does not fetch again)",
+    "app_hosts": "the live app hosts and their heartbeats",
 }
 
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
