@@ -211,3 +211,23 @@ def test_joining_a_cluster_without_its_database_or_secret_is_one_line(
     done = _picloud(with_db, "host", "--join", "10.0.0.1:6379")
     assert "PICLOUD_CLUSTER_SECRET, the same on every node" in done.stderr
     assert not (tmp_path / "data" / "postgres").exists(), "Postgres was started"
+
+
+def test_completion_scripts_know_every_command_and_bash_can_read_them(
+    data_home: Path,
+) -> None:
+    env = picloud_env(data_home)
+    done = subprocess.run(
+        [sys.executable, "-m", "picloud", "completion", "bash"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for command in ("serve", "deploy", "pull", "rollback", "backup", "restore"):
+        assert command in done.stdout, command
+    checked = subprocess.run(
+        ["bash", "-n"], input=done.stdout, capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr

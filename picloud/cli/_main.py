@@ -11,13 +11,15 @@ import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+import shtab
 
 import picloud
 from picloud import event_loop
 from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
+from picloud.cli._backup import add_backup_commands, run_backup
 from picloud.cli._deploy import (
     CLIENT_COMMANDS,
     add_client_commands,
@@ -40,7 +42,9 @@ log = logging.getLogger("picloud")
 
 # Commands whose output is their answer: the embedded server's chatter is noise.
 # Commands that print their answer: the embedded server's chatter is noise.
-_QUIET = frozenset({"admin", "events", "replay", "secrets"} | CLIENT_COMMANDS)
+_QUIET = frozenset(
+    {"admin", "events", "replay", "secrets", "backup", "restore"} | CLIENT_COMMANDS
+)
 
 
 @contextlib.contextmanager
@@ -173,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
     add_replay_command(commands)
     add_secret_commands(commands)
     add_client_commands(commands)
+    add_backup_commands(commands)
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script (eval it in your rc)"
+    )
+    completion.add_argument("shell", choices=shtab.SUPPORTED_SHELLS)
     return parser
 
 
@@ -203,20 +212,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The embedded server's library narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
-        if args.command in ("serve", "host"):
-            front_door = args.command == "serve" and not args.no_front_door
-            _serve(_with_join(settings, args), front_door=front_door)
-        elif args.command == "migrate":
-            _migrate(settings, status=args.status)
-        elif args.command == "admin":
-            run_admin(args, settings, database)
-        elif args.command == "events":
-            run_events(args, settings, database)
-        elif args.command == "replay":
-            run_replay(args, settings, database)
-        elif args.command == "secrets":
-            run_secrets(args, settings, database)
-        elif args.command in CLIENT_COMMANDS:
-            run_client_command(args, settings)
+        _run(args, settings)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
+
+
+# The commands that work on the database (configured or embedded) themselves.
+_ON_THE_DATABASE: dict[str, Callable[[argparse.Namespace, Settings, Any], None]] = {
+    "admin": run_admin,
+    "events": run_events,
+    "replay": run_replay,
+    "secrets": run_secrets,
+    "backup": run_backup,
+    "restore": run_backup,
+}
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    if args.command == "completion":
+        sys.stdout.write(shtab.complete(_parser(), shell=args.shell))
+    elif args.command in ("serve", "host"):
+        front_door = args.command == "serve" and not args.no_front_door
+        _serve(_with_join(settings, args), front_door=front_door)
+    elif args.command == "migrate":
+        _migrate(settings, status=args.status)
+    elif args.command in CLIENT_COMMANDS:
+        run_client_command(args, settings)
+    else:
+        _ON_THE_DATABASE[args.command](args, settings, database)

@@ -162,6 +162,18 @@ class Replay:
             raise
         return cls(reader, writer, schema)
 
+    @classmethod
+    async def into_live(cls, dsn: str, settings: Settings) -> Replay:
+        """A rebuild into the live tables themselves, for a restore: they
+        must hold nothing yet (a database that has only the restored log)."""
+        reader = await connect(dsn, settings)
+        writer = await connect(dsn, settings)
+        for conn in (reader, writer):
+            await conn.execute(
+                "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0"
+            )
+        return cls(reader, writer, "public")
+
     async def rebuild(
         self, *, app_id: str | None = None, upto_position: int | None = None
     ) -> None:
@@ -291,11 +303,11 @@ class Replay:
         ]
 
     async def close(self, *, keep: bool) -> None:
-        """End the read; drop the schema unless ``keep``."""
+        """End the read; drop the schema unless ``keep`` (never the live one)."""
         try:
             if self._snapshot is not None:
                 await self._snapshot.rollback()
-            if not keep:
+            if not keep and self.schema != "public":
                 with translate_errors("drop the replay schema"):
                     await self._writer.execute(f"DROP SCHEMA {self.schema} CASCADE")
         finally:
