@@ -9,7 +9,7 @@ variable, what it expected and what it got. This is the only module that reads
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -209,6 +209,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).resolve()
+
+
+def kept_secret(settings: Settings, file: str, make: Callable[[], str]) -> str:
+    """The secret in the data directory's ``file``, made (``make``) and
+    written there the first time, readable by its owner only: the same at
+    every start of this machine's processes."""
+    path = settings.data_path / file
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        secret = ""
+    if not secret:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = make()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+    return secret
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

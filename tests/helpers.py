@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -65,3 +67,20 @@ def picloud_env(data_dir: Path, **extra: str) -> dict[str, str]:
         }
     )
     return env
+
+
+async def run_picloud(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """``picloud ARGS`` as a subprocess: exit code, stdout, stderr. Awaited,
+    so a server in the test's own event loop serves it meanwhile."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "picloud",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=180)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

@@ -5,16 +5,14 @@ restore never writes over a database that holds a log."""
 
 from __future__ import annotations
 
-import asyncio
 import stat
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from picloud.server import Server
-from tests.helpers import picloud_env
+from tests.helpers import picloud_env, run_picloud
 from tests.http.helpers import (
     Api,
     create_identity,
@@ -34,18 +32,7 @@ SCRIPT = (
 
 async def picloud(tmp: Path, dsn: str, *args: str) -> tuple[int, str, str]:
     env = picloud_env(tmp / "cli-data", PICLOUD_DATABASE_URL=dsn)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "picloud",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=180)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_picloud(env, *args)
 
 
 @pytest.mark.timeout(600)

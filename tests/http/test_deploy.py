@@ -4,15 +4,13 @@ a pulled folder deploys back to no change, names everywhere, never ids."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from picloud.server import Server
-from tests.helpers import picloud_env
+from tests.helpers import picloud_env, run_picloud
 from tests.http.helpers import Api, Identity, make_app
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
@@ -71,21 +69,9 @@ def write_folder(folder: Path, manifest: str = MANIFEST, **sources: str) -> Path
 
 
 async def cli(server: Server, key: str, tmp: Path, *args: str) -> tuple[int, str, str]:
-    """``picloud ARGS`` against ``server`` (the test's event loop serves it
-    meanwhile: never a blocking wait here)."""
+    """``picloud ARGS`` against ``server``, with ``key``."""
     env = picloud_env(tmp / "cli-data", PICLOUD_URL=server.url, PICLOUD_API_KEY=key)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "picloud",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_picloud(env, *args)
 
 
 async def app_events(api: Api, slug: str) -> int:
