@@ -1,5 +1,6 @@
-"""An app's page: its scripts, routes, triggers and recent executions; and
-adding or removing a trigger."""
+"""An app's page: its scripts, routes, triggers (a schedule's times) with
+their retry policies, and recent executions; and adding (any kind, a
+schedule with its cron and zone) or removing a trigger."""
 
 from __future__ import annotations
 
