@@ -18,7 +18,7 @@ from picloud.http._admin_apps import app_or_404
 from picloud.http._api import endpoint
 from picloud.http.state import SERVICES, command_meta
 
-__all__ = ["SecretBody", "SecretList"]
+__all__ = ["SecretBody", "SecretList", "set_secret"]
 
 
 class SecretBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -43,13 +43,21 @@ def _name(request: web.Request) -> str:
 )
 async def put_secret(request: web.Request, body: SecretBody) -> Any:
     app = await app_or_404(request)
-    name = _name(request)
+    return await set_secret(request, app.id, request.match_info["name"], body)
+
+
+async def set_secret(
+    request: web.Request, app_id: str, name: str, body: SecretBody
+) -> SecretRecord:
+    """Seal ``body.value`` and set it as secret ``name`` (checked) of the app;
+    the dashboard's form does this too, its name a field of the form."""
+    name = SECRET_NAME.check(name)
     services = request.app[SERVICES]
     box = SecretBox(services.settings.secret_key)
     command = SetSecret(
-        app=app.id,
+        app=app_id,
         name=name,
-        ciphertext=box.seal(app.id, name, body.value),
+        ciphertext=box.seal(app_id, name, body.value),
         key_id=box.key_id,
     )
     return await services.control.execute_as(

@@ -32,6 +32,7 @@ from picloud.http.state import SERVICES
 
 __all__ = [
     "TRIGGER_APP",
+    "CreateScheduleBody",
     "CreateTriggerBody",
     "DeadLetterList",
     "TriggerList",

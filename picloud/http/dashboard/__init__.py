@@ -27,6 +27,7 @@ from picloud.http.dashboard import (  # noqa: F401
     _letters,
     _members,
     _scripts,
+    _settings,
 )
 from picloud.http.dashboard._events import CLOSING, close_tails
 from picloud.http.dashboard._home import add_session_routes

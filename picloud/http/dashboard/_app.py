@@ -1,5 +1,6 @@
-"""An app's page: its scripts, routes, triggers and recent executions; and
-adding or removing a trigger."""
+"""An app's page: its scripts, routes, triggers (a schedule's times) with
+their retry policies, and recent executions; and adding (any kind, a
+schedule with its cron and zone) or removing a trigger."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from picloud.events.trigger_kinds import TRIGGER_KINDS
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_triggers import (
     TRIGGER_APP,
+    CreateScheduleBody,
     CreateTriggerBody,
     delete_trigger,
     trigger_endpoint,
 )
 from picloud.http._api import ENDPOINTS, Endpoint, convert_body
 from picloud.http.dashboard._context import app_context
+from picloud.http.dashboard._forms import retry_of
 from picloud.http.dashboard._table import Form, action, page
 from picloud.http.state import SERVICES
 
@@ -53,6 +56,7 @@ async def app_page(request: web.Request) -> tuple[str, dict[str, Any]]:
         "triggers": triggers,
         "executions": executions,
         "kinds": list(TRIGGER_KINDS.values()),
+        "kind_by_name": TRIGGER_KINDS,
     }
 
 
@@ -69,17 +73,27 @@ async def _trigger_api(request: web.Request, form: Form) -> Endpoint:
     back=app_page,
 )
 async def add_trigger(request: web.Request, form: Form) -> str:
-    entry = trigger_endpoint(request.match_info["kind"])
+    kind = request.match_info["kind"]
+    entry = trigger_endpoint(kind)
     granted = str(form.get("capabilities", "")).split()
-    body = convert_body(
-        {
-            "script_id": form.get("script_id", ""),
+    common = {
+        "script_id": form.get("script_id", ""),
+        "capabilities": granted or None,
+        "retry": retry_of(form),
+    }
+    body: CreateScheduleBody | CreateTriggerBody
+    if TRIGGER_KINDS[kind].takes_schedule:
+        when = {
+            "cron": str(form.get("cron", "")).strip(),
+            "timezone": str(form.get("timezone", "")).strip() or "UTC",
+        }
+        body = convert_body({**common, **when}, CreateScheduleBody)
+    else:
+        which = {
             "ops": form.getall("ops", []),
             "collection": form.get("collection") or None,
-            "capabilities": granted or None,
-        },
-        CreateTriggerBody,
-    )
+        }
+        body = convert_body({**common, **which}, CreateTriggerBody)
     await entry.handler(request, body)
     return f"/ui/apps/{request.match_info['app']}?done=trigger_added#triggers"
 

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from picloud.domain.access import capabilities
+from picloud.domain.delivery_policy import effective_retry
 from picloud.domain.records import AppRecord
 from picloud.http._api import Endpoint
 from picloud.http._auth import principal_of
@@ -17,10 +18,12 @@ __all__ = ["app_context"]
 
 
 async def app_context(request: web.Request, app: AppRecord) -> dict[str, Any]:
-    """The app, its open dead letters, and ``may(action)``: whether the viewer
+    """The app, its open dead letters, ``may(action)``: whether the viewer
     holds what that action's API endpoint needs (so a button is shown only
-    to whom its POST would be allowed)."""
-    store = request.app[SERVICES].store
+    to whom its POST would be allowed), and ``retry_in_force(policy)``: a
+    route's or trigger's retry policy with the deployment's defaults."""
+    services = request.app[SERVICES]
+    store = services.store
     principal = principal_of(request)
     role = None
     if not principal.is_admin:
@@ -39,4 +42,5 @@ async def app_context(request: web.Request, app: AppRecord) -> dict[str, Any]:
         "can": {c.value for c in here},
         "may": may,
         "open_letters": counts.get(app.id, 0),
+        "retry_in_force": lambda policy: effective_retry(policy, services.settings),
     }

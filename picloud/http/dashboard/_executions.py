@@ -1,4 +1,5 @@
-"""The execution log: filters by status, script and start time; one run by id."""
+"""The execution log: filters by status, script, trigger label prefix and
+start time; one run by id."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from picloud.domain.access import Capability
 from picloud.errors import InvalidInput, NotFound
+from picloud.events.trigger_kinds import TRIGGER_KINDS
 from picloud.http._admin_apps import app_or_404
 from picloud.http._admin_scripts import settle
 from picloud.http.dashboard._app import script_names
@@ -22,6 +24,15 @@ __all__: list[str] = []
 
 _PAGE = 50
 STATUSES = ("any", "ok", "error")
+_TRIGGER_MAX = 300
+# Suggested prefixes of a run's trigger label (the box takes any).
+TRIGGER_PREFIXES = (
+    "route:",
+    "async:",
+    "throttled:",
+    "trigger:",
+    *(f"trigger:{kind}:" for kind in TRIGGER_KINDS),
+)
 
 
 def _time(value: str, name: str) -> datetime | None:
@@ -43,6 +54,9 @@ class Filter:
         if self.status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
         self.script = str(query.get("script") or "")
+        self.trigger = str(query.get("trigger") or "").strip()
+        if len(self.trigger) > _TRIGGER_MAX:  # as the API's ?trigger= allows
+            raise InvalidInput(f"trigger is at most {_TRIGGER_MAX} characters")
         self.since_text = str(query.get("since") or "")
         self.until_text = str(query.get("until") or "")
         self.since = _time(self.since_text, "since")
@@ -57,6 +71,7 @@ class Filter:
         return {
             "status": self.status,
             "script": self.script,
+            "trigger": self.trigger,
             "since": self.since_text,
             "until": self.until_text,
             "cursor": str(cursor),
@@ -74,6 +89,7 @@ async def executions_page(request: web.Request) -> tuple[str, dict[str, Any]]:
     chosen = ExecutionFilter(
         status=None if shown.status == "any" else shown.status,
         script_id=shown.script or None,
+        trigger=shown.trigger or None,
         since=shown.since,
         until=shown.until,
     )
@@ -87,6 +103,7 @@ async def executions_page(request: web.Request) -> tuple[str, dict[str, Any]]:
         "next": None if after is None else shown.link(after),
         "filter": shown,
         "statuses": STATUSES,
+        "trigger_prefixes": TRIGGER_PREFIXES,
         "names": await script_names(request, app.id),
     }
 

@@ -34,6 +34,12 @@ NOTICES = {
     "member_set": "Member's role set.",
     "member_removed": "Member removed.",
     "key_revoked": "API key revoked.",
+    "secret_set": "Secret set.",
+    "secret_deleted": "Secret deleted.",
+    "cors_set": "CORS policy saved.",
+    "cors_removed": "CORS policy removed: no cross-origin calls.",
+    "fetch_set": "Fetch allowlist saved.",
+    "fetch_removed": "The app's fetch allowlist removed: the deployment's applies.",
 }
 
 _LINE = re.compile(r"^[A-Za-z_][\w.]*:(\d+): ")

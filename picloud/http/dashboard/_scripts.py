@@ -26,6 +26,7 @@ from picloud.http._admin_scripts import (
 )
 from picloud.http._api import ENDPOINTS, convert_body
 from picloud.http.dashboard._context import app_context
+from picloud.http.dashboard._forms import retry_of
 from picloud.http.dashboard._table import Form, action, page
 from picloud.http.state import SERVICES
 
@@ -135,6 +136,7 @@ async def delete_script_form(request: web.Request, form: Form) -> str:
 )
 async def add_route_form(request: web.Request, form: Form) -> str:
     values = {k: form.get(k, "") for k in ("method", "path", "dispatch_mode")}
+    values["retry"] = retry_of(form)
     await create_route(request, convert_body(values, CreateRouteBody))
     return f"/ui/scripts/{request.match_info['id']}?done=route_added#routes"
 

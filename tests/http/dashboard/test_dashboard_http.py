@@ -327,3 +327,41 @@ async def test_a_refused_form_shows_its_page_only_to_who_may_see_it(
         assert answer.status == shown, page
         assert ("give at least one scope" in page) is (shown == 200)
         assert ("olga" in page) is (shown == 200)  # the members list
+
+
+@pytest.mark.ray
+@pytest.mark.server
+async def test_an_editor_sets_secrets_but_not_the_apps_settings(
+    server: Server, api: Api, http: aiohttp.ClientSession
+) -> None:
+    """Secrets need script:write (an editor holds it), CORS and the fetch
+    allowlist app:write (an owner's): each form is shown, and its POST
+    allowed, exactly as its API endpoint allows."""
+    app = await make_app(api, "tuned")
+    editor = await member(server, app["id"], "eve", Role.EDITOR)
+    signed = await login(server.url, editor.username, editor.password)
+    cookie = {"Cookie": signed.headers["Cookie"]}
+    settings_page = server.url + "/ui/apps/tuned/settings"
+    async with http.get(settings_page, headers=cookie) as answer:
+        page = await answer.text()
+    assert 'action="/ui/apps/tuned/secrets"' in page
+    assert 'action="/ui/apps/tuned/settings/cors"' not in page
+    assert 'action="/ui/apps/tuned/settings/fetch"' not in page
+    for path, form, status in (
+        ("/ui/apps/tuned/secrets", {"name": "K", "value": "v-secret-1"}, 303),
+        ("/ui/apps/tuned/settings/cors", {"origins": "*"}, 403),
+        ("/ui/apps/tuned/settings/fetch", {"allowed_hosts": "a.example"}, 403),
+    ):
+        async with http.post(
+            server.url + path,
+            data={"csrf_token": signed.body["csrf_token"], **form},
+            headers=cookie,
+            allow_redirects=False,
+        ) as answer:
+            assert answer.status == status, (path, await answer.text())
+    async with http.get(settings_page, headers=cookie) as answer:
+        page = await answer.text()
+    assert 'data-secret="K"' in page
+    assert "v-secret-1" not in page
+    _, settings = await api.call("GET", "/api/v1/admin/apps/tuned/settings")
+    assert (settings["cors"], settings["fetch_allowed_hosts"]) == (None, None)
