@@ -23,9 +23,11 @@ from picloud.config import LogFormat
 __all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "log_handler"]
 
 # The attributes every LogRecord has; anything else came from ``extra=``.
-_STANDARD = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__
-) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 _encoder = msgspec.json.Encoder()
 
