@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from picloud.actors.protocol import Failure, HttpReply, Reply, unwrap
+from picloud.actors.protocol import Failure, HttpReply, Reply, failure_of, unwrap
 from picloud.domain.commands import Invoke, MarkAbandoned
 from picloud.domain.credentials import looks_like_key
 from picloud.errors import CommandTimeout, NotFound, PiCloudError
@@ -169,12 +169,17 @@ def _error(status: int, code: str, message: str, execution_id: str) -> web.Respo
 
 
 async def _mark_abandoned(services: Services, app_id: str, execution_id: str) -> None:
+    """Record the run the caller gave up on; a host that still does not
+    answer is an expected condition: one line in the log, no traceback."""
     command = MarkAbandoned(
         execution_id=execution_id, idempotency_key=f"abandon-{execution_id}"
     )
-    reply = await services.hosts.call(
-        app_id, command, services.settings.sync_timeout_ms / 1000
-    )
+    try:
+        reply = await services.hosts.call(
+            app_id, command, services.settings.sync_timeout_ms / 1000
+        )
+    except PiCloudError as e:
+        reply = failure_of(e)
     if isinstance(reply, Failure):
         log.warning(
             "could not record execution %s as abandoned: %s",
