@@ -38,7 +38,13 @@ def _time(record: logging.LogRecord) -> str:
 
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    """The fields from ``extra=``; not a library's private ones (Ray adds
+    ``_ray_timestamp_ns`` to every record of a process it runs in)."""
+    return {
+        k: v
+        for k, v in record.__dict__.items()
+        if k not in _STANDARD and not k.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):

@@ -68,13 +68,14 @@ def _record(fmt: str, **extra: object) -> str:
 
 
 def test_a_json_line_has_the_fields_and_the_traceback() -> None:
-    line = json.loads(_record("json", request_id="r-1", status=500))
+    line = json.loads(_record("json", request_id="r-1", status=500, _ray_ns=1))
     assert line["level"] == "ERROR"
     assert line["logger"] == "picloud.test.json"
     assert line["message"] == "failed here"
     assert line["time"].endswith("Z")
     assert (line["request_id"], line["status"]) == ("r-1", 500)
     assert "ValueError: boom" in line["exception"]
+    assert "_ray_ns" not in line  # a library's private field, not ours
 
 
 def test_text_has_the_fields_and_no_colour() -> None:
