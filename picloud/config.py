@@ -9,6 +9,7 @@ variable, what it expected and what it got. This is the only module that reads
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -18,7 +19,13 @@ from msgspec import Meta
 
 from picloud.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings", "prepare_ray_environment"]
+__all__ = [
+    "ENV_PREFIX",
+    "LogFormat",
+    "Settings",
+    "load_settings",
+    "prepare_ray_environment",
+]
 
 ENV_PREFIX = "PICLOUD_"
 
@@ -27,6 +34,7 @@ NonNegative = Annotated[int, Meta(ge=0)]
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["json", "text"]
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -64,6 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Header names (comma-separated) redacted, like Authorization and Cookie,
     before a request is stored (async runs, dead letters)."""
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+    """``json``: one JSON object per line (time, level, logger, message and
+    the record's fields), for a log collector; ``text``: for people."""
 
     # -- database ---------------------------------------------------------------
     db_pool_min: Positive = 2
@@ -264,7 +275,9 @@ def _explain(message: str, raw: Mapping[str, str]) -> str:
     return f"{ENV_PREFIX}{field.upper()}={raw.get(field, '')!r}: {text}"
 
 
-def prepare_ray_environment(*, local: bool, token: str) -> None:
+def prepare_ray_environment(
+    *, local: bool, token: str, log_format: LogFormat = "text"
+) -> None:
     """Environment for the Ray that ``picloud serve`` starts or joins; set
     before Ray is imported (Ray reads some of it at import), inherited by
     every Ray process started from here. A variable the operator set wins.
@@ -275,8 +288,17 @@ def prepare_ray_environment(*, local: bool, token: str) -> None:
       it Ray 2.60 resolves even an explicit 127.0.0.1 to the machine's
       address and listens on every interface); and token authentication with
       ``token``, a secret of this process that is never written to disk.
+    - The hosts' log lines, which Ray forwards to this process's stderr: no
+      colour codes around Ray's ``(pid=…)`` prefix unless stderr is a
+      terminal; with ``log_format`` json, no prefix and no merging of
+      repeated lines, so each forwarded line is the host's JSON as written.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    if log_format == "json":
+        os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if local:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "token")

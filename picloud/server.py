@@ -213,9 +213,13 @@ class Server:
                 message, payload, protocol, writer, task, loop, client_max_size=limit
             )
 
+        # No aiohttp access log (the runner's access_log does not reach a
+        # Server made beforehand): it writes the query string, where callers
+        # put tokens; ours (http/_observe.py) does not.
         apps = web.ServerRunner(
-            web.Server(apps_handler(services), request_factory=request),
-            access_log=None,
+            web.Server(
+                apps_handler(services), request_factory=request, access_log=None
+            ),
             handle_signals=False,
         )
         apps_host = settings.apps_host or settings.http_host

@@ -25,6 +25,7 @@ import msgspec
 from picloud.domain.records import DeadLetterRecord
 from picloud.events import Event, utcnow
 from picloud.events.app import JSON_NULL, KvDeleted, KvSet
+from picloud.metrics import KV_CACHE_HITS, KV_CACHE_MISSES
 from picloud.store import AppStore, DocRow, Transaction
 from picloud.store.docs_query import DocQuery
 
@@ -118,8 +119,10 @@ class AppData:
             expires = self._kv_pending_expires.get(k)
             return None if expires is not None and expires <= utcnow() else pending[0]
         if k in self._kv_cache:
+            KV_CACHE_HITS.inc()
             self._kv_cache.move_to_end(k)
             return self._kv_cache[k]
+        KV_CACHE_MISSES.inc()
         found = (await self.store.kv_values_expiring([k])).get(k)
         if found is not None and found[1] is not None:
             return found[0]  # a TTL: never cached, the store says when it is gone

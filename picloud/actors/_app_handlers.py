@@ -77,7 +77,13 @@ from picloud.events.app import (
 )
 from picloud.events.app_state import AppState, RouteInfo
 from picloud.events.pending import Deliveries, Delivery
-from picloud.events.triggers import DeadLetterExpired, DeliverySkipped
+from picloud.events.triggers import (
+    DeadLettered,
+    DeadLetterExpired,
+    DeliverySkipped,
+    RetryScheduled,
+)
+from picloud.metrics import DEAD_LETTERS, EXECUTIONS, RETRIES, TRIGGER_LAG
 from picloud.scripting import AppInfo
 
 __all__ = ["AppContext"]
@@ -255,6 +261,7 @@ class AppContext:
             f"{self.budget.used_ms:.0f} ms; retry in {wait:.1f}s",
             retry_after=wait,
         )
+        EXECUTIONS.labels("throttled").inc()
         if self.budget.throttling:
             return Outcome([], meta, failure_of(error))
         self.budget.throttling = True
@@ -269,6 +276,7 @@ class AppContext:
             started_at=now,
             duration_ms=0.0,
             error=error.message,
+            request_id=command.correlation_id,
         )
         return Outcome([recorded], meta, failure_of(error))
 
@@ -285,6 +293,8 @@ class AppContext:
                 at=utcnow(), app_id=self.app.id, delivery_id=delivery.id, reason=reason
             )
             return Outcome([skipped], meta, done)
+        due = delivery.due_at or delivery.first_attempt_at
+        TRIGGER_LAG.observe(max(0.0, (utcnow() - due).total_seconds()))
         job = Job(
             script_id=delivery.script_id,
             execution_id=policy.run_execution_id(delivery),
@@ -316,6 +326,7 @@ class AppContext:
             now=utcnow(),
             policy=policy.retry_of(delivery, state),
         )
+        _count_failure(failure)
         return Outcome([recorded, *failure], meta, done)
 
     async def data_command(
@@ -421,3 +432,13 @@ class AppContext:
             return Outcome([recorded], meta, reply)
         events: list[Event | KvIntent] = [*access.staged.events, recorded]
         return Outcome(events, meta, reply, staged=access.staged)
+
+
+def _count_failure(events: list[Event]) -> None:
+    """A failed attempt's fate in the metrics (counted when decided: a batch
+    whose append fails is decided again, and counted again)."""
+    for event in events:
+        if isinstance(event, RetryScheduled):
+            RETRIES.inc()
+        elif isinstance(event, DeadLettered):
+            DEAD_LETTERS.inc()

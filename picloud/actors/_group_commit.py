@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +34,7 @@ from picloud.errors import (
 from picloud.events import RecordedEvent
 from picloud.events.app_state import AppState
 from picloud.events.pending import Deliveries
+from picloud.metrics import APPEND_BATCH, APPEND_SECONDS
 
 __all__ = ["Answers", "GroupCommit", "Owner", "Pending", "read_only", "reply_of"]
 
@@ -206,6 +208,7 @@ class GroupCommit:
         owner = self._owner
         items = [e for p in batch for e in p.outcome.events]
         metas = [p.outcome.meta for p in batch for _ in p.outcome.events]
+        started = time.perf_counter()
         try:
             recorded, deliveries = await self._appender.append(
                 items,
@@ -226,6 +229,8 @@ class GroupCommit:
             )
             await self._recover(batch, e)
             return
+        APPEND_SECONDS.observe(time.perf_counter() - started)
+        APPEND_BATCH.observe(len(items))
         owner.deliveries = deliveries
         self._data.committed([p.ticket for p in batch if p.ticket is not None])
         start = 0

@@ -48,6 +48,7 @@ from picloud.events.app import (
     ResponseRecord,
 )
 from picloud.events.app_state import AppState, RouteInfo, ScriptInfo
+from picloud.metrics import EXECUTIONS
 from picloud.scripting import (
     AppInfo,
     AppRuntime,
@@ -81,6 +82,8 @@ class Job:
     """Of a delivery (1-based); ``ctx.attempt``."""
     record: RequestRecord | None = None
     """The request as its record keeps it (redacted), if it is kept."""
+    request_id: str | None = None
+    """The HTTP request's ``X-Request-Id`` (a sync route's run)."""
 
 
 _JSON = {"Content-Type": "application/json"}
@@ -204,6 +207,7 @@ class Invoker:
             trigger=f"route:{route.method} {route.path}",
             request=command.request,
             record=self._recording.request(command.request),
+            request_id=command.correlation_id,
         )
         recorded, response = await self.run(state, job, sdk)
         if response is None:
@@ -258,8 +262,10 @@ class Invoker:
             fetches=sdk.fetches,
             request=job.record,
             response=self._recording.response(response),
+            request_id=job.request_id,
         )
         self._preempted_ms = 0.0
+        EXECUTIONS.labels(recorded.status).inc()
         return recorded, response
 
     async def _invoke(

@@ -31,6 +31,7 @@ from picloud.cli._replay import add_replay_command, run_replay
 from picloud.cli._secrets import add_secret_commands, run_secrets
 from picloud.config import Settings, load_settings, prepare_ray_environment
 from picloud.errors import PiCloudError
+from picloud.logs import configure_logging
 from picloud.store import EmbeddedPostgres, migrate, migration_status
 
 if TYPE_CHECKING:
@@ -129,7 +130,9 @@ def _postgres_and_ray(
 def _start_ray(settings: Settings) -> Callable[[], None]:
     """Start or join Ray; the function that stops it."""
     prepare_ray_environment(
-        local=settings.ray_address is None, token=secrets.token_urlsafe(32)
+        local=settings.ray_address is None,
+        token=secrets.token_urlsafe(32),
+        log_format=settings.log_format,
     )
     from picloud.hosting.ray_runtime import start_ray  # noqa: PLC0415  # slow
 
@@ -205,12 +208,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = load_settings()
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
-    logging.basicConfig(
-        level="WARNING" if args.command in _QUIET else settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        "WARNING" if args.command in _QUIET else settings.log_level,
+        settings.log_format,
     )
-    # The embedded server's library narrates every pg_ctl call at INFO.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
     try:
         _run(args, settings)
     except PiCloudError as e:

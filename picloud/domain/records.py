@@ -164,6 +164,8 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     delivery_id: str | None = None
     """Set for a run of a delivery (an async route or a trigger): its attempts
     share it."""
+    request_id: str | None = None
+    """The ``X-Request-Id`` of the request a sync route's run answered."""
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):

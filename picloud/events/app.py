@@ -161,6 +161,9 @@ class InvocationRecorded(Event, frozen=True, tag="invocation.recorded.v1"):
     already), with ``record_requests`` off, or a body over the bound."""
     response: ResponseRecord | None = None
     """What the script answered (None: it failed, or not recorded)."""
+    request_id: str | None = None
+    """The ``X-Request-Id`` of the HTTP request a sync route's run answered
+    (the caller's, or one the front door made); None for deliveries."""
 
 
 class ExecutionAbandoned(Event, frozen=True, tag="execution.abandoned.v1"):

@@ -22,6 +22,8 @@ from picloud.domain.commands import RecordHostKill
 from picloud.errors import PiCloudError
 from picloud.event_loop import freeze_heap
 from picloud.hosting._app_host import AppHost, read_offender
+from picloud.logs import configure_logging
+from picloud.metrics import snapshot
 
 __all__ = ["node_host_names", "quarantine_host_name", "start_app_host"]
 
@@ -45,6 +47,8 @@ class _AppHostActor:
         self, name: str, settings: Settings, dsn: str, node_id: str | None
     ) -> None:
         self._settings = settings
+        # A process of Ray's: it logs as the front door does only if told here.
+        configure_logging(settings.log_level, settings.log_format)
         # Alone on a machine, hosts serve only its loopback; clustered, the
         # front doors of the other nodes reach them on the node's address.
         local = settings.ray_address is None
@@ -92,6 +96,11 @@ class _AppHostActor:
         stats = (await self._ready()).stats()
         stats["nice"] = os.getpriority(os.PRIO_PROCESS, 0)  # the loop's thread
         return stats
+
+    async def metrics(self) -> str:
+        """This process's metrics in Prometheus' text format (a front door
+        asks when it is scraped)."""
+        return snapshot()
 
     async def leave(self) -> None:
         """Leave the registry (see AppHost.leave); the host still answers."""

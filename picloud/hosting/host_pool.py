@@ -43,7 +43,8 @@ from picloud.hosting._channel import ChannelClient, open_channel
 from picloud.hosting._host_actor import quarantine_host_name, start_app_host
 from picloud.hosting._membership import Membership, rendezvous
 from picloud.hosting._remote import call_remote, find_actor
-from picloud.store import HostRegistry
+from picloud.metrics import HOST_RESTARTS
+from picloud.store import HostRegistry, HostRow
 
 __all__ = ["HostLink", "HostPool", "rendezvous"]
 
@@ -126,6 +127,14 @@ class HostLink:
         )
         return len(stats["active_apps"])
 
+    async def metrics(self, seconds: float) -> str:
+        """The host's metrics in Prometheus' text format."""
+        actor = await self.actor(seconds)
+        text: str = await call_remote(
+            actor.metrics.remote(), what=f"{self.name} metrics", seconds=seconds
+        )
+        return text
+
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
@@ -169,7 +178,9 @@ class HostPool:
                 self._warned = time.monotonic()
                 log.warning("could not read the live app hosts: %s", e)
             return
+        before = self.membership.rows
         if self.membership.update(rows, time.monotonic()):
+            _count_restarts(before, self.membership.rows)
             self._placed.clear()
             self._sync_links()
 
@@ -315,12 +326,37 @@ class HostPool:
             for row, active in zip(rows, counts, strict=True)
         ]
 
+    async def metrics(self, seconds: float) -> dict[str, str | None]:
+        """Each known host's metrics (text format), None for one that did not
+        answer within ``seconds``: a scrape never waits longer, nor fails."""
+
+        async def ask(link: HostLink) -> str | None:
+            try:
+                return await link.metrics(seconds)
+            except PiCloudError as e:
+                log.info("%s sent no metrics: %s", link.name, e)
+                return None
+
+        links = self.links
+        found = await asyncio.gather(*(ask(link) for link in links.values()))
+        return dict(zip(links, found, strict=True))
+
     def quarantine_handles(self) -> list[Any]:
         return [handle for _, handle in self._own.values()]
 
     def close(self) -> None:
         for link in self.links.values():
             link.close()
+
+
+def _count_restarts(before: dict[str, HostRow], after: dict[str, HostRow]) -> None:
+    """A host that wrote a new address is a new process: Ray restarted it
+    (it listens on a port of its own choosing), or its node came back."""
+    for name, row in after.items():
+        old = before.get(name)
+        if old is not None and (old.host, old.port) != (row.host, row.port):
+            HOST_RESTARTS.labels(name).inc()
+            log.info("app host %s is back at %s:%d", name, row.host, row.port)
 
 
 def _lost(reply: Reply) -> bool:

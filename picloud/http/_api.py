@@ -104,6 +104,8 @@ class Endpoint:
     """It answers server-sent events (text/event-stream) that go on."""
     strict_query: bool = False
     """Refuse a query parameter not in ``query`` (filters: a typo is a 400)."""
+    text: bool = False
+    """It answers plain text (``/metrics``), not JSON."""
 
     @property
     def name(self) -> str:
@@ -165,6 +167,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
     query: tuple[Param, ...] = (),
     stream: bool = False,
     strict_query: bool = False,
+    text: bool = False,
 ) -> Callable[[H], H]:
     """Register ``handler(request[, body])`` for ``method path``.
 
@@ -191,6 +194,7 @@ def endpoint(  # noqa: PLR0913  # a declaration: every argument is a named fact
                 query=query,
                 stream=stream,
                 strict_query=strict_query,
+                text=text,
             )
         )
         return handler

@@ -67,12 +67,13 @@ def allow_origin(
     cors: CorsPolicy | None,
     request: web.BaseRequest,
     response: web.StreamResponse,
-    execution_header: str,
+    *expose: str,
 ) -> None:
-    """Add the ``Access-Control-*`` headers an allowed origin's answer needs."""
+    """Add the ``Access-Control-*`` headers an allowed origin's answer needs
+    (``expose``: the front door's own headers a page's script may read)."""
     origin = request.headers.get("Origin")
     if cors is None or not origin or not _origin_allowed(cors, origin):
         return
     response.headers["Access-Control-Allow-Origin"] = _allowed_value(cors, origin)
-    response.headers["Access-Control-Expose-Headers"] = execution_header
+    response.headers["Access-Control-Expose-Headers"] = ", ".join(expose)
     response.headers.add("Vary", "Origin")

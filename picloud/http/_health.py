@@ -1,4 +1,4 @@
-"""``GET /healthz`` and the OpenAPI document."""
+"""``GET /healthz``, ``GET /metrics`` and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
+from picloud.domain.access import Capability
 from picloud.errors import ActorUnavailable, PiCloudError, StoreUnavailable
 from picloud.http._api import ENDPOINTS, endpoint, json_response
 from picloud.http._openapi import openapi_document
 from picloud.http.state import SERVICES
+from picloud.metrics import CONTENT_TYPE, REGISTRY, exposition
 
 _CHECK_TIMEOUT = 3.0
+_HOST_METRICS_TIMEOUT = 1.0
 
 
 async def _check(probe: Any) -> dict[str, Any]:
@@ -68,3 +71,21 @@ async def healthz(request: web.Request) -> web.Response:
 )
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document(ENDPOINTS.endpoints))
+
+
+@endpoint(
+    "GET",
+    "/metrics",
+    # What the instance does is read like its event log: by instance admins,
+    # and their API keys with the events:read scope (a scraper's bearer token).
+    needs=Capability.EVENTS_READ,
+    summary="Prometheus metrics of this front door and of every live app host",
+    tag="ops",
+    text=True,
+)
+async def metrics(request: web.Request) -> web.Response:
+    """Each host's snapshot, asked for now; one that does not answer within
+    a second is left out of this scrape (the answer is still 200)."""
+    hosts = await request.app[SERVICES].hosts.metrics(_HOST_METRICS_TIMEOUT)
+    body = exposition(REGISTRY, hosts)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

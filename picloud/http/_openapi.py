@@ -95,6 +95,8 @@ def _operation(e: Endpoint, schema_of: dict[Any, Any]) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": schema_of[e.answer]}}
     if e.stream:
         ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    if e.text:
+        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     op: dict[str, Any] = {
         "operationId": e.name,
         "summary": e.summary,

@@ -25,6 +25,7 @@ from aiohttp.http_exceptions import (
 
 from picloud.http._api import json_response
 from picloud.http._errors import error_body
+from picloud.http._observe import REQUEST_ID_HEADER, new_request_id
 
 __all__ = ["answer_protocol_errors_as_json"]
 
@@ -61,6 +62,8 @@ class _JsonErrors(web.RequestHandler):
         super().handle_error(request, status, exc, message)
         status, code, text = _describe(status, exc)
         response = json_response(error_body(code, text), status)
+        # Never the caller's id: its headers are what could not be read.
+        response.headers[REQUEST_ID_HEADER] = new_request_id()
         response.force_close()
         return response
 

@@ -26,6 +26,7 @@ from picloud.http._admin_events import install_tails
 from picloud.http._api import ENDPOINTS
 from picloud.http._auth import install_auth
 from picloud.http._errors import error_middleware
+from picloud.http._observe import echo_request_id, observe_middleware
 from picloud.http._protocol import answer_protocol_errors_as_json
 from picloud.http.dashboard import install_dashboard
 from picloud.http.state import SERVICES, Services
@@ -37,9 +38,10 @@ def make_app(services: Services) -> web.Application:
     """The admin API, auth, health and the dashboard; app requests never reach
     it (see :func:`picloud.http.ingress.apps_handler`, on the apps listener)."""
     app = web.Application(
-        middlewares=[error_middleware],
+        middlewares=[observe_middleware, error_middleware],
         client_max_size=services.settings.max_request_bytes,
     )
+    app.on_response_prepare.append(echo_request_id)
     app[SERVICES] = services
     install_tails(app)
     app.add_routes(ENDPOINTS.routes(authorize=install_auth(app)))

@@ -14,11 +14,12 @@ import logging
 import math
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from picloud.actors.protocol import Failure, HttpReply, Reply, unwrap
+from picloud.actors.protocol import Failure, HttpReply, Reply, failure_of, unwrap
 from picloud.domain.commands import Invoke, MarkAbandoned
 from picloud.domain.credentials import looks_like_key
 from picloud.errors import CommandTimeout, NotFound, PiCloudError
@@ -28,8 +29,10 @@ from picloud.http._auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from picloud.http._cors import allow_origin, preflight
 from picloud.http._errors import RETRY_AFTER_S, error_body, error_response, status_of
 from picloud.http._input import check_request, read_within
+from picloud.http._observe import REQUEST_ID_HEADER, observed, request_id_of
 from picloud.http.routing import Match, NoApp
 from picloud.http.state import Services
+from picloud.metrics import EXECUTIONS
 
 __all__ = ["EXECUTION_HEADER", "apps_handler"]
 
@@ -37,31 +40,45 @@ EXECUTION_HEADER = "X-PiCloud-Execution-Id"
 
 log = logging.getLogger(__name__)
 
+_CLIENT_GONE = 499  # the caller closed the connection before the answer
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Hop-by-hop headers are the front door's; the execution id is its own too.
 _NOT_FROM_SCRIPTS = frozenset(
     {"connection", "content-length", "transfer-encoding", "keep-alive", "upgrade"}
-    | {EXECUTION_HEADER.lower()}
+    | {EXECUTION_HEADER.lower(), REQUEST_ID_HEADER.lower()}
 )
 
 
+class _Seen:
+    """What the metrics and the access log learn of a request on its way:
+    its id, and its app and route once found (empty until then)."""
+
+    __slots__ = ("app", "request_id", "route")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.app = ""
+        self.route = ""
+
+
 async def _handle(
-    services: Services, request: web.BaseRequest, slug: str, path: str
+    services: Services, request: web.BaseRequest, slug: str, path: str, seen: _Seen
 ) -> web.StreamResponse:
     cors = services.routing.cors(slug)
     answer: web.StreamResponse | None = preflight(cors, request)
     if answer is None:
-        answer = await _route(services, request, slug, path)
-    allow_origin(cors, request, answer, EXECUTION_HEADER)
+        answer = await _route(services, request, slug, path, seen)
+    allow_origin(cors, request, answer, EXECUTION_HEADER, REQUEST_ID_HEADER)
     return answer
 
 
 async def _route(
-    services: Services, request: web.BaseRequest, slug: str, path: str
+    services: Services, request: web.BaseRequest, slug: str, path: str, seen: _Seen
 ) -> web.StreamResponse:
     match = services.routing.resolve(slug, request.method, path)
     if isinstance(match, NoApp):
         raise NotFound(f"no app {slug[:80]!r}")
+    seen.app = slug
     if not isinstance(match, Match):
         if not match.allowed:
             raise NotFound(f"app {slug!r} has no route for {path[:200]}")
@@ -75,6 +92,7 @@ async def _route(
         )
         response.headers["Allow"] = ", ".join(match.allowed)
         return response
+    seen.route = match.pattern
     check_request(request, nul=False)  # a script may take a NUL, not bad UTF-8
     # No body (a GET): no read, and no timer armed for it (asyncio.timeout
     # costs ~11 µs here, a tenth of the front door's whole request).
@@ -94,12 +112,13 @@ async def _route(
             body=body,
         ),
         idempotency_key=request.headers.get("Idempotency-Key"),
-        correlation_id=request.headers.get("X-Request-Id"),
+        correlation_id=seen.request_id,
     )
     timeout = services.settings.sync_timeout_ms / 1000
     try:
         reply = await services.hosts.call(match.app_id, command, timeout)
     except CommandTimeout:
+        EXECUTIONS.labels("abandoned").inc()
         services.background(_mark_abandoned(services, match.app_id, execution_id))
         message = f"the app did not answer within {timeout:g}s"
         return _error(504, "timeout", message, execution_id)
@@ -150,12 +169,17 @@ def _error(status: int, code: str, message: str, execution_id: str) -> web.Respo
 
 
 async def _mark_abandoned(services: Services, app_id: str, execution_id: str) -> None:
+    """Record the run the caller gave up on; a host that still does not
+    answer is an expected condition: one line in the log, no traceback."""
     command = MarkAbandoned(
         execution_id=execution_id, idempotency_key=f"abandon-{execution_id}"
     )
-    reply = await services.hosts.call(
-        app_id, command, services.settings.sync_timeout_ms / 1000
-    )
+    try:
+        reply = await services.hosts.call(
+            app_id, command, services.settings.sync_timeout_ms / 1000
+        )
+    except PiCloudError as e:
+        reply = failure_of(e)
     if isinstance(reply, Failure):
         log.warning(
             "could not record execution %s as abandoned: %s",
@@ -228,16 +252,36 @@ def apps_handler(services: Services) -> Handler:
     domain = services.settings.domain
     suffix = "." + domain.lower().strip(".") if domain else None
 
-    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+    async def answer(request: web.BaseRequest, seen: _Seen) -> web.StreamResponse:
         try:
             if suffix is not None:
                 host = (request.host or "").split(":", 1)[0].lower()
                 if host.endswith(suffix) and len(host) > len(suffix):
                     slug = host[: -len(suffix)]
-                    return await _handle(services, request, slug, request.path)
+                    return await _handle(services, request, slug, request.path, seen)
             slug, path = _app_path(request.path)
-            return await _handle(services, request, slug, path)
+            return await _handle(services, request, slug, path, seen)
         except Exception as e:  # noqa: BLE001  # as the error middleware: error_response logs
             return error_response(request, e)
+
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+        seen = _Seen(request_id_of(request.headers))
+        started = time.perf_counter()
+        status = _CLIENT_GONE
+        try:
+            response = await answer(request, seen)
+            response.headers[REQUEST_ID_HEADER] = seen.request_id
+            status = response.status
+            return response
+        finally:
+            observed(
+                "apps",
+                request,
+                status=status,
+                started=started,
+                app=seen.app,
+                route=seen.route,
+                request_id=seen.request_id,
+            )
 
     return dispatch

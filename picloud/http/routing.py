@@ -71,6 +71,8 @@ class Match:
     dispatch_mode: str
     head: bool = False
     """A HEAD request answered by the GET route (the front door sends no body)."""
+    pattern: str = ""
+    """The route's path pattern (``/items/{id}``): the metrics' label."""
 
 
 class NoApp:
@@ -127,7 +129,7 @@ def _best(app: _App, method: str, segments: tuple[str, ...]) -> Match | NoRoute:
             allowed.add("HEAD")
         return NoRoute(tuple(sorted(allowed)))
     route, params = best
-    return Match(app.id, route.id, params, route.dispatch_mode)
+    return Match(app.id, route.id, params, route.dispatch_mode, pattern=route.path)
 
 
 class Routing:

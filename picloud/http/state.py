@@ -15,6 +15,7 @@ from picloud.config import Settings
 from picloud.events import EventMeta
 from picloud.hosting.control_actor import ControlPlaneClient
 from picloud.hosting.host_pool import HostPool
+from picloud.http._observe import REQUEST_ID, new_request_id
 from picloud.http.routing import Routing
 from picloud.store import AdminStore, Database, EventLog
 
@@ -78,11 +79,12 @@ def command_meta(request: web.Request) -> EventMeta:
     """Metadata for the events a request causes.
 
     The idempotency key is the client's ``Idempotency-Key`` header when given,
-    else one made here, so that a retry after a lost answer records nothing twice.
+    else one made here, so that a retry after a lost answer records nothing
+    twice. The correlation id is the request's id (``X-Request-Id``).
     """
     key = request.headers.get("Idempotency-Key", "")[:_MAX_KEY] or uuid.uuid4().hex
     return EventMeta(
         actor=request.get(ACTOR),
-        correlation_id=request.headers.get("X-Request-Id", uuid.uuid4().hex)[:_MAX_KEY],
+        correlation_id=request.get(REQUEST_ID) or new_request_id(),
         idempotency_key=key,
     )

@@ -88,6 +88,7 @@ def _record(run: InvocationRecorded, abandoned: set[str]) -> ExecutionRecord:
         attempt=run.attempt,
         abandoned=run.execution_id in abandoned,
         delivery_id=run.delivery_id,
+        request_id=run.request_id,
     )
 
 

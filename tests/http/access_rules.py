@@ -7,7 +7,9 @@ the API's shape rather than read from the code under test:
 - an endpoint under ``/api/v1/admin/apps/{app}/<resource>`` or
   ``/api/v1/admin/<resource>/{id}`` of an app's resource acts on that app;
 - reads (GET, and POSTs that only query) need the resource's read
-  capability, everything else its write capability.
+  capability, everything else its write capability;
+- outside ``/api/``, the endpoints of ``OPS`` need what it says (``/metrics``
+  is read like the instance's own event log), and the rest nothing.
 
 An endpoint added later with a resource this table does not know fails the
 matrix until its rule is added here — deliberately: someone decides.
@@ -27,6 +29,9 @@ PUBLIC = frozenset(
         ("POST", "/api/v1/auth/logout"),
     }
 )
+
+# Endpoints outside /api/ that are not public.
+OPS: dict[tuple[str, str], Capability] = {("GET", "/metrics"): C.EVENTS_READ}
 
 # The resources inside an app: (read capability, write capability).
 APP_RESOURCES: dict[str, tuple[Capability, Capability | None]] = {
@@ -75,7 +80,7 @@ class Unknown(Exception):
 def expected(method: str, path: str) -> tuple[Capability | None, bool]:
     """The capability ``method path`` should need, and whether it acts on one app."""
     if (method, path) in PUBLIC or not path.startswith("/api/"):
-        return None, False
+        return OPS.get((method, path)), False
     parts = path.split("/")[3:]  # after "", "api", "v1"
     reads = method in ("GET", "HEAD") or (method == "POST" and parts[-1] in QUERY_POSTS)
     if parts[0] == "auth" and len(parts) > 1:
