@@ -194,6 +194,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     means one generated into ``data_dir`` on first start (set it when
     clustered: every process must hold the same key)."""
 
+    # -- the CLI as a client of a running server (deploy, pull, logs…) ------------
+    url: str = ""
+    """The admin listener to talk to; empty: ``http://127.0.0.1:{http_port}``."""
+    api_key: str = ""
+    """The API key the CLI sends (``Authorization: Bearer``)."""
+
     # -- identity -----------------------------------------------------------------
     session_ttl_s: Positive = 12 * 3600
     login_max_failures: Positive = 5

@@ -19,6 +19,7 @@ import picloud
 from picloud import event_loop
 from picloud.cli._admin import add_admin_commands, run_admin, warn_if_no_admin
 from picloud.cli._events import add_events_command, run_events
+from picloud.cli._logs import add_logs_command, run_logs
 from picloud.cli._preflight import check_can_serve
 from picloud.cli._replay import add_replay_command, run_replay
 from picloud.cli._secrets import add_secret_commands, run_secrets
@@ -35,7 +36,7 @@ log = logging.getLogger("picloud")
 
 # Commands whose output is their answer: the embedded server's chatter is noise.
 # Commands that print their answer: the embedded server's chatter is noise.
-_QUIET = frozenset({"admin", "events", "replay", "secrets"})
+_QUIET = frozenset({"admin", "events", "logs", "replay", "secrets"})
 
 
 @contextlib.contextmanager
@@ -167,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     add_events_command(commands)
     add_replay_command(commands)
     add_secret_commands(commands)
+    add_logs_command(commands)
     return parser
 
 
@@ -210,5 +212,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_replay(args, settings, database)
         elif args.command == "secrets":
             run_secrets(args, settings, database)
+        elif args.command == "logs":
+            run_logs(args, settings)
     except PiCloudError as e:
         sys.exit(f"picloud: {e}")
