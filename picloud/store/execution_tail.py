@@ -43,7 +43,7 @@ from picloud.store._errors import translate_errors
 from picloud.store._executions import ExecutionFilter, abandoned_of, record_of
 from picloud.store.event_pages import EventPage, EventReader
 
-__all__ = ["ExecutionTail", "TailItem", "matches"]
+__all__ = ["ExecutionTail", "TailItem", "item_of", "matches"]
 
 _THROTTLED = "throttled:"
 
@@ -194,17 +194,26 @@ class ExecutionTail:
         ids = [r.execution_id for r in runs.values()]
         with translate_errors("follow executions"):
             abandoned = await abandoned_of(self._pool, app_id, ids) if ids else set()
-        items: list[TailItem] = []
-        for i, (event, place) in enumerate(zip(page.events, page.places, strict=True)):
-            run = runs.get(i)
-            if run is None:
-                items.append(TailItem(_notice(event), place))
-            elif run.trigger.startswith(_THROTTLED):
-                items.append(TailItem(_throttled(run), place))
-            else:
-                items.append(TailItem(record_of(run, abandoned), place))
-        return items
+        return [
+            TailItem(item_of(event, abandoned, run=runs.get(i)), place)
+            for i, (event, place) in enumerate(
+                zip(page.events, page.places, strict=True)
+            )
+        ]
 
 
-def _notice(event: EventRecord) -> ExecutionNotice:
-    return _NOTICES[event.type](event.data)
+def item_of(
+    event: EventRecord,
+    abandoned: set[str],
+    *,
+    run: InvocationRecorded | None = None,
+) -> ExecutionRecord | ExecutionNotice:
+    """The run or notice an event of the tail's types is (``run``: the event
+    decoded already; ``abandoned``: the executions known abandoned)."""
+    if event.type != _RUN:
+        return _NOTICES[event.type](event.data)
+    if run is None:
+        run = _decode_run(event.data)
+    if run.trigger.startswith(_THROTTLED):
+        return _throttled(run)
+    return record_of(run, abandoned)
