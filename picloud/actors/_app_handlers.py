@@ -290,7 +290,12 @@ class AppContext:
                 "delivery %s of app %s skipped: %s", delivery.id, self.app.id, reason
             )
             skipped = DeliverySkipped(
-                at=utcnow(), app_id=self.app.id, delivery_id=delivery.id, reason=reason
+                at=utcnow(),
+                app_id=self.app.id,
+                delivery_id=delivery.id,
+                reason=reason,
+                script_id=delivery.script_id,
+                trigger=policy.trigger_label(delivery, state),
             )
             return Outcome([skipped], meta, done)
         due = delivery.due_at or delivery.first_attempt_at

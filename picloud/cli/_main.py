@@ -26,6 +26,7 @@ from picloud.cli._deploy import (
     run_client_command,
 )
 from picloud.cli._events import add_events_command, run_events
+from picloud.cli._logs import add_logs_command, run_logs
 from picloud.cli._preflight import check_can_serve
 from picloud.cli._replay import add_replay_command, run_replay
 from picloud.cli._secrets import add_secret_commands, run_secrets
@@ -44,7 +45,8 @@ log = logging.getLogger("picloud")
 # Commands whose output is their answer: the embedded server's chatter is noise.
 # Commands that print their answer: the embedded server's chatter is noise.
 _QUIET = frozenset(
-    {"admin", "events", "replay", "secrets", "backup", "restore"} | CLIENT_COMMANDS
+    {"admin", "events", "logs", "replay", "secrets", "backup", "restore"}
+    | CLIENT_COMMANDS
 )
 
 
@@ -185,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         "completion", help="print the shell completion script (eval it in your rc)"
     )
     completion.add_argument("shell", choices=shtab.SUPPORTED_SHELLS)
+    add_logs_command(commands)
     return parser
 
 
@@ -239,5 +242,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         _migrate(settings, status=args.status)
     elif args.command in CLIENT_COMMANDS:
         run_client_command(args, settings)
+    elif args.command == "logs":
+        run_logs(args, settings)
     else:
         _ON_THE_DATABASE[args.command](args, settings, database)

@@ -24,6 +24,7 @@ __all__ = [
     "DeadLetterRecord",
     "EventRecord",
     "ExecutionDetail",
+    "ExecutionNotice",
     "ExecutionRecord",
     "HostRecord",
     "KeyRecord",
@@ -166,6 +167,25 @@ class ExecutionRecord(msgspec.Struct, frozen=True, kw_only=True):
     share it."""
     request_id: str | None = None
     """The ``X-Request-Id`` of the request a sync route's run answered."""
+
+
+class ExecutionNotice(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A condition of an app's runs that the log records beside them: a
+    delivery skipped (the trigger depth limit, a removed trigger or script),
+    requests refused by the CPU budget, an execution its caller abandoned, a
+    dead letter, a host killed by a run. ``kind`` names which; the fields a
+    kind does not have are left out."""
+
+    kind: str
+    """``skipped``, ``throttled``, ``abandoned``, ``dead_letter``,
+    ``host_killed`` or ``quarantined``."""
+    at: datetime
+    reason: str
+    script_id: str | None = None
+    trigger: str | None = None
+    execution_id: str | None = None
+    delivery_id: str | None = None
+    dead_letter_id: str | None = None
 
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -84,6 +84,10 @@ class DeliverySkipped(Event, frozen=True, tag="delivery.skipped.v1"):
     app_id: str
     delivery_id: str
     reason: str
+    script_id: str | None = None
+    """The script that was to run (None in records older than the field)."""
+    trigger: str | None = None
+    """The label its run would have had (``trigger:kv:<id>``, ``async:…``)."""
 
 
 class DeadLettered(Event, frozen=True, tag="dead_letter.created.v1"):

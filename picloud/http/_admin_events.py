@@ -17,9 +17,6 @@ otherwise). Every event is redacted (domain.redaction.public_json).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import msgspec
 from aiohttp import web
 
@@ -36,19 +33,16 @@ from picloud.domain.event_query import (
 from picloud.domain.records import EventRecord
 from picloud.errors import InvalidInput, NotFound
 from picloud.events import event_types
-from picloud.http._admin_scripts import settle
+from picloud.http._admin_executions import settle
 from picloud.http._api import AppOf, endpoint
+from picloud.http._sse import follow_live, open_stream
 from picloud.http.state import SERVICES
 
-__all__ = ["TAILS_CLOSING", "EventList", "install_tails"]
+__all__ = ["EventList"]
 
 _PAGE = 100
 _MAX_PAGE = 1_000
 _TAIL_BATCH = 500
-
-TAILS_CLOSING = web.AppKey("tails_closing", asyncio.Event)
-"""Set when the server stops: every live tail ends (else a stop would wait
-for each open tail to time out)."""
 
 
 class EventList(msgspec.Struct, frozen=True):
@@ -133,47 +127,17 @@ async def list_events(request: web.Request) -> EventList:
 )
 async def stream_events(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
+    settings = services.settings
     query = await _query(request)
     token = request.query.get("after") or request.headers.get("Last-Event-ID")
     after = decode_after(token) if token else await services.db.events.end()
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",  # proxies must not hold messages back
-        }
-    )
-    await response.prepare(request)
-    # The client going away ends the tail; there is no one to answer then.
-    with contextlib.suppress(ConnectionResetError):
-        await _tail(request, response, query, after)
-    return response
-
-
-async def _tail(
-    request: web.Request,
-    response: web.StreamResponse,
-    query: EventQuery,
-    after: After,
-) -> None:
-    settings = request.app[SERVICES].settings
-    closing = request.app[TAILS_CLOSING]
-    heartbeat = float(settings.events_tail_heartbeat_s)
-    loop = asyncio.get_running_loop()
-    quiet_since = loop.time()
-    pages = request.app[SERVICES].db.events.follow(
+    response = await open_stream(request)
+    pages = services.db.events.follow(
         query, after, limit=_TAIL_BATCH, poll_s=settings.events_tail_poll_ms / 1000
     )
-    async for page in pages:
-        transport = request.transport
-        if closing.is_set() or transport is None or transport.is_closing():
-            return
-        if page.events:
-            await response.write(_messages(page.events, page.places))
-            quiet_since = loop.time()
-        elif loop.time() - quiet_since >= heartbeat:
-            await response.write(b": heartbeat\n\n")
-            quiet_since = loop.time()
+    chunks = (_messages(page.events, page.places) async for page in pages)
+    await follow_live(request, response, chunks)
+    return response
 
 
 def _messages(events: list[EventRecord], places: list[After]) -> bytes:
@@ -182,14 +146,3 @@ def _messages(events: list[EventRecord], places: list[After]) -> bytes:
         b"id: %s\ndata: %s\n\n" % (encode_after(place).encode(), encode(event))
         for event, place in zip(events, places, strict=True)
     )
-
-
-def install_tails(app: web.Application) -> None:
-    """Give ``app`` the signal that ends its live tails when it shuts down."""
-    closing = asyncio.Event()
-    app[TAILS_CLOSING] = closing
-
-    async def close(_: web.Application) -> None:
-        closing.set()
-
-    app.on_shutdown.append(close)

@@ -1,4 +1,5 @@
-"""Admin API: scripts, routes and the execution log of an app (SPEC.md §9).
+"""Admin API: scripts and routes of an app (SPEC.md §9; the execution log is
+:mod:`picloud.http._admin_executions`).
 
 Writes are commands to the app's actor, answered once durable; reads come
 from the projections, which the same transaction wrote. A route change is
@@ -8,13 +9,12 @@ very next request sees it.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
-from picloud.actors.protocol import Done, Failure, failure_of, unwrap
+from picloud.actors.protocol import Done, Failure, unwrap
 from picloud.domain.access import Capability
 from picloud.domain.commands import (
     AddRoute,
@@ -22,31 +22,15 @@ from picloud.domain.commands import (
     DeleteScript,
     RemoveRoute,
     SaveScript,
-    Settle,
 )
-from picloud.domain.records import (
-    ExecutionDetail,
-    ExecutionRecord,
-    RouteRecord,
-    ScriptRecord,
-)
-from picloud.errors import ActorUnavailable, PiCloudError
+from picloud.domain.records import RouteRecord, ScriptRecord
+from picloud.errors import ActorUnavailable
 from picloud.events.app import DispatchMode, ScriptKind
 from picloud.http._admin_apps import app_or_404
 from picloud.http._api import AppOf, endpoint, not_found
 from picloud.http._fields import RetryBody, ScriptName
-from picloud.http._params import (
-    choice,
-    encode_position,
-    flag,
-    limit,
-    moment,
-    position_cursor,
-    query_of,
-    text,
-)
+from picloud.http._params import flag, query_of
 from picloud.http.state import SERVICES, command_meta
-from picloud.store import ExecutionFilter
 
 __all__ = [
     "ROUTE_APP",
@@ -54,15 +38,9 @@ __all__ = [
     "routing_sees",
     "script_or_404",
     "send",
-    "settle",
 ]
 
-log = logging.getLogger(__name__)
-
 _ROUTING_WAIT_S = 5.0
-_SETTLE_WAIT_S = 2.0
-_PAGE = 50
-_MAX_PAGE = 500
 
 Source = Annotated[str, msgspec.Meta(max_length=256 * 1024)]
 
@@ -93,11 +71,6 @@ class ScriptList(msgspec.Struct, frozen=True):
 
 class RouteList(msgspec.Struct, frozen=True):
     items: list[RouteRecord]
-
-
-class ExecutionList(msgspec.Struct, frozen=True):
-    items: list[ExecutionRecord]
-    cursor: str | None
 
 
 async def send(
@@ -276,78 +249,3 @@ async def delete_route(request: web.Request) -> None:
         raise not_found("route", request.match_info["id"])
     done = await send(request, route.app_id, RemoveRoute(route_id=route.id))
     await routing_sees(request, done)
-
-
-# -- executions ---------------------------------------------------------------------
-
-
-async def settle(request: web.Request, app_id: str) -> None:
-    """Wait until the app's actor has appended every execution record it
-    holds (read-only runs answer before their record is durable), so the
-    log lists every run that answered before this request. Best effort: a
-    host that cannot say leaves the list as the database has it."""
-    services = request.app[SERVICES]
-    try:
-        reply = await services.hosts.call(app_id, Settle(), _SETTLE_WAIT_S)
-    except PiCloudError as e:
-        reply = failure_of(e)
-    if isinstance(reply, Failure):
-        log.info("execution log of %s read unsettled: %s", app_id, reply.message)
-
-
-@endpoint(
-    "GET",
-    "/api/v1/admin/apps/{app}/executions",
-    needs=Capability.APP_READ,
-    summary="The execution log, newest first, filtered (?status=&script=&trigger="
-    "&since=&until=&cursor=&limit=; an unknown filter is a 400)",
-    answer=ExecutionList,
-    query=(
-        choice("status", ["ok", "error"], "only executions that ended so"),
-        text("script", "only runs of this script (its id)", max_length=200),
-        text(
-            "trigger",
-            "only runs whose trigger label starts with this: route:, async:, "
-            "trigger:, trigger:schedule:, trigger:kv:<trigger id>…",
-            max_length=300,
-        ),
-        moment("since", "only runs started at or after this time"),
-        moment("until", "only runs started before this time"),
-        position_cursor(),
-        limit(default=_PAGE, maximum=_MAX_PAGE),
-    ),
-    strict_query=True,
-)
-async def list_app_executions(request: web.Request) -> ExecutionList:
-    app = await app_or_404(request)
-    query = query_of(request)
-    where = ExecutionFilter(
-        status=query["status"],
-        script_id=query["script"] or None,
-        trigger=query["trigger"] or None,
-        since=query["since"],
-        until=query["until"],
-    )
-    await settle(request, app.id)
-    items, after = await request.app[SERVICES].store.executions(
-        app.id, where=where, before=query["cursor"], limit=query["limit"]
-    )
-    return ExecutionList(items=items, cursor=encode_position(after))
-
-
-@endpoint(
-    "GET",
-    "/api/v1/admin/apps/{app}/executions/{id}",
-    needs=Capability.APP_READ,
-    summary="One execution: its logs and error, every attempt of its delivery, "
-    "and the dead letter it became if any (pending: accepted, not yet run)",
-    answer=ExecutionDetail,
-)
-async def get_app_execution(request: web.Request) -> ExecutionDetail:
-    app = await app_or_404(request)
-    execution_id = request.match_info["id"]
-    await settle(request, app.id)
-    found = await request.app[SERVICES].store.execution(app.id, execution_id)
-    if found is None:
-        raise not_found("execution", execution_id)
-    return found

@@ -10,6 +10,7 @@ from picloud.http import (  # noqa: F401
     _admin_data,
     _admin_deploy,
     _admin_events,
+    _admin_executions,
     _admin_history,
     _admin_hosts,
     _admin_identity,
@@ -22,12 +23,12 @@ from picloud.http import (  # noqa: F401
     _auth_api,
     _health,
 )
-from picloud.http._admin_events import install_tails
 from picloud.http._api import ENDPOINTS
 from picloud.http._auth import install_auth
 from picloud.http._errors import error_middleware
 from picloud.http._observe import echo_request_id, observe_middleware
 from picloud.http._protocol import answer_protocol_errors_as_json
+from picloud.http._sse import install_tails
 from picloud.http.dashboard import install_dashboard
 from picloud.http.state import SERVICES, Services
 

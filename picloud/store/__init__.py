@@ -15,6 +15,7 @@ from picloud.store.api import AdminStore, AppStore, Database, SchedulerStore
 from picloud.store.commit_signals import CommitSignals, relay_commit_signals
 from picloud.store.embedded import EmbeddedPostgres
 from picloud.store.eventlog import START, Cursor, EventLog, Transaction
+from picloud.store.execution_tail import ExecutionTail, TailItem
 from picloud.store.hosts import HostRegistry, HostRow
 from picloud.store.migrations import (
     MigrationState,
@@ -34,6 +35,7 @@ __all__ = [
     "EmbeddedPostgres",
     "EventLog",
     "ExecutionFilter",
+    "ExecutionTail",
     "HostRegistry",
     "HostRow",
     "LoginUser",
@@ -41,6 +43,7 @@ __all__ = [
     "RouteRow",
     "RoutingSnapshot",
     "SchedulerStore",
+    "TailItem",
     "Transaction",
     "migrate",
     "migration_status",

@@ -15,10 +15,12 @@ from picloud.store._triggers import dead_letter_of_delivery
 
 __all__ = [
     "ExecutionFilter",
+    "abandoned_of",
     "count_runs",
     "get_execution",
     "letter_attempts",
     "list_executions",
+    "record_of",
 ]
 
 
@@ -75,7 +77,7 @@ def _query(where: ExecutionFilter) -> tuple[str, list[object]]:
     return sql, args
 
 
-def _record(run: InvocationRecorded, abandoned: set[str]) -> ExecutionRecord:
+def record_of(run: InvocationRecorded, abandoned: set[str]) -> ExecutionRecord:
     return ExecutionRecord(
         id=run.execution_id,
         script_id=run.script_id,
@@ -92,7 +94,7 @@ def _record(run: InvocationRecorded, abandoned: set[str]) -> ExecutionRecord:
     )
 
 
-async def _abandoned(db: asyncpg.Pool, app_id: str, ids: list[str]) -> set[str]:
+async def abandoned_of(db: asyncpg.Pool, app_id: str, ids: list[str]) -> set[str]:
     rows = await db.fetch(
         "SELECT execution_id FROM abandoned_executions"
         " WHERE app_id = $1 AND execution_id = ANY($2)",
@@ -115,8 +117,8 @@ async def list_executions(
     with translate_errors("list executions"):
         rows = await db.fetch(sql, f"app-{app_id}", before, limit + 1, *args)
         runs = [_decode(row["data"]) for row in rows[:limit]]
-        abandoned = await _abandoned(db, app_id, [r.execution_id for r in runs])
-    items = [_record(run, abandoned) for run in runs]
+        abandoned = await abandoned_of(db, app_id, [r.execution_id for r in runs])
+    items = [record_of(run, abandoned) for run in runs]
     more = len(rows) > limit
     return items, (rows[limit - 1]["stream_version"] if more else None)
 
@@ -158,11 +160,11 @@ async def get_execution(
         if delivery_id is not None:
             found = await db.fetch(_ATTEMPTS, stream, delivery_id)
             attempts = [_decode(r["data"]) for r in found]
-        abandoned = await _abandoned(db, app_id, [execution_id])
+        abandoned = await abandoned_of(db, app_id, [execution_id])
         letter = None
         if delivery_id is not None:
             letter = await dead_letter_of_delivery(db, app_id, delivery_id)
-    records = [_record(run, abandoned) for run in attempts]
+    records = [record_of(run, abandoned) for run in attempts]
     mine = [r for r in records if r.id == execution_id]
     return ExecutionDetail(
         id=execution_id,
@@ -222,5 +224,5 @@ async def letter_attempts(
     with translate_errors("read dead letter attempts"):
         rows = await db.fetch(_LETTER_ATTEMPTS, f"app-{app_id}", app_id, dead_letter_id)
         runs = [_decode(row["data"]) for row in rows]
-        abandoned = await _abandoned(db, app_id, [r.execution_id for r in runs])
-    return [_record(run, abandoned) for run in runs]
+        abandoned = await abandoned_of(db, app_id, [r.execution_id for r in runs])
+    return [record_of(run, abandoned) for run in runs]

@@ -60,6 +60,7 @@ from picloud.store.commit_signals import CommitSignals
 from picloud.store.docs_query import DocQuery
 from picloud.store.event_pages import EventReader
 from picloud.store.eventlog import EventLog
+from picloud.store.execution_tail import ExecutionTail
 from picloud.store.hosts import HostRegistry
 
 __all__ = ["AdminStore", "AppStore", "Database", "SchedulerStore"]
@@ -321,6 +322,8 @@ class Database:
         self.log = log
         self.events = EventReader(pool, log.signals, redact_headers)
         """The global order as it leaves PiCloud (redacted pages)."""
+        self.execution_tail = ExecutionTail(pool, self.events)
+        """Apps' execution logs followed live, with their notices."""
         self.admin = AdminStore(pool, log)
         self.scheduler = SchedulerStore(pool)
         self.hosts = HostRegistry(pool)

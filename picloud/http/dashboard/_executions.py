@@ -13,7 +13,7 @@ from picloud.domain.access import Capability
 from picloud.errors import InvalidInput, NotFound
 from picloud.events.trigger_kinds import TRIGGER_KINDS
 from picloud.http._admin_apps import app_or_404
-from picloud.http._admin_scripts import settle
+from picloud.http._admin_executions import settle
 from picloud.http.dashboard._app import script_names
 from picloud.http.dashboard._context import app_context
 from picloud.http.dashboard._table import page
