@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_format: LogFormat = "text"
     """``json``: one JSON object per line (time, level, logger, message and
     the record's fields), for a log collector; ``text``: for people."""
+    access_log: bool = True
+    """A line per request (logger ``picloud.access``, at INFO); off when a
+    proxy in front keeps its own."""
 
     # -- database ---------------------------------------------------------------
     db_pool_min: Positive = 2

@@ -88,8 +88,13 @@ def log_handler(fmt: LogFormat, stream: TextIO | None = None) -> logging.Handler
     return handler
 
 
-def configure_logging(level: str | int, fmt: LogFormat) -> None:
-    """The root logger of this process writes ``fmt`` to stderr from ``level``."""
+def configure_logging(
+    level: str | int, fmt: LogFormat, *, access_log: bool = True
+) -> None:
+    """The root logger of this process writes ``fmt`` to stderr from
+    ``level``; the access log too unless ``access_log`` is off."""
     logging.basicConfig(level=level, handlers=[log_handler(fmt)], force=True)
+    if not access_log:
+        logging.getLogger("picloud.access").setLevel(logging.WARNING)
     # The embedded server's library narrates every pg_ctl call at INFO.
     logging.getLogger("pgserver").setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from picloud.config import load_settings
 from picloud.errors import ConfigError
-from picloud.logs import log_handler
+from picloud.logs import configure_logging, log_handler
 from picloud.metrics import exposition
 
 
@@ -89,3 +89,18 @@ def test_the_log_format_setting() -> None:
     assert load_settings({"PICLOUD_LOG_FORMAT": "json"}).log_format == "json"
     with pytest.raises(ConfigError, match="PICLOUD_LOG_FORMAT"):
         load_settings({"PICLOUD_LOG_FORMAT": "xml"})
+
+
+def test_the_access_log_can_be_turned_off_alone() -> None:
+    access = logging.getLogger("picloud.access")
+    root = logging.getLogger()
+    kept = (root.level, list(root.handlers), access.level)
+    try:
+        configure_logging("INFO", "text", access_log=False)
+        assert not access.isEnabledFor(logging.INFO)
+        assert logging.getLogger("picloud.http").isEnabledFor(logging.INFO)
+        assert load_settings({"PICLOUD_ACCESS_LOG": "false"}).access_log is False
+    finally:
+        root.setLevel(kept[0])
+        root.handlers[:] = kept[1]
+        access.setLevel(kept[2])

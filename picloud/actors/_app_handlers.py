@@ -242,6 +242,7 @@ class AppContext:
                 script_id=route.script_id,
                 # Stored (and kept by a dead letter): no credentials, no NUL.
                 request=stored_request(command.request, self.secret_headers),
+                request_id=command.correlation_id,
             )
             return Outcome([event], meta, accepted(command.execution_id))
         access = self.access(script_capabilities(route.capabilities), state=state)
@@ -310,6 +311,7 @@ class AppContext:
             else msgspec.json.decode(delivery.event),
             depth=delivery.depth,
             attempt=delivery.attempt,
+            request_id=delivery.request_id,
         )
         access = self.access(
             policy.granted(delivery, state),

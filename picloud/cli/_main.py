@@ -214,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(
         "WARNING" if args.command in _QUIET else settings.log_level,
         settings.log_format,
+        access_log=settings.access_log,
     )
     try:
         _run(args, settings)

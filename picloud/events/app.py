@@ -113,6 +113,8 @@ class InvocationAccepted(Event, frozen=True, tag="invocation.accepted.v1"):
     route_id: str
     script_id: str
     request: RequestRecord
+    request_id: str | None = None
+    """The caller's ``X-Request-Id``: every attempt's record carries it."""
 
 
 class LogEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -71,6 +71,8 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     execution_id: str | None = None
     """The first attempt's execution id, when the caller already has it (async)."""
     capabilities: tuple[str, ...] | None = None
+    request_id: str | None = None
+    """An async route's caller's ``X-Request-Id``."""
 
 
 class TriggerInfo(PClass):
@@ -189,6 +191,7 @@ def _outcome(deliveries: Deliveries, recorded: RecordedEvent) -> Deliveries:
                     request=event.request,
                     first_attempt_at=event.at,
                     execution_id=event.execution_id,
+                    request_id=event.request_id,
                 ),
             )
         case InvocationRecorded(delivery_id=str(delivery_id), status="ok"):

@@ -17,7 +17,7 @@ from picloud.http.ingress import EXECUTION_HEADER
 from picloud.logs import log_handler
 from picloud.metrics import FRONT_DOOR
 from picloud.server import Server
-from tests.http.helpers import Api, Identity, make_app, make_route
+from tests.http.helpers import Api, Identity, eventually, make_app, make_route
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 
@@ -169,6 +169,42 @@ async def test_request_id_is_echoed_and_kept_with_the_execution(api: Api) -> Non
     status, _ = await api.call("GET", "/api/v1/admin/nothing-here", headers=sent)
     assert status == 404
     assert api.last_headers["X-Request-Id"] == sent["X-Request-Id"]
+
+
+async def test_every_attempt_of_an_async_run_keeps_the_callers_request_id(
+    api: Api,
+) -> None:
+    await make_app(api, "traced-async")
+    failing_once = (
+        "local n = kv.collection('t'):get('n') or 0\n"
+        "kv.collection('t'):set('n', n + 1)\n"
+        "if ctx.attempt == 1 then error('first attempt fails') end\n"
+        "return {}"
+    )
+    await make_route(
+        api,
+        "traced-async",
+        failing_once,
+        "POST",
+        "/jobs",
+        dispatch_mode="async",
+        retry={"max_attempts": 3, "base_ms": 10, "max_ms": 20},
+    )
+    sent = {"X-Request-Id": "async-trace-7"}
+    status, _ = await api.call("POST", "/apps/traced-async/jobs", {}, headers=sent)
+    assert status == 202
+    assert api.last_headers["X-Request-Id"] == sent["X-Request-Id"]
+    execution_id = api.last_headers[EXECUTION_HEADER]
+    path = f"/api/v1/admin/apps/traced-async/executions/{execution_id}"
+
+    async def both_attempts_ran() -> bool:
+        status, found = await api.call("GET", path)
+        return status == 200 and len(found["attempts"]) == 2
+
+    await eventually(both_attempts_ran)
+    _, found = await api.call("GET", path)
+    assert [a["status"] for a in found["attempts"]] == ["error", "ok"]
+    assert {a["request_id"] for a in found["attempts"]} == {sent["X-Request-Id"]}
 
 
 @pytest.mark.parametrize("bad", ["x" * 129, "has space", ""])
