@@ -42,7 +42,13 @@ from picloud.hosting._channel import ChannelServerProtocol
 from picloud.hosting._heartbeat import Heartbeat
 from picloud.hosting._membership import rendezvous
 from picloud.scripting import AppInfo, CurrentInvocation, Watchdog
-from picloud.store import CommitSignals, Database, HostRow, relay_commit_signals
+from picloud.store import (
+    ROUTING_ONLY,
+    CommitSignals,
+    Database,
+    HostRow,
+    relay_commit_signals,
+)
 
 __all__ = ["AppHost", "Offender", "read_offender"]
 
@@ -109,7 +115,7 @@ class AppHost:
         self._secret = settings.cluster_secret
 
     async def start(self, bind_host: str = "127.0.0.1") -> tuple[str, int]:
-        signals = CommitSignals()
+        signals = CommitSignals(announced=ROUTING_ONLY)
         # No connection yet: a host (re)started while the database is down
         # still comes up, and answers 503s until the database is back.
         self._db = await Database.open(

@@ -31,7 +31,13 @@ from picloud.domain.system import Answer, SystemCommand, answer
 from picloud.errors import ActorError
 from picloud.events import EventMeta
 from picloud.hosting._remote import call_remote
-from picloud.store import CommitSignals, Database, EventLog, relay_commit_signals
+from picloud.store import (
+    ROUTING_ONLY,
+    CommitSignals,
+    Database,
+    EventLog,
+    relay_commit_signals,
+)
 
 __all__ = [
     "CONTROL_PLANE_NAME",
@@ -60,7 +66,7 @@ class _ControlPlaneActor:
             if self._db is None:
                 # No connection yet: the plane comes up while the database is
                 # down, and each call fails fast until it is back.
-                signals = CommitSignals()
+                signals = CommitSignals(announced=ROUTING_ONLY)
                 self._db = await Database.open(
                     self._dsn, self._settings, signals=signals, init_size=0, max_size=4
                 )

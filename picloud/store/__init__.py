@@ -12,7 +12,11 @@ from picloud.store._executions import ExecutionFilter
 from picloud.store._identity import LoginUser
 from picloud.store._routing import RouteRow, RoutingSnapshot
 from picloud.store.api import AdminStore, AppStore, Database, SchedulerStore
-from picloud.store.commit_signals import CommitSignals, relay_commit_signals
+from picloud.store.commit_signals import (
+    ROUTING_ONLY,
+    CommitSignals,
+    relay_commit_signals,
+)
 from picloud.store.embedded import EmbeddedPostgres
 from picloud.store.eventlog import START, Cursor, EventLog, Transaction
 from picloud.store.execution_tail import ExecutionTail, TailItem
@@ -25,6 +29,7 @@ from picloud.store.migrations import (
 )
 
 __all__ = [
+    "ROUTING_ONLY",
     "START",
     "AdminStore",
     "AppStore",

@@ -25,12 +25,21 @@ from picloud.store._backoff import Backoff
 from picloud.store._errors import translate_errors
 from picloud.store._pool import connect
 
-__all__ = ["CHANNEL", "ROUTING_CHANNEL", "CommitSignals", "relay_commit_signals"]
+__all__ = [
+    "CHANNEL",
+    "ROUTING_CHANNEL",
+    "ROUTING_ONLY",
+    "CommitSignals",
+    "relay_commit_signals",
+]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "picloud_events"
 ROUTING_CHANNEL = "picloud_routing"
+ROUTING_ONLY = frozenset({ROUTING_CHANNEL})
+"""What app hosts and the control plane announce: the front doors LISTEN for
+routing changes only (the log's tails poll)."""
 
 
 class CommitSignals:
@@ -42,8 +51,17 @@ class CommitSignals:
     that happened in between.
     """
 
-    def __init__(self, channel: str = CHANNEL) -> None:
+    def __init__(
+        self,
+        channel: str = CHANNEL,
+        *,
+        announced: frozenset[str] = frozenset({CHANNEL, ROUTING_CHANNEL}),
+    ) -> None:
+        """``announced``: the channels this process NOTIFYs others on. A
+        NOTIFY nobody LISTENs to still costs the sender a round trip and
+        Postgres its work, at every commit when commits do not batch."""
         self.channel = channel
+        self._announced = announced
         self.generation = 0
         self._changed = asyncio.Event()
         self._outgoing: set[str] = set()
@@ -57,8 +75,10 @@ class CommitSignals:
             channels.add(ROUTING_CHANNEL)
         if self.channel in channels:
             self.signal()
-        self._outgoing |= channels
-        self._announce.set()
+        outgoing = channels & self._announced
+        if outgoing:
+            self._outgoing |= outgoing
+            self._announce.set()
 
     def signal(self) -> None:
         """Something new may be readable: wake the local readers."""
