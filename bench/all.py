@@ -56,6 +56,7 @@ from bench_ingress import (
     Pids,
     Point,
     admin_key,
+    every_host_live,
     instant_host,
     make_apps,
     measure,
@@ -460,6 +461,7 @@ async def run(pg: tuple[str, Path, Pids], args: argparse.Namespace) -> dict[str,
     )
     server = Server(settings, dsn, owns_actors=True)
     await server.start()
+    await every_host_live(server)
     bare_proc, bare_url = await start_bare()
     try:
         return await _measure_all(server, (bare_proc, bare_url), pg_pids, args)

@@ -213,6 +213,19 @@ async def instant_host(server: Server, app_id: str) -> AsyncIterator[Pids]:
         await proc.wait()
 
 
+async def every_host_live(server: Server, seconds: float = 30.0) -> None:
+    """Wait until the front door's membership lists every shared host (they
+    beat into the registry as they come up; apps made earlier would all be
+    placed on the first)."""
+    assert server.services is not None
+    wanted = server.settings.app_hosts
+    deadline = time.monotonic() + seconds
+    while len(server.services.hosts.membership.names) < wanted:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {wanted} app hosts came up")
+        await asyncio.sleep(0.1)
+
+
 def other_host_app(server: Server, app_id: str, apps: dict[str, str]) -> str:
     """The slug of an app placed on another host than ``app_id``."""
     assert server.services is not None
