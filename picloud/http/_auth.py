@@ -51,10 +51,10 @@ __all__ = [
     "CSRF_HEADER",
     "SESSION_COOKIE",
     "Auth",
+    "holds",
     "install_auth",
     "principal_of",
     "readable_apps",
-    "require",
 ]
 
 SESSION_COOKIE = "picloud_session"
@@ -172,12 +172,11 @@ async def _check_csrf(request: web.Request, session_token: str) -> None:
         )
 
 
-def require(request: web.Request, needed: Capability, why: str) -> None:
-    """Forbidden unless the caller holds ``needed`` where the request acts
-    (for an endpoint whose action needs more than its ``needs``)."""
+def holds(request: web.Request, needed: Capability) -> bool:
+    """Whether the caller holds ``needed`` where the request acts (for an
+    endpoint whose action may need more than its ``needs``)."""
     held: frozenset[Capability] = request.get(_HELD, frozenset())
-    if needed not in held:
-        raise Forbidden(f"not allowed: {why} needs {needed.value}")
+    return needed in held
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from picloud.domain.access import Scope
 from picloud.server import Server
 from tests.helpers import picloud_env, run_picloud
-from tests.http.helpers import Api, Identity, make_app
+from tests.http.helpers import Api, Identity, create_identity, make_app
 
 pytestmark = [pytest.mark.ray, pytest.mark.server]
 
@@ -224,3 +225,35 @@ async def test_the_cli_without_a_key_or_server_says_so_in_one_line(
     assert code == 1
     assert "PICLOUD_API_KEY" in err, err
     assert "Traceback" not in err
+
+
+async def test_without_app_write_a_deploy_may_keep_cors_but_not_change_it(
+    server: Server, api: Api, admin: Identity, tmp_path: Path
+) -> None:
+    assert admin.key is not None
+    await make_app(api, "shop")
+    folder = write_folder(tmp_path / "shop")
+    code, _, err = await cli(server, admin.key, tmp_path, "deploy", str(folder))
+    assert code == 0, err
+    scopes = frozenset({Scope.APP_READ, Scope.SCRIPT_READ, Scope.SCRIPT_WRITE})
+    editor = await create_identity(
+        server, "deployer", admin=True, scopes=scopes | {Scope.TRIGGERS_MANAGE}
+    )
+    assert editor.key is not None
+
+    # The same CORS policy and a new script version: allowed.
+    (folder / "hello.lua").write_text("return {greeting = 'v2'}\n")
+    code, out, err = await cli(server, editor.key, tmp_path, "deploy", str(folder))
+    assert code == 0, err
+    assert "~ script hello" in out, out
+
+    # Another policy: refused, naming what needs more, and nothing changes.
+    before = await app_events(api, "shop")
+    changed = MANIFEST.replace("https://shop.example", "https://other.example")
+    (folder / "picloud.toml").write_text(changed)
+    (folder / "hello.lua").write_text("return {greeting = 'v3'}\n")
+    code, _, err = await cli(server, editor.key, tmp_path, "deploy", str(folder))
+    assert code == 1
+    assert "cors" in err, err
+    assert "app:write" in err, err
+    assert await app_events(api, "shop") == before
