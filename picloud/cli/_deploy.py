@@ -40,6 +40,11 @@ def add_client_commands(
     pull = commands.add_parser("pull", help="write a live app as a deploy folder")
     pull.add_argument("app", help="the app's slug or id")
     pull.add_argument("folder", type=Path)
+    pull.add_argument(
+        "--replace",
+        action="store_true",
+        help="remove the folder's .lua files of scripts the app does not have",
+    )
     rollback = commands.add_parser(
         "rollback", help="save an earlier version of a script as its next version"
     )
@@ -68,7 +73,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> list[str]:
             case "deploy":
                 return await _deploy(api, args.folder, args.app, dry_run=args.dry_run)
             case "pull":
-                return await _pull(api, args.app, args.folder)
+                return await _pull(api, args.app, args.folder, replace=args.replace)
             case "rollback":
                 return await _rollback(api, args.app, args.script, args.version)
             case "apps":
@@ -100,7 +105,9 @@ async def _deploy(
     return [*lines, f"{app}: {applied} changes applied as one change set"]
 
 
-async def _pull(api: AdminClient, app: str, folder: Path) -> list[str]:
+async def _pull(
+    api: AdminClient, app: str, folder: Path, *, replace: bool
+) -> list[str]:
     base = _app_path(app)
     record = await api.get(base)
     scripts = (await api.get(base + "/scripts"))["items"]
@@ -114,6 +121,7 @@ async def _pull(api: AdminClient, app: str, folder: Path) -> list[str]:
         routes=routes,
         triggers=triggers,
         cors=settings.get("cors"),
+        replace=replace,
     )
     return [f"wrote {path}" for path in written]
 

@@ -112,19 +112,29 @@ def write_folder(  # noqa: PLR0913  # the parts of an app, each named
     routes: list[dict[str, Any]],
     triggers: list[dict[str, Any]],
     cors: dict[str, Any] | None,
+    replace: bool = False,
 ) -> list[Path]:
     """Write the layout :func:`read_folder` reads (records as the API answers
-    them); the files written. A ``.lua`` file of a script the app no longer
-    has is removed, so the folder deploys back to the same app."""
-    folder.mkdir(parents=True, exist_ok=True)
+    them); the files written. A ``.lua`` file of a script the app does not
+    have would be deployed as a new one: it is removed with ``replace``,
+    else the folder is refused before anything is written."""
     names = {s["id"]: s["name"] for s in scripts}
+    wanted = {folder / f"{script['name']}.lua" for script in scripts}
+    stale = sorted(set(folder.glob("*.lua")) - wanted)
+    if stale and not replace:
+        listed = ", ".join(p.name for p in stale[:5])
+        raise InvalidInput(
+            f"{folder} holds scripts {app} does not have ({listed}); a deploy"
+            " would add them: move them away, or pull with --replace"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in stale:
+        path.unlink()
     written = []
     for script in scripts:
         path = folder / f"{script['name']}.lua"
         path.write_text(script["source"], encoding="utf-8")
         written.append(path)
-    for stale in set(folder.glob("*.lua")) - set(written):
-        stale.unlink()
     manifest: dict[str, Any] = {"app": app}
     kinds = {s["name"]: {"kind": s["kind"]} for s in scripts if s["kind"] != "endpoint"}
     if kinds:

@@ -130,6 +130,18 @@ async def test_a_folder_deploys_as_one_change_set_and_pulls_back_unchanged(
     assert code == 0, err
     assert "nothing to change" in out, out
 
+    # A script the app does not have would be deployed: pull refuses to
+    # leave it there, unless told to remove it.
+    (pulled / "extra.lua").write_text("return {}\n")
+    code, _, err = await cli(server, admin.key, tmp_path, "pull", "shop", str(pulled))
+    assert code == 1
+    assert "extra.lua" in err, err
+    code, _, err = await cli(
+        server, admin.key, tmp_path, "pull", "shop", str(pulled), "--replace"
+    )
+    assert code == 0, err
+    assert not (pulled / "extra.lua").exists()
+
 
 async def test_a_failing_deploy_changes_nothing_and_says_why(
     server: Server, api: Api, admin: Identity, tmp_path: Path
