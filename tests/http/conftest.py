@@ -23,8 +23,21 @@ def server_overrides() -> dict[str, Any]:
     return {}
 
 
+def _shared(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("shared_server") is not None
+
+
 @pytest.fixture
-async def server(
+def server(request: pytest.FixtureRequest) -> Server:
+    """The test's own server; in a module marked ``shared_server``, the
+    module's (for tests that keep to their own apps)."""
+    name = "shared_server" if _shared(request) else "own_server"
+    found: Server = request.getfixturevalue(name)
+    return found
+
+
+@pytest.fixture
+async def own_server(
     database: str, ray_session: None, server_overrides: dict[str, Any]
 ) -> AsyncIterator[Server]:
     server = Server(server_settings(**server_overrides), database, owns_actors=True)
@@ -62,8 +75,16 @@ async def shared_admin(shared_server: Server) -> Identity:
 
 
 @pytest.fixture
-async def admin(server: Server) -> Identity:
-    """An instance admin with a key of every scope, bound to no app."""
+def admin(request: pytest.FixtureRequest) -> Identity:
+    """An instance admin with a key of every scope, bound to no app (the
+    shared server's one in a module marked ``shared_server``)."""
+    name = "shared_admin" if _shared(request) else "own_admin"
+    found: Identity = request.getfixturevalue(name)
+    return found
+
+
+@pytest.fixture
+async def own_admin(server: Server) -> Identity:
     return await create_identity(server, "admin", admin=True)
 
 

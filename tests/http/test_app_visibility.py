@@ -13,21 +13,11 @@ from picloud.domain.access import Role
 from picloud.domain.identity import SetMember
 from picloud.events import EventMeta
 from picloud.server import Server
-from tests.http.helpers import Api, Identity, create_identity, make_app, make_route
+from tests.http.helpers import Api, create_identity, make_app, make_route
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 APPS = "/api/v1/admin/apps"
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 async def test_an_invisible_app_and_its_things_answer_as_absent_ones(

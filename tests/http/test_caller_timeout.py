@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from picloud.http.ingress import EXECUTION_HEADER
-from picloud.server import Server
-from tests.http.helpers import Api, Identity, make_app, make_route
+from tests.http.helpers import Api, make_app, make_route
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 SYNC_TIMEOUT_S = 0.4
 SPIN_S = 1.5
@@ -31,16 +30,6 @@ def module_overrides() -> dict[str, Any]:
         "script_timeout_ms": 10_000,
         "script_max_instructions": 2_000_000_000,
     }
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 async def executions_of(api: Api, slug: str) -> dict[str, dict[str, Any]]:

@@ -6,20 +6,9 @@ import asyncio
 
 import pytest
 
-from picloud.server import Server
-from tests.http.helpers import Api, Identity, make_app, make_route
+from tests.http.helpers import Api, make_app, make_route
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server  # one server for the module: every test keeps to its apps
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 
 async def test_a_thousand_concurrent_increments_over_http_count_exactly(

@@ -20,7 +20,7 @@ import pytest
 from picloud.server import Server
 from tests.http.helpers import Api, Identity, make_app, make_route, make_script
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,16 +32,6 @@ def module_overrides() -> dict[str, Any]:
         "events_tail_poll_ms": 50,
         "max_trigger_depth": 3,
     }
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 def stream_url(server: Server, slug: str, query: str = "") -> str:

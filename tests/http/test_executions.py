@@ -7,26 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from picloud.server import Server
 from tests.http.helpers import (
     Api,
-    Identity,
     eventually,
     make_app,
     make_route,
 )
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 
 BASE = "/api/v1/admin/apps/runs/executions"

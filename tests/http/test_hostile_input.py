@@ -24,20 +24,10 @@ from tests.http.helpers import (
     raw_exchange,
 )
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 APPS = "/api/v1/admin/apps"
 DEPTH = 32  # Settings.script_max_value_depth's default: what scripts can read
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server  # one server for the module: every test keeps to its apps
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 def assert_refused(answer: tuple[int, Any], status: int, *words: str) -> None:

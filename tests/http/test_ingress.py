@@ -8,20 +8,9 @@ from typing import Any
 import pytest
 
 from picloud.http.ingress import EXECUTION_HEADER
-from picloud.server import Server
-from tests.http.helpers import Api, Identity, make_app, make_route, make_script
+from tests.http.helpers import Api, make_app, make_route, make_script
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server  # one server for the module: every test keeps to its apps
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 
 async def test_request_parts_reach_the_script(api: Api) -> None:

@@ -9,27 +9,15 @@ from datetime import datetime
 
 import pytest
 
-from picloud.server import Server
 from tests.http.helpers import (
     Api,
-    Identity,
     eventually,
     make_app,
     make_route,
     make_script,
 )
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 
 async def test_an_expired_key_is_never_read(api: Api) -> None:

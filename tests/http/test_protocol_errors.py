@@ -13,7 +13,7 @@ import pytest
 from picloud.server import Server
 from tests.http.helpers import Api, Identity, make_app, make_route, raw_exchange
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 READ_TIMEOUT_S = 1.0
 LINGER_S = 10.0  # aiohttp reads what a client still sends for this long, then closes
@@ -22,11 +22,6 @@ LINGER_S = 10.0  # aiohttp reads what a client still sends for this long, then c
 @pytest.fixture(scope="module")
 def module_overrides() -> dict[str, Any]:
     return {"body_read_timeout_ms": int(READ_TIMEOUT_S * 1000)}
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
 
 
 HEAD = b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"

@@ -7,17 +7,15 @@ from typing import Any
 
 import pytest
 
-from picloud.server import Server
 from tests.http.helpers import (
     Api,
-    Identity,
     eventually,
     make_app,
     make_route,
     make_script,
 )
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +26,6 @@ def module_overrides() -> dict[str, Any]:
         "trigger_retry_base_ms": 60_000,
         "delivery_wake_interval_ms": 200,
     }
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 FAST_THREE = {"max_attempts": 3, "base_ms": 20, "max_ms": 40, "jitter": 0.0}

@@ -5,20 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from picloud.server import Server
-from tests.http.helpers import Api, Identity, make_app, make_route
+from tests.http.helpers import Api, make_app, make_route
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 
 async def test_head_is_answered_from_get_without_a_body(api: Api) -> None:

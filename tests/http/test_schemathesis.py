@@ -37,7 +37,7 @@ from picloud.http._api import ENDPOINTS
 from picloud.server import Server
 from tests.http.helpers import Api, Identity, make_app, make_route
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,6 @@ CONFIG = schemathesis.Config.from_dict(
 )
 POSITIVE = schemathesis.GenerationMode.POSITIVE
 NEGATIVE = schemathesis.GenerationMode.NEGATIVE
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 @dataclass

@@ -16,25 +16,14 @@ from picloud.server import Server
 from tests.helpers import picloud_env
 from tests.http.helpers import (
     Api,
-    Identity,
     eventually,
     make_app,
     make_route,
 )
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 VALUE = "s3cr3t-Value-0f-the-token"
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 async def test_a_secret_is_set_listed_by_name_and_read_by_scripts(

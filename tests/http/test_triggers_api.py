@@ -13,7 +13,6 @@ import pytest
 from picloud.server import Server
 from tests.http.helpers import (
     Api,
-    Identity,
     create_identity,
     make_app,
     make_route,
@@ -21,7 +20,7 @@ from tests.http.helpers import (
     server_settings,
 )
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 
 FAST = {
@@ -35,16 +34,6 @@ FAST = {
 @pytest.fixture(scope="module")
 def module_overrides() -> dict[str, Any]:
     return FAST
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server  # one server for the module: every test keeps to its apps
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 async def eventually(

@@ -14,9 +14,9 @@ import pytest
 
 from picloud.server import Server
 from picloud.store.replay import PROJECTIONS
-from tests.http.helpers import Api, Identity, make_app, make_route, make_script
+from tests.http.helpers import Api, make_app, make_route, make_script
 
-pytestmark = [pytest.mark.ray, pytest.mark.server]
+pytestmark = [pytest.mark.ray, pytest.mark.server, pytest.mark.shared_server]
 
 APPS = "/api/v1/admin/apps"
 MAX_RUNS = 5
@@ -44,16 +44,6 @@ def module_overrides() -> dict[str, Any]:
         "what_if_max_invocations": MAX_RUNS,
         "delivery_wake_interval_ms": 200,
     }
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server  # one server for the module: every test keeps to its apps
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 15) -> None:

@@ -30,6 +30,9 @@ from tests.http.helpers import (
     make_script,
 )
 
+# Every test keeps to its own apps: one server for the module.
+pytestmark = pytest.mark.shared_server
+
 # -- declarations (no server) --------------------------------------------------------
 
 
@@ -52,16 +55,6 @@ def test_pages_live_under_ui_and_need_a_capability() -> None:
 
 
 # -- over HTTP -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def server(shared_server: Server) -> Server:
-    return shared_server  # one server for the module: every test keeps to its apps
-
-
-@pytest.fixture
-def admin(shared_admin: Identity) -> Identity:
-    return shared_admin
 
 
 @pytest.fixture
