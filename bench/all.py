@@ -25,7 +25,7 @@ Set-up: wrk, nginx and its lua module come from Debian (``apt-get install
 wrk nginx libnginx-mod-http-lua``), installed here when missing (as root);
 ``eventsourcing[postgres]`` and psutil come with the ``bench`` extra.
 
-Usage: python bench/all.py [--seconds 5] [--rounds 5]
+Usage: python bench/all.py [--seconds 5] [--rounds 5] [--only hello kv log]
 """
 
 from __future__ import annotations
@@ -229,14 +229,18 @@ async def hello_rounds(targets: dict[str, Target], args: argparse.Namespace) -> 
 async def hello_targets(
     server: Server, pg: Pids, peers: dict[str, Target], slugs: tuple[str, str]
 ) -> dict[str, Target]:
+    url, parts = await picloud_target(server, pg, slugs[0])
+    return {"PiCloud": (url, parts), **peers}
+
+
+async def picloud_target(server: Server, pg: Pids, slug: str = "") -> Target:
+    """PiCloud's hello URL and its processes: the front door (this process),
+    the app hosts and Postgres."""
     assert server.services is not None
     hosts = [await link.pid() for link in server.services.hosts.links.values()]
     front = lambda: [os.getpid()]  # noqa: E731  # the front door is this process
     picloud = {"front door": front, "hosts": lambda: hosts, "postgres": pg}
-    return {
-        "PiCloud": (f"{server.apps_url}/apps/{slugs[0]}/hello", picloud),
-        **peers,
-    }
+    return f"{server.apps_url}/apps/{slug}/hello", picloud
 
 
 # -- 2. kv.set ----------------------------------------------------------------------
@@ -482,34 +486,45 @@ async def _measure_all(
         apps = await make_apps(session, server.url, 4)
     hello, hello_id = next(iter(apps.items()))
     alone = other_host_app(server, hello_id, apps)
-    met: dict[str, bool] = {}
-    async with (
-        instant_host(server, apps[alone]) as instant,
-        nginx_hello(args.home / "nginx") as (nginx_url, nginx_pids),
-    ):
-        front = lambda: [os.getpid()]  # noqa: E731  # the front door is this process
-        peers = {
-            "bare aiohttp": (bare[1], {"bare aiohttp": lambda: [bare[0].pid]}),
-            "nginx + lua": (nginx_url, {"nginx + lua": nginx_pids}),
-            "front door alone": (
-                f"{server.apps_url}/apps/{alone}/hello",
-                {"front door": front, "instant host": instant},
-            ),
-        }
-        targets = await hello_targets(server, pg, peers, (hello, alone))
-        hello_points = await hello_rounds(targets, args)
-    kv_points = await _kv(server, headers, targets["PiCloud"][1], args)
-    print("   event log rounds...", flush=True)
-    log_points = await eventlog_rounds(args.log_dsn, args.es_dsn, args)
+    picloud_parts: dict[str, Pids] = {}
+    hello_points = kv_points = log_points = None
+    if "hello" in args.only:
+        async with (
+            instant_host(server, apps[alone]) as instant,
+            nginx_hello(args.home / "nginx") as (nginx_url, nginx_pids),
+        ):
+            front = lambda: [os.getpid()]  # noqa: E731  # the front door is this process
+            peers = {
+                "bare aiohttp": (bare[1], {"bare aiohttp": lambda: [bare[0].pid]}),
+                "nginx + lua": (nginx_url, {"nginx + lua": nginx_pids}),
+                "front door alone": (
+                    f"{server.apps_url}/apps/{alone}/hello",
+                    {"front door": front, "instant host": instant},
+                ),
+            }
+            targets = await hello_targets(server, pg, peers, (hello, alone))
+            picloud_parts = targets["PiCloud"][1]
+            hello_points = await hello_rounds(targets, args)
+    if "kv" in args.only:
+        picloud_parts = picloud_parts or (await picloud_target(server, pg))[1]
+        kv_points = await _kv(server, headers, picloud_parts, args)
+    if "log" in args.only:
+        print("   event log rounds...", flush=True)
+        log_points = await eventlog_rounds(args.log_dsn, args.es_dsn, args)
     print(
         f"\nPiCloud against its peers, one run: {args.rounds} alternating rounds,"
         f" medians; wrk -t1, {args.seconds:g} s per point; code {revision()}"
     )
     print(f"load average at the start: {args.load_before}; at the end: {_load()}")
-    met |= print_hello(hello_points)
-    met |= print_kv(kv_points)
-    met |= print_eventlog(log_points)
-    print_bounds(hello_points)
+    met: dict[str, bool] = {}
+    if hello_points is not None:
+        met |= print_hello(hello_points)
+    if kv_points is not None:
+        met |= print_kv(kv_points)
+    if log_points is not None:
+        met |= print_eventlog(log_points)
+    if hello_points is not None:
+        print_bounds(hello_points)
     return met
 
 
@@ -554,6 +569,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--log-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("hello", "kv", "log"),
+        default=["hello", "kv", "log"],
+        help="measure only these parts (all three by default)",
+    )
     args = parser.parse_args()
     ensure_tools()
     logging.basicConfig(level=logging.WARNING)

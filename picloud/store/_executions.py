@@ -41,8 +41,8 @@ _RECORDED = " AND type = 'invocation.recorded.v1'"
 # Literal predicates, so the planner can use the partial index of failed runs.
 _STATUS = {
     None: "",
-    "error": " AND (data ->> 'status') = 'error'",
-    "ok": " AND (data ->> 'status') = 'ok'",
+    "error": " AND run_status = 'error'",
+    "ok": " AND run_status = 'ok'",
 }
 _decode = msgspec.json.Decoder(InvocationRecorded).decode
 _decode_accepted = msgspec.json.Decoder(InvocationAccepted).decode
@@ -125,14 +125,13 @@ async def list_executions(
 
 _BY_ID = """
 SELECT type, data FROM events
-WHERE stream = $1 AND (data ->> 'execution_id') = $2
+WHERE stream = $1 AND execution_id = $2
   AND type IN ('invocation.recorded.v1', 'invocation.accepted.v1')
 ORDER BY stream_version
 """
 _ATTEMPTS = """
 SELECT data FROM events
-WHERE stream = $1 AND (data ->> 'delivery_id') = $2
-  AND type = 'invocation.recorded.v1' AND (data ->> 'delivery_id') IS NOT NULL
+WHERE stream = $1 AND delivery_id = $2 AND type = 'invocation.recorded.v1'
 ORDER BY stream_version
 """
 
@@ -182,8 +181,7 @@ _LETTER_ATTEMPTS = """
 SELECT e.data
 FROM dead_letters d
 JOIN events e ON e.stream = $1 AND e.type = 'invocation.recorded.v1'
-              AND (e.data ->> 'status') = 'error'
-              AND (e.data ->> 'delivery_id') = d.delivery_id
+              AND e.run_status = 'error' AND e.delivery_id = d.delivery_id
 WHERE d.app_id = $2 AND d.id = $3
 ORDER BY e.stream_version
 """

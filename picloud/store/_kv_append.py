@@ -28,7 +28,13 @@ from picloud.errors import VersionConflict
 from picloud.events import Event, EventMeta, RecordedEvent, encode
 from picloud.events.app import JSON_NULL, KvSet
 from picloud.store._errors import translate_errors
-from picloud.store.eventlog import EventLog, event_type, placement_of, recorded_batch
+from picloud.store.eventlog import (
+    EventLog,
+    event_type,
+    placement_of,
+    recorded_batch,
+    run_columns,
+)
 
 __all__ = ["append_kv_sets"]
 
@@ -38,7 +44,8 @@ _NULL = b"null"
 
 class _Row(msgspec.Struct, omit_defaults=True):
     """An event of the batch: whole (``d``), or in two parts around its null
-    prev (``h``, ``z``) with the key (``c``, ``k``) whose stored value goes there."""
+    prev (``h``, ``z``) with the key (``c``, ``k``) whose stored value goes
+    there; and its run columns (``x``, ``y``, ``s``: eventlog.run_columns)."""
 
     t: str
     m: EventMeta
@@ -47,6 +54,9 @@ class _Row(msgspec.Struct, omit_defaults=True):
     z: str | None = None
     c: str | None = None
     k: str | None = None
+    x: str | None = None
+    y: str | None = None
+    s: str | None = None
 
 
 class _Entry(msgspec.Struct):
@@ -72,8 +82,9 @@ _APPEND_KV_SETS = """
 WITH batch AS MATERIALIZED (
     SELECT * FROM ROWS FROM (
         json_to_recordset($3::json)
-        AS (t text, d json, m json, h text, z text, c text, k text)
-    ) WITH ORDINALITY AS b(t, d, m, h, z, c, k, ord)
+        AS (t text, d json, m json, h text, z text, c text, k text,
+            x text, y text, s text)
+    ) WITH ORDINALITY AS b(t, d, m, h, z, c, k, x, y, s, ord)
 ), prev AS MATERIALIZED (
     SELECT b.ord, v.value FROM batch b
     CROSS JOIN LATERAL (
@@ -82,12 +93,13 @@ WITH batch AS MATERIALIZED (
     ) AS v
     WHERE b.c IS NOT NULL
 ), appended AS (
-    INSERT INTO events (stream, stream_version, type, data, meta)
+    INSERT INTO events (stream, stream_version, type, data, meta,
+                        execution_id, delivery_id, run_status)
     SELECT $1, $2::bigint + b.ord, b.t,
            CASE WHEN b.h IS NULL THEN b.d
                 ELSE (b.h || coalesce(p.value::text, 'null') || b.z)::json
            END,
-           b.m
+           b.m, b.x, b.y, b.s
     FROM batch b LEFT JOIN prev p ON p.ord = b.ord
     WHERE $2::bigint = 0 OR EXISTS (
         SELECT 1 FROM events WHERE stream = $1 AND stream_version = $2::bigint
@@ -159,7 +171,8 @@ async def append_kv_sets(  # noqa: PLR0913  # one append with its projection
 def _row(event: Event, meta: EventMeta, stored: bool) -> _Row:
     kind = event_type(event)
     if not stored:
-        return _Row(t=kind, m=meta, d=event)  # encoded in place, in one call
+        x, y, s = run_columns(event)
+        return _Row(t=kind, m=meta, d=event, x=x, y=y, s=s)  # encoded in one call
     data = encode(event)
     # prev follows value (any JSON); only ``at`` (a timestamp) follows prev
     cut = data.rfind(_PREV + _NULL) + len(_PREV)

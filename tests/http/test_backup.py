@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from picloud.server import Server
@@ -67,6 +68,18 @@ async def test_a_restored_backup_answers_as_the_original_did(
     assert code == 1
     assert "empty database" in err, err
     assert "Traceback" not in err
+    # The run columns the appender writes are filled from the restored rows.
+    restored_log = await asyncpg.connect(empty_database)
+    try:
+        runs, unfilled = await restored_log.fetchrow(
+            "SELECT count(*), count(*) FILTER (WHERE execution_id IS NULL"
+            "  OR run_status IS NULL)"
+            " FROM events WHERE type = 'invocation.recorded.v1'"
+        )
+    finally:
+        await restored_log.close()
+    assert runs >= 1
+    assert unfilled == 0
     # The projections are what the log makes them.
     code, out, err = await picloud(tmp_path, empty_database, "replay")
     assert code == 0, out + err
