@@ -162,6 +162,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     record_requests: bool = True
     """Keep each sync route run's request (credentials redacted) and each
     run's response in its execution record, so what-if can run it again."""
+    record_linger_ms: NonNegative = 5
+    """How long the execution records of read-only runs wait for company
+    before their commit when nothing else is pending (0: never). A crash
+    can lose the records of this last interval, never a write or a value a
+    reply showed."""
     record_body_max_bytes: NonNegative = 16 * KIB
     """A request with a larger body is not kept; a larger response body is
     kept as its size and SHA-256."""

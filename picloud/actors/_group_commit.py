@@ -8,6 +8,12 @@ write it could have observed is durable: its execution record joins the next
 batch without anyone waiting for it. So a crash can lose the records of
 read-only runs of the last commit interval, never a write that was
 acknowledged or a value a reply showed.
+
+A batch of such records alone waits up to ``linger_s`` for company before
+its append starts (nobody waits for it; anything else queued starts it at
+once). At low rates every record was otherwise a commit of its own, and
+that commit's CPU (Postgres' and the host's, ~0.35 ms at one client on two
+cores) ran beside the next request.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ log = logging.getLogger(__name__)
 Answers = OrderedDict[str, asyncio.Future[Reply]]
 """Idempotency key → the reply of the command that carried it."""
 
+# A lingering batch starts at this many commands however young it is.
+_LINGER_MAX = 64
 _SAW_REFUSED = ActorUnavailable("a value it could read was not recorded; retry")
 
 
@@ -160,6 +168,7 @@ class GroupCommit:
         due: DueDeliveries,
         answers: Answers,
         lock: asyncio.Lock,
+        linger_s: float = 0.0,
     ) -> None:
         self._owner = owner
         self._appender = appender
@@ -170,19 +179,43 @@ class GroupCommit:
         self.mark = Watermark()
         self.pending: list[Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._linger_s = linger_s
+        self._lingering: asyncio.TimerHandle | None = None
+        self._urgent = False  # something pending has a reply waiting for it
 
     def queue(self, item: Pending, *, writes: bool) -> None:
         """Add ``item``'s events to the next batch, and start an append if
-        none is in flight; ``writes``: a later command can observe them."""
+        none is in flight (a batch nobody waits for may linger first);
+        ``writes``: a later command can observe them."""
         self.pending.append(item)
         self.mark.version += len(item.outcome.events)
         if writes:
             self.mark.written = self.mark.version
+        if writes or item.future is not None:
+            self._urgent = True
         if self._flusher is None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Start the append of what is pending now, or once it has lingered
+        (only records nobody waits for, fewer than _LINGER_MAX)."""
+        if self._urgent or self._linger_s <= 0 or len(self.pending) >= _LINGER_MAX:
+            self._start()
+        elif self._lingering is None:
+            loop = asyncio.get_running_loop()
+            self._lingering = loop.call_later(self._linger_s, self._start)
+
+    def _start(self) -> None:
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
+        if self._flusher is None and self.pending:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def settled(self) -> None:
         """Return once every event queued so far is durable (or failed)."""
+        self._urgent = True
+        self._start()
         while self._flusher is not None:
             await asyncio.shield(self._flusher)
 
@@ -190,6 +223,7 @@ class GroupCommit:
         try:
             while self.pending:
                 batch, self.pending = self.pending, []
+                self._urgent = False
                 try:
                     await self._append(batch)
                 except Exception:  # a task root: no reply may be left hanging
@@ -197,8 +231,12 @@ class GroupCommit:
                     # The details stay in the log: a client learns no internals.
                     error = ActorUnavailable("the write was not recorded; retry")
                     await self._recover(batch, error)
+                if self._linger_s > 0 and not self._urgent:
+                    break  # records alone may linger (_schedule, below)
         finally:
             self._flusher = None
+            if self.pending:
+                self._schedule()
 
     @property
     def _stream(self) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -175,15 +176,21 @@ class WhatIfRunner:
         self._tasks: set[asyncio.Task[Reply]] = set()
 
     def submit(
-        self, command: WhatIf, timeout_s: float, current: AppState
+        self,
+        command: WhatIf,
+        timeout_s: float,
+        current: AppState,
+        settled: Callable[[], Awaitable[None]],
     ) -> asyncio.Future[Reply]:
         """Start ``command`` beside the actor's queue; ``current`` is the
-        app's control state now (where the script must be an endpoint)."""
+        app's control state now (where the script must be an endpoint);
+        ``settled`` returns once what the actor holds is in the log (the
+        records of runs that answered already, which the range may take)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(
             timeout_s, self._settings.what_if_timeout_ms / 1000
         )
-        task = loop.create_task(self._reply(command, deadline, current))
+        task = loop.create_task(self._reply(command, deadline, current, settled))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -193,9 +200,14 @@ class WhatIfRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _reply(
-        self, command: WhatIf, deadline: float, current: AppState
+        self,
+        command: WhatIf,
+        deadline: float,
+        current: AppState,
+        settled: Callable[[], Awaitable[None]],
     ) -> Reply:
         try:
+            await settled()
             async with self._one_at_a_time:
                 return Done(result=await self._answer(command, deadline, current))
         except PiCloudError as e:

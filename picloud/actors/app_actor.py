@@ -175,6 +175,7 @@ class AppActor:
             due=self._due,
             answers=self._answers,
             lock=self._lock,
+            linger_s=settings.record_linger_ms / 1000,
         )
         self._snapshot_version = 0
         self._inbox = _Inbox()
@@ -287,7 +288,9 @@ class AppActor:
             )
             return future
         if isinstance(command, WhatIf):  # beside the queue, never remembered
-            return self._what_if.submit(command, timeout_s, self._state)
+            return self._what_if.submit(
+                command, timeout_s, self._state, self._commits.settled
+            )
         if key is not None:
             self._answers[key] = future
             while len(self._answers) > _REMEMBERED_KEYS:

@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 ROUTING_TYPES = sorted(ROUTING_EVENT_TYPES)
 
 
+_STATIC = 2  # a route's rank: see _rank
+
+
+def _rank(segments: tuple[str, ...]) -> int:
+    """Which of the routes a path matches wins: a static one, then one with
+    parameters, then one that ends in a catch-all ``{rest*}``."""
+    if segments and segments[-1].endswith("*}"):
+        return 0
+    return 1 if any(s.startswith("{") for s in segments) else _STATIC
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
     id: str
@@ -45,14 +56,7 @@ class _Route:
     path: str
     segments: tuple[str, ...]
     dispatch_mode: str
-
-    @property
-    def rank(self) -> int:
-        """Which of the routes a path matches wins: a static one, then one
-        with parameters, then one that ends in a catch-all ``{rest*}``."""
-        if self.segments and self.segments[-1].endswith("*}"):
-            return 0
-        return 1 if any(s.startswith("{") for s in self.segments) else 2
+    rank: int
 
 
 @dataclass
@@ -61,6 +65,20 @@ class _App:
     slug: str
     routes: dict[str, _Route] = field(default_factory=dict)
     cors: CorsPolicy | None = None
+    static: dict[tuple[str, tuple[str, ...]], _Route] = field(default_factory=dict)
+    """The static routes by method and segments: the usual request finds its
+    route in one lookup, however many routes the app has."""
+
+    def put(self, route: _Route) -> None:
+        self.remove(route.id)
+        self.routes[route.id] = route
+        if route.rank == _STATIC:
+            self.static[route.method, route.segments] = route
+
+    def remove(self, route_id: str) -> None:
+        route = self.routes.pop(route_id, None)
+        if route is not None and route.rank == _STATIC:
+            self.static.pop((route.method, route.segments), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +131,9 @@ def _bind(route: _Route, segments: tuple[str, ...]) -> dict[str, str] | None:
 
 
 def _best(app: _App, method: str, segments: tuple[str, ...]) -> Match | NoRoute:
+    static = app.static.get((method, segments))
+    if static is not None:  # a static route wins over every other
+        return Match(app.id, static.id, {}, static.dispatch_mode, pattern=static.path)
     allowed: set[str] = set()
     best: tuple[_Route, dict[str, str]] | None = None
     for route in app.routes.values():
@@ -244,7 +265,7 @@ class Routing:
             case RouteRemoved():
                 app = self._by_id.get(event.app_id)
                 if app is not None:
-                    app.routes.pop(event.route_id, None)
+                    app.remove(event.route_id)
             case AppQuarantined():
                 if event.app_id in self._by_id and event.app_id not in self.quarantined:
                     self.quarantined.add(event.app_id)
@@ -273,6 +294,7 @@ class Routing:
     ) -> None:
         app = self._by_id.get(app_id)
         if app is not None:  # a route of an app deleted since is ignored
-            app.routes[route_id] = _Route(
-                route_id, method, path, _segments(path), dispatch_mode
+            segments = _segments(path)
+            app.put(
+                _Route(route_id, method, path, segments, dispatch_mode, _rank(segments))
             )

@@ -234,3 +234,66 @@ async def test_close_appends_the_records_of_answered_runs(
         if isinstance(r.event, KvSet)
     ]
     assert [(s.key, bytes(s.value)) for s in sets] == [("a", b"1")]
+
+
+async def _records_and_commits(
+    event_log: EventLog, actor: AppActor, prefix: str
+) -> tuple[int, int]:
+    """How many records of runs ``prefix…`` are in the log, in how many commits."""
+    events = await event_log.read_stream(actor.stream, 0, 100_000)
+    runs = [
+        r
+        for r in events
+        if isinstance(r.event, InvocationRecorded)
+        and r.event.execution_id.startswith(prefix)
+    ]
+    return len(runs), len({r.txid for r in runs})
+
+
+@pytest.mark.parametrize(("linger_ms", "shared"), [(200, True), (0, False)])
+async def test_records_of_quiet_read_only_runs_share_their_commits(
+    event_log: EventLog, linger_ms: int, shared: bool
+) -> None:
+    # One run at a time, each answered before the next (one client): with a
+    # linger their records wait for each other, without one each commits alone.
+    actor = make_actor(event_log, await make_app(event_log), record_linger_ms=linger_ms)
+    await actor.activate()
+    hello = await Lua(actor).route(HELLO)
+    for n in range(10):
+        reply = await asyncio.wait_for(actor.submit(call(hello, f"q{n}"), 10), 2)
+        assert body(reply) == "hello"
+        await asyncio.sleep(0.005)  # the append of an unlingering record ends
+    await actor.settled()
+    records, commits = await _records_and_commits(event_log, actor, "x-q")
+    assert records == 10
+    assert (commits <= 2) if shared else (commits == 10), commits
+    await actor.close()
+
+
+async def test_a_write_never_waits_for_lingering_records(event_log: EventLog) -> None:
+    actor = make_actor(event_log, await make_app(event_log), record_linger_ms=60_000)
+    await actor.activate()
+    lua = Lua(actor)
+    hello, write = await lua.route(HELLO), await lua.route(WRITE)
+    assert body(await asyncio.wait_for(actor.submit(call(hello, "r1"), 10), 2)) == (
+        "hello"
+    )
+    assert await _records_and_commits(event_log, actor, "x-r1") == (0, 0)  # lingering
+    wrote = actor.submit(call(write, "w1", k="a", v="1"), 10)
+    assert body(await asyncio.wait_for(wrote, 5)) == "ok"  # not a minute later
+    assert await _records_and_commits(event_log, actor, "x-r1") == (1, 1)
+    await actor.close()
+
+
+async def test_settling_and_closing_append_the_lingering_records(
+    event_log: EventLog,
+) -> None:
+    actor = make_actor(event_log, await make_app(event_log), record_linger_ms=60_000)
+    await actor.activate()
+    hello = await Lua(actor).route(HELLO)
+    await actor.submit(call(hello, "s1"), 10)
+    await asyncio.wait_for(actor.settled(), 5)  # what the execution list asks
+    assert await _records_and_commits(event_log, actor, "x-s1") == (1, 1)
+    await actor.submit(call(hello, "s2"), 10)
+    await asyncio.wait_for(actor.close(), 5)
+    assert await _records_and_commits(event_log, actor, "x-s2") == (1, 1)
