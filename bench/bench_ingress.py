@@ -226,12 +226,13 @@ async def every_host_live(server: Server, seconds: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
-def other_host_app(server: Server, app_id: str, apps: dict[str, str]) -> str:
-    """The slug of an app placed on another host than ``app_id``."""
+def other_host_app(server: Server, app_id: str, apps: dict[str, str]) -> str | None:
+    """The slug of an app placed on another host than ``app_id`` (None: all
+    of ``apps`` are on its host, as rendezvous may place a few apps)."""
     assert server.services is not None
     hosts = server.services.hosts
     taken = hosts.link_for(app_id)
-    return next(s for s, a in apps.items() if hosts.link_for(a) is not taken)
+    return next((s for s, a in apps.items() if hosts.link_for(a) is not taken), None)
 
 
 # -- set-up through the admin API --------------------------------------------------
@@ -687,6 +688,8 @@ async def run(dsn: str, tmp: Path, args: argparse.Namespace) -> None:
                 f" {time.perf_counter() - started:.1f} s"
             )
             alone = other_host_app(server, hello[1], apps)
+            if alone is None:
+                raise RuntimeError(f"all {len(apps)} apps are on one host")
             async with instant_host(server, apps[alone]) as instant:
                 slugs = (hello[0], alone)
                 loads = await targets(server, slugs, bare, args.postgres, instant)
