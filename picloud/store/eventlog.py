@@ -113,16 +113,27 @@ class _Row(msgspec.Struct, omit_defaults=True):
     s: str | None = None
 
 
+_NO_RUN: tuple[None, None, None] = (None, None, None)
+
+
 def run_columns(event: Event) -> tuple[str | None, str | None, str | None]:
     """The execution id, delivery id and status of an invocation event, which
     the log keeps in columns of their own: indexes on them cost the append
     nothing, where indexes on ``data ->> …`` parsed the JSON text of every
     run record (up to three times; migrations/0020)."""
-    if isinstance(event, InvocationRecorded):
+    # Exact types: isinstance cost ~0.4 µs an event (of every append's).
+    if type(event) is InvocationRecorded:
         return event.execution_id, event.delivery_id, event.status
-    if isinstance(event, InvocationAccepted):
+    if type(event) is InvocationAccepted:
         return event.execution_id, None, None
-    return None, None, None
+    return _NO_RUN
+
+
+def _row(kind: str, event: Event, meta: EventMeta) -> _Row:
+    columns = run_columns(event)
+    if columns is _NO_RUN:
+        return _Row(kind, event, meta)  # the usual event: no columns to add
+    return _Row(kind, event, meta, *columns)
 
 
 FILL_RUN_COLUMNS = """
@@ -302,9 +313,7 @@ class Transaction:
     async def _insert(
         self, stream: str, expected: int, rows: list[_Batched]
     ) -> Placement:
-        document = _encode_rows(
-            [_Row(kind, e, m, *run_columns(e)) for kind, e, m in rows]
-        )
+        document = _encode_rows([_row(*row) for row in rows])
         answer = await self.conn.fetchrow(_INSERT, stream, expected, document)
         return placement_of(answer, len(rows), stream, expected)
 
