@@ -91,6 +91,8 @@ _encode = msgspec.json.encode
 _CHECKED_MAX = 4096
 _HOT_S = 30.0
 """How long an app whose script outran its slice runs on worker threads."""
+# The runs' counter per status, labelled once: labels() costs ~2 µs a call.
+_RUNS_COUNTED = {status: EXECUTIONS.labels(status) for status in ("ok", "error")}
 
 
 class AppModules:
@@ -265,7 +267,7 @@ class Invoker:
             request_id=job.request_id,
         )
         self._preempted_ms = 0.0
-        EXECUTIONS.labels(recorded.status).inc()
+        _RUNS_COUNTED[recorded.status].inc()
         return recorded, response
 
     async def _invoke(
