@@ -214,7 +214,8 @@ class GroupCommit:
 
     async def settled(self) -> None:
         """Return once every event queued so far is durable (or failed)."""
-        self._urgent = True
+        if self.pending:
+            self._urgent = True  # what is pending now does not linger
         self._start()
         while self._flusher is not None:
             await asyncio.shield(self._flusher)
