@@ -29,7 +29,7 @@ from picloud.config import Settings
 from picloud.errors import InvalidInput
 from picloud.store._errors import translate_errors
 from picloud.store._pool import connect
-from picloud.store.eventlog import FILL_RUN_COLUMNS
+from picloud.store.eventlog import EVENT_COLUMNS, FILL_RUN_COLUMNS
 from picloud.store.replay import Replay
 
 __all__ = ["BACKUP_FORMAT", "BackupSummary", "read_backup", "restore", "write_backup"]
@@ -213,15 +213,7 @@ async def _copy_batch(conn: asyncpg.Connection, batch: list[tuple[object, ...]])
         await conn.copy_records_to_table(
             "events",
             records=batch,
-            columns=[
-                "position",
-                "stream",
-                "stream_version",
-                "type",
-                "data",
-                "meta",
-                "recorded_at",
-            ],
+            columns=(*EVENT_COLUMNS, "recorded_at"),
         )
         await conn.execute(FILL_RUN_COLUMNS, batch[0][0], batch[-1][0])
     return len(batch)

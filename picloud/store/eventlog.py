@@ -40,6 +40,7 @@ from picloud.store._triggers import set_wakeup
 from picloud.store.commit_signals import CommitSignals
 
 __all__ = [
+    "EVENT_COLUMNS",
     "FILL_RUN_COLUMNS",
     "START",
     "Cursor",
@@ -167,17 +168,10 @@ SELECT (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream = $1)
        pg_current_xact_id() AS txid,
        now() AS recorded_at
 """
-_COPY_COLUMNS = (
-    "position",
-    "stream",
-    "stream_version",
-    "type",
-    "data",
-    "meta",
-    "execution_id",
-    "delivery_id",
-    "run_status",
-)
+EVENT_COLUMNS = ("position", "stream", "stream_version", "type", "data", "meta")
+"""The columns of an event as it is written; the log adds its run columns
+(:func:`run_columns`) and the transaction's id and time."""
+_COPY_COLUMNS = (*EVENT_COLUMNS, "execution_id", "delivery_id", "run_status")
 
 _READ_STREAM = """
 SELECT position, txid, stream, stream_version, data, meta, recorded_at
