@@ -90,25 +90,22 @@ async def listed(api: Api, slug: str, what: str) -> list[dict[str, Any]]:
 
 async def deployed_shop(
     server: Server, api: Api, admin: Identity, tmp_path: Path
-) -> Path:
-    """The app ``shop``, deployed from the folder of this module."""
+) -> tuple[Path, str]:
+    """The app ``shop``, deployed from the folder of this module: the folder,
+    and what the deploy printed."""
     assert admin.key is not None
     await make_app(api, "shop")
     folder = write_folder(tmp_path / "shop")
-    code, _, err = await cli(server, admin.key, tmp_path, "deploy", str(folder))
+    code, out, err = await cli(server, admin.key, tmp_path, "deploy", str(folder))
     assert code == 0, err
-    return folder
+    return folder, out
 
 
 async def test_a_folder_deploys_as_one_change_set_and_pulls_back_unchanged(
     server: Server, api: Api, admin: Identity, tmp_path: Path
 ) -> None:
     assert admin.key is not None
-    await make_app(api, "shop")
-    folder = write_folder(tmp_path / "shop")
-
-    code, out, err = await cli(server, admin.key, tmp_path, "deploy", str(folder))
-    assert code == 0, err
+    folder, out = await deployed_shop(server, api, admin, tmp_path)
     assert "+ script util" in out, out
     assert "+ route GET /hello/{name}" in out, out
     assert "applied as one change set" in out
@@ -193,7 +190,7 @@ async def test_dry_run_prints_the_diff_and_prune_removes_what_the_folder_lacks(
     server: Server, api: Api, admin: Identity, tmp_path: Path
 ) -> None:
     assert admin.key is not None
-    folder = await deployed_shop(server, api, admin, tmp_path)
+    folder, _ = await deployed_shop(server, api, admin, tmp_path)
     before = await app_events(api, "shop")
 
     (folder / "hello.lua").write_text("return {greeting = 'v2'}\n")
@@ -249,7 +246,7 @@ async def test_without_app_write_a_deploy_may_keep_cors_but_not_change_it(
     server: Server, api: Api, admin: Identity, tmp_path: Path
 ) -> None:
     assert admin.key is not None
-    folder = await deployed_shop(server, api, admin, tmp_path)
+    folder, _ = await deployed_shop(server, api, admin, tmp_path)
     scopes = frozenset({Scope.APP_READ, Scope.SCRIPT_READ, Scope.SCRIPT_WRITE})
     editor = await create_identity(
         server, "deployer", admin=True, scopes=scopes | {Scope.TRIGGERS_MANAGE}
